@@ -1,0 +1,128 @@
+import { z } from 'zod';
+import { CurrencySchema, MinorUnitsSchema, SkuSchema } from '../../events/common.ts';
+
+export const INVENTORY_SOURCE = 'order-saga/inventory';
+
+export const PutProductRequestSchema = z.strictObject({
+  name: z.string().min(1).max(200),
+  unitPrice: MinorUnitsSchema,
+  currency: CurrencySchema,
+  available: z.number().int().min(0).max(1_000_000_000),
+  lowStockThreshold: z.number().int().min(0).max(1_000_000_000).optional(),
+});
+export type PutProductRequest = z.infer<typeof PutProductRequestSchema>;
+
+export interface Product {
+  sku: string;
+  name: string;
+  unitPrice: number;
+  currency: string;
+  /** Units free to sell. */
+  available: number;
+  /** Units held by ACTIVE reservations. */
+  reserved: number;
+  lowStockThreshold: number;
+  updatedAt: string;
+}
+
+export type ReservationStatus = 'ACTIVE' | 'CONFIRMED' | 'RELEASED' | 'EXPIRED' | 'REJECTED';
+
+export interface ReservedLine {
+  sku: string;
+  quantity: number;
+  unitPrice: number;
+}
+
+/** One order's hold on stock: every line, reserved together. */
+export interface Reservation {
+  reservationId: string;
+  orderId: string;
+  status: ReservationStatus;
+  lines: ReservedLine[];
+  amount: number;
+  currency: string;
+  /** Epoch seconds; also the table's TTL attribute. */
+  expiresAt: number;
+  createdAt: string;
+  updatedAt: string;
+  rejection?: { reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT'; skus: string[] };
+}
+
+export const ReserveCommandSchema = z.object({
+  orderId: z.string().min(1),
+  currency: CurrencySchema,
+  items: z.array(z.object({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) })).min(1).max(50),
+});
+export type ReserveCommand = z.infer<typeof ReserveCommandSchema>;
+
+export const OrderRefSchema = z.object({ orderId: z.string().min(1) });
+
+/** What the saga learns from a reservation attempt: a value, not an exception. */
+export type ReserveOutcome =
+  | {
+      outcome: 'RESERVED';
+      reservationId: string;
+      amount: number;
+      currency: string;
+      items: ReservedLine[];
+      expiresAt: string;
+    }
+  | { outcome: 'REJECTED'; reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT'; skus: string[] };
+
+export function outcomeOf(reservation: Reservation): ReserveOutcome {
+  if (reservation.rejection) return { outcome: 'REJECTED', ...reservation.rejection };
+  return {
+    outcome: 'RESERVED',
+    reservationId: reservation.reservationId,
+    amount: reservation.amount,
+    currency: reservation.currency,
+    items: reservation.lines,
+    expiresAt: new Date(reservation.expiresAt * 1000).toISOString(),
+  };
+}
+
+/**
+ * Prices every line from the catalogue. Products that do not exist, or are not sold in the
+ * order's currency, make the order UNKNOWN_PRODUCT.
+ */
+export function priceLines(
+  command: ReserveCommand,
+  products: ReadonlyMap<string, Product>,
+): { lines: ReservedLine[]; amount: number } | { unknown: string[] } {
+  const unknown = command.items
+    .filter((item) => products.get(item.sku)?.currency !== command.currency)
+    .map((item) => item.sku);
+  if (unknown.length > 0) return { unknown };
+  const lines = command.items.map((item) => ({
+    sku: item.sku,
+    quantity: item.quantity,
+    unitPrice: products.get(item.sku)!.unitPrice,
+  }));
+  return { lines, amount: lines.reduce((sum, line) => sum + line.quantity * line.unitPrice, 0) };
+}
+
+/** The reservation has outlived its TTL, whatever the sweeper or DynamoDB's TTL process has done yet. */
+export function isExpired(reservation: Reservation, now: Date): boolean {
+  return reservation.status === 'EXPIRED' || (reservation.status === 'ACTIVE' && reservation.expiresAt * 1000 <= now.getTime());
+}
+
+export class ReservationExpiredError extends Error {
+  constructor(orderId: string, options?: ErrorOptions) {
+    super(`The stock reservation of order ${orderId} has expired`, options);
+    this.name = 'ReservationExpiredError';
+  }
+}
+
+export class ReservationNotFoundError extends Error {
+  constructor(orderId: string) {
+    super(`Order ${orderId} has no stock reservation`);
+    this.name = 'ReservationNotFoundError';
+  }
+}
+
+export class ReservationConfirmedError extends Error {
+  constructor(orderId: string) {
+    super(`The reservation of order ${orderId} is already confirmed (sold); it cannot be released`);
+    this.name = 'ReservationConfirmedError';
+  }
+}

@@ -1,0 +1,223 @@
+import { z } from 'zod';
+import {
+  CurrencySchema,
+  MinorUnitsSchema,
+  OrderLineSchema,
+  SkuSchema,
+  type CancellationReason,
+  type OrderLine,
+  type OrderStatus,
+  type SagaState,
+} from '../../events/common.ts';
+import { createEvent, type CloudEvent } from '../../events/envelope.ts';
+import { ValidationError } from '../../shared/errors.ts';
+import { cancellationReasonFor } from '../../shared/saga.ts';
+
+export const ORDER_SOURCE = 'order-saga/orders';
+export const DEFAULT_CURRENCY = 'usd';
+
+export const CreateOrderRequestSchema = z.strictObject({
+  customerId: z.string().min(1).max(64),
+  items: z
+    .array(z.strictObject({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) }))
+    .min(1)
+    .max(50),
+  paymentMethodId: z.string().min(1).max(255).optional(),
+  currency: CurrencySchema.optional(),
+});
+export type CreateOrderRequest = z.infer<typeof CreateOrderRequestSchema>;
+
+export interface OrderPayment {
+  paymentIntentId: string;
+  status: string;
+  clientSecret?: string;
+}
+
+export interface Order {
+  orderId: string;
+  customerId: string;
+  items: OrderLine[];
+  amount?: number;
+  currency: string;
+  paymentMethodId?: string;
+  status: OrderStatus;
+  sagaState: SagaState;
+  cancellationReason?: CancellationReason;
+  payment?: OrderPayment;
+  history: Array<{ sagaState: SagaState; at: string }>;
+  createdAt: string;
+  updatedAt: string;
+  /** Optimistic-lock counter; every stored change increments it. */
+  version: number;
+}
+
+/** Duplicate SKUs are merged into one line, never double-counted; a merged line still obeys the 999 cap. */
+export function mergeLines(items: CreateOrderRequest['items']): OrderLine[] {
+  const merged = new Map<string, number>();
+  for (const { sku, quantity } of items) merged.set(sku, (merged.get(sku) ?? 0) + quantity);
+  const lines = [...merged].map(([sku, quantity]) => ({ sku, quantity }));
+  const over = lines.filter((line) => line.quantity > 999);
+  if (over.length > 0) {
+    throw new ValidationError(
+      'The request body is invalid.',
+      over.map((line) => ({ path: 'items', message: `sku ${line.sku} adds up to ${line.quantity}, more than 999` })),
+    );
+  }
+  return lines;
+}
+
+export function newOrder(request: CreateOrderRequest, orderId: string, now: Date): { order: Order; event: CloudEvent } {
+  const at = now.toISOString();
+  const order: Order = {
+    orderId,
+    customerId: request.customerId,
+    items: mergeLines(request.items),
+    currency: request.currency ?? DEFAULT_CURRENCY,
+    ...(request.paymentMethodId ? { paymentMethodId: request.paymentMethodId } : {}),
+    status: 'PENDING',
+    sagaState: 'STARTED',
+    history: [{ sagaState: 'STARTED', at }],
+    createdAt: at,
+    updatedAt: at,
+    version: 1,
+  };
+  const event = createEvent('order.created', {
+    source: ORDER_SOURCE,
+    subject: orderId,
+    time: now,
+    data: {
+      orderId,
+      customerId: order.customerId,
+      items: order.items,
+      currency: order.currency,
+      status: order.status,
+      sagaState: order.sagaState,
+    },
+  });
+  return { order, event };
+}
+
+const FailureSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
+
+/** The commands the saga sends to the order service, one per step. */
+export const SagaStepSchema = z.discriminatedUnion('step', [
+  z.object({
+    step: z.literal('STOCK_RESERVED'),
+    orderId: z.string(),
+    reservation: z.object({
+      amount: MinorUnitsSchema,
+      currency: CurrencySchema,
+      items: z.array(OrderLineSchema.required({ unitPrice: true })),
+    }),
+  }),
+  z.object({ step: z.literal('PAYMENT_PENDING'), orderId: z.string() }),
+  z.object({
+    step: z.literal('COMPLETED'),
+    orderId: z.string(),
+    payment: z.object({ paymentIntentId: z.string(), status: z.string() }),
+  }),
+  z.object({ step: z.literal('COMPENSATING'), orderId: z.string(), failure: FailureSchema }),
+  z.object({ step: z.literal('COMPENSATED'), orderId: z.string(), failure: FailureSchema }),
+]);
+export type SagaStep = z.infer<typeof SagaStepSchema>;
+
+const TARGET: Record<SagaStep['step'], { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }> = {
+  STOCK_RESERVED: { status: 'STOCK_RESERVED', sagaState: 'STOCK_RESERVED', from: ['STARTED'] },
+  PAYMENT_PENDING: { status: 'PAYMENT_PENDING', sagaState: 'PAYMENT_PENDING', from: ['STOCK_RESERVED'] },
+  COMPLETED: { status: 'COMPLETED', sagaState: 'COMPLETED', from: ['PAYMENT_PENDING'] },
+  COMPENSATING: { sagaState: 'COMPENSATING', from: ['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING'] },
+  COMPENSATED: { status: 'CANCELLED', sagaState: 'COMPENSATED', from: ['COMPENSATING'] },
+};
+
+export class InvalidTransitionError extends Error {
+  constructor(orderId: string, from: SagaState, step: SagaStep['step']) {
+    super(`Order ${orderId} cannot move from ${from} to ${step}`);
+    this.name = 'InvalidTransitionError';
+  }
+}
+
+export type StepOutcome = { changed: false; order: Order } | { changed: true; order: Order; events: CloudEvent[] };
+
+/**
+ * Applies one saga step. Repeating a step that already happened is a no-op (`changed: false`),
+ * so the state machine may retry any task.
+ */
+export function applySagaStep(order: Order, command: SagaStep, now: Date): StepOutcome {
+  const target = TARGET[command.step];
+  if (order.sagaState === target.sagaState) return { changed: false, order };
+  if (!target.from.includes(order.sagaState)) throw new InvalidTransitionError(order.orderId, order.sagaState, command.step);
+
+  const at = now.toISOString();
+  const next: Order = {
+    ...order,
+    status: target.status ?? order.status,
+    sagaState: target.sagaState,
+    history: [...order.history, { sagaState: target.sagaState, at }],
+    updatedAt: at,
+    version: order.version + 1,
+  };
+  if (command.step === 'STOCK_RESERVED') {
+    next.items = command.reservation.items;
+    next.amount = command.reservation.amount;
+    next.currency = command.reservation.currency;
+  }
+  if (command.step === 'COMPLETED') next.payment = { ...command.payment };
+  if (command.step === 'COMPENSATING' || command.step === 'COMPENSATED') {
+    const reason = order.cancellationReason ?? cancellationReasonFor(command.failure.Error);
+    if (reason) next.cancellationReason = reason;
+  }
+
+  const base = { source: ORDER_SOURCE, subject: order.orderId, time: now };
+  const state = { orderId: order.orderId, status: next.status, sagaState: next.sagaState };
+  const events: CloudEvent[] = [
+    createEvent('order.status_changed', {
+      ...base,
+      data: {
+        ...state,
+        previousStatus: order.status,
+        previousSagaState: order.sagaState,
+        ...(next.cancellationReason ? { reason: next.cancellationReason } : {}),
+      },
+    }),
+  ];
+  if (command.step === 'COMPLETED') {
+    events.push(
+      createEvent('order.completed', {
+        ...base,
+        data: {
+          ...state,
+          amount: next.amount ?? 0,
+          currency: next.currency,
+          paymentIntentId: command.payment.paymentIntentId,
+        },
+      }),
+    );
+  }
+  if (command.step === 'COMPENSATED') {
+    events.push(
+      createEvent('order.cancelled', {
+        ...base,
+        data: { ...state, ...(next.cancellationReason ? { reason: next.cancellationReason } : {}) },
+      }),
+    );
+  }
+  return { changed: true, order: next, events };
+}
+
+/** The order as the HTTP API shows it. */
+export function orderView(order: Order) {
+  return {
+    orderId: order.orderId,
+    customerId: order.customerId,
+    items: order.items,
+    ...(order.amount !== undefined ? { amount: order.amount } : {}),
+    currency: order.currency,
+    status: order.status,
+    sagaState: order.sagaState,
+    ...(order.cancellationReason ? { cancellationReason: order.cancellationReason } : {}),
+    ...(order.payment ? { payment: order.payment } : {}),
+    history: order.history,
+    createdAt: order.createdAt,
+    updatedAt: order.updatedAt,
+  };
+}

@@ -1,0 +1,23 @@
+import middy from '@middy/core';
+import { dynamoDocumentClient } from '../../shared/aws.ts';
+import { applyStep } from './apply-saga-step.ts';
+import { ordersConfig } from './config.ts';
+import { SagaStepSchema } from './order.ts';
+import { dynamoOrderRepository } from './order-repository.ts';
+
+const config = ordersConfig({});
+const apply = applyStep({
+  orders: dynamoOrderRepository(dynamoDocumentClient(), config.ORDERS_TABLE_NAME),
+  now: () => new Date(),
+});
+
+/** Saga task: moves the order one step (reserved, payment pending, completed, compensating, cancelled). */
+export const handler = middy().handler(async (event: unknown) => {
+  const order = await apply(SagaStepSchema.parse(event));
+  return {
+    orderId: order.orderId,
+    status: order.status,
+    sagaState: order.sagaState,
+    ...(order.cancellationReason ? { cancellationReason: order.cancellationReason } : {}),
+  };
+});

@@ -1,0 +1,9 @@
+import middy from '@middy/core';
+import { paymentDeps } from './deps.ts';
+import { CancelPaymentCommandSchema } from './payment.ts';
+import { cancelPayment } from './payments.ts';
+
+const cancel = cancelPayment(await paymentDeps());
+
+/** Saga compensation: cancel the PaymentIntent, or refund it if it was paid. */
+export const handler = middy().handler(async (event: unknown) => cancel(CancelPaymentCommandSchema.parse(event)));

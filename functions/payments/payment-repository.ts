@@ -1,0 +1,167 @@
+import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { CloudEvent } from '../../events/envelope.ts';
+import { outboxPut, transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import { ALLOWED_FROM, type Payment, type PaymentStatus } from './payment.ts';
+
+/*
+ * Payments table layout (pk, sk):
+ *   PAYMENT#<orderId>        PAYMENT                   the order's payment
+ *   PAYMENT#<orderId>        EVENT#<time>#<eventId>    outbox events of that payment
+ *   STRIPE_EVENT#<evt id>    STRIPE_EVENT              a Stripe webhook event already applied (30 days)
+ * GSI `by-payment-intent` (paymentIntentId) finds the payment a webhook is about.
+ */
+export const BY_PAYMENT_INTENT_INDEX = 'by-payment-intent';
+const paymentKey = (orderId: string) => ({ pk: `PAYMENT#${orderId}`, sk: 'PAYMENT' });
+const stripeEventKey = (eventId: string) => ({ pk: `STRIPE_EVENT#${eventId}`, sk: 'STRIPE_EVENT' });
+const STRIPE_EVENT_RETENTION_SECONDS = 30 * 24 * 3600;
+
+export type TransitionResult = 'applied' | 'stale' | 'duplicate';
+
+export interface PaymentRepository {
+  get(orderId: string): Promise<Payment | undefined>;
+  findByPaymentIntent(paymentIntentId: string): Promise<Payment | undefined>;
+  /** Creates the payment, or hands an existing one the new task token. Returns it as stored. */
+  begin(command: { orderId: string; amount: number; currency: string; taskToken: string }, now: Date): Promise<Payment>;
+  /** Moves the status forward with its event; `stripeEventId` is recorded in the same transaction. */
+  transition(
+    orderId: string,
+    to: PaymentStatus,
+    fields: Partial<Payment>,
+    event: CloudEvent | undefined,
+    now: Date,
+    stripeEventId?: string,
+  ): Promise<TransitionResult>;
+  /** Remembers a Stripe event that changed nothing, so it is never applied later either. */
+  recordStripeEvent(stripeEventId: string, now: Date): Promise<boolean>;
+  markNotified(orderId: string, taskToken: string): Promise<void>;
+}
+
+function strip(item: Record<string, unknown>): Payment {
+  const { pk: _pk, sk: _sk, kind: _kind, ...payment } = item;
+  return payment as unknown as Payment;
+}
+
+function stripeEventPut(tableName: string, stripeEventId: string, now: Date): TransactItem {
+  return {
+    Put: {
+      TableName: tableName,
+      Item: {
+        ...stripeEventKey(stripeEventId),
+        kind: 'stripe-event',
+        receivedAt: now.toISOString(),
+        expiresAt: Math.floor(now.getTime() / 1000) + STRIPE_EVENT_RETENTION_SECONDS,
+      },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    },
+  };
+}
+
+export function dynamoPaymentRepository(client: DynamoDBDocumentClient, tableName: string): PaymentRepository {
+  return {
+    async get(orderId) {
+      const { Item } = await client.send(new GetCommand({ TableName: tableName, Key: paymentKey(orderId), ConsistentRead: true }));
+      return Item ? strip(Item) : undefined;
+    },
+
+    async findByPaymentIntent(paymentIntentId) {
+      const { Items } = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: BY_PAYMENT_INTENT_INDEX,
+          KeyConditionExpression: 'paymentIntentId = :id',
+          ExpressionAttributeValues: { ':id': paymentIntentId },
+          Limit: 1,
+        }),
+      );
+      const found = Items?.[0];
+      // The index is eventually consistent: read the item itself for the current state.
+      return found ? this.get(String(found.orderId)) : undefined;
+    },
+
+    async begin(command, now) {
+      const { Attributes } = await client.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: paymentKey(command.orderId),
+          UpdateExpression:
+            'SET orderId = :orderId, kind = :kind, amount = if_not_exists(amount, :amount), ' +
+            'currency = if_not_exists(currency, :currency), #status = if_not_exists(#status, :creating), ' +
+            'createdAt = if_not_exists(createdAt, :now), updatedAt = :now, taskToken = :token',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':orderId': command.orderId,
+            ':kind': 'payment',
+            ':amount': command.amount,
+            ':currency': command.currency,
+            ':creating': 'CREATING',
+            ':now': now.toISOString(),
+            ':token': command.taskToken,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return strip(Attributes!);
+    },
+
+    async transition(orderId, to, fields, event, now, stripeEventId) {
+      const from = ALLOWED_FROM[to];
+      const names: Record<string, string> = { '#status': 'status' };
+      const values: Record<string, unknown> = { ':to': to, ':now': now.toISOString() };
+      const sets = ['#status = :to', 'updatedAt = :now'];
+      Object.entries(fields).forEach(([name, value], index) => {
+        names[`#f${index}`] = name;
+        values[`:f${index}`] = value;
+        sets.push(`#f${index} = :f${index}`);
+      });
+      from.forEach((status, index) => (values[`:from${index}`] = status));
+      const items: TransactItem[] = [
+        {
+          Update: {
+            TableName: tableName,
+            Key: paymentKey(orderId),
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: `#status IN (${from.map((_, index) => `:from${index}`).join(', ')})`,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          },
+        },
+      ];
+      if (event) items.push(outboxPut(tableName, paymentKey(orderId).pk, event));
+      if (stripeEventId) items.push(stripeEventPut(tableName, stripeEventId, now));
+      try {
+        await transactWrite(client, items);
+        return 'applied';
+      } catch (error) {
+        if (!(error instanceof TransactionCancelledError)) throw error;
+        const eventReason = stripeEventId ? error.reasons[items.length - 1] : undefined;
+        if (eventReason?.code === 'ConditionalCheckFailed') return 'duplicate';
+        if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
+        throw error;
+      }
+    },
+
+    async recordStripeEvent(stripeEventId, now) {
+      try {
+        await transactWrite(client, [stripeEventPut(tableName, stripeEventId, now)]);
+        return true;
+      } catch (error) {
+        if (error instanceof TransactionCancelledError) return false;
+        throw error;
+      }
+    },
+
+    async markNotified(orderId, taskToken) {
+      await client.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: paymentKey(orderId),
+          UpdateExpression: 'SET notifiedToken = :token',
+          ConditionExpression: 'taskToken = :token',
+          ExpressionAttributeValues: { ':token': taskToken },
+        }),
+      ).catch((error: unknown) => {
+        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+      });
+    },
+  };
+}

@@ -1,0 +1,9 @@
+import middy from '@middy/core';
+import { paymentDeps } from './deps.ts';
+import { RequestPaymentCommandSchema } from './payment.ts';
+import { requestPayment } from './payments.ts';
+
+const request = requestPayment(await paymentDeps());
+
+/** Saga callback step (waitForTaskToken): create the PaymentIntent; the webhook reports the outcome. */
+export const handler = middy().handler(async (event: unknown) => request(RequestPaymentCommandSchema.parse(event)));

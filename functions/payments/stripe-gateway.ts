@@ -1,0 +1,114 @@
+import Stripe from 'stripe';
+
+/** What the payment service needs from Stripe, in its own words. */
+export interface PaymentGateway {
+  createIntent(request: {
+    orderId: string;
+    amount: number;
+    currency: string;
+    paymentMethodId?: string;
+  }): Promise<{ id: string; status: string; failureCode?: string; failureMessage?: string }>;
+  /** Cancels the intent; reports `succeeded` instead when it turns out to be paid already. */
+  cancelIntent(orderId: string, paymentIntentId: string): Promise<{ status: 'canceled' | 'succeeded' }>;
+  refund(orderId: string, paymentIntentId: string): Promise<{ refundId: string }>;
+  /** Verifies the signature over the raw body; throws WebhookSignatureError. */
+  verifyWebhook(rawBody: string, signatureHeader: string | undefined): Stripe.Event;
+}
+
+export class WebhookSignatureError extends Error {
+  readonly code: 'MISSING_SIGNATURE' | 'INVALID_SIGNATURE';
+  constructor(code: 'MISSING_SIGNATURE' | 'INVALID_SIGNATURE', message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'WebhookSignatureError';
+    this.code = code;
+  }
+}
+
+export interface StripeGatewayOptions {
+  apiKey: string;
+  webhookSecret?: string;
+  /** Another API base (the local emulator); unset means Stripe itself. */
+  apiUrl?: string;
+  /** Signature timestamp tolerance, seconds. */
+  toleranceSeconds?: number;
+}
+
+export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
+  const url = options.apiUrl ? new URL(options.apiUrl) : undefined;
+  const stripe = new Stripe(options.apiKey, {
+    maxNetworkRetries: 2,
+    timeout: 10_000,
+    ...(url
+      ? { host: url.hostname, port: Number(url.port || 80), protocol: url.protocol.replace(':', '') as 'http' | 'https' }
+      : {}),
+  });
+
+  return {
+    async createIntent({ orderId, amount, currency, paymentMethodId }) {
+      try {
+        const intent = await stripe.paymentIntents.create(
+          {
+            amount,
+            currency,
+            metadata: { orderId },
+            automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+            ...(paymentMethodId ? { payment_method: paymentMethodId, confirm: true } : {}),
+          },
+          // One intent per order, however often the saga step is retried.
+          { idempotencyKey: `order-${orderId}-payment-intent` },
+        );
+        return { id: intent.id, status: intent.status };
+      } catch (error) {
+        if (error instanceof Stripe.errors.StripeCardError && error.payment_intent) {
+          return {
+            id: error.payment_intent.id,
+            status: error.payment_intent.status,
+            failureCode: error.decline_code ?? error.code ?? 'card_declined',
+            failureMessage: error.message,
+          };
+        }
+        throw error;
+      }
+    },
+
+    async cancelIntent(orderId, paymentIntentId) {
+      try {
+        await stripe.paymentIntents.cancel(paymentIntentId, {}, { idempotencyKey: `order-${orderId}-cancel` });
+        return { status: 'canceled' };
+      } catch (error) {
+        if (!(error instanceof Stripe.errors.StripeInvalidRequestError) || error.code !== 'payment_intent_unexpected_state') {
+          throw error;
+        }
+        const intent = await stripe.paymentIntents.retrieve(paymentIntentId);
+        if (intent.status === 'succeeded') return { status: 'succeeded' };
+        if (intent.status === 'canceled') return { status: 'canceled' };
+        throw error;
+      }
+    },
+
+    async refund(orderId, paymentIntentId) {
+      const refund = await stripe.refunds.create(
+        { payment_intent: paymentIntentId, metadata: { orderId } },
+        { idempotencyKey: `order-${orderId}-refund` },
+      );
+      return { refundId: refund.id };
+    },
+
+    verifyWebhook(rawBody, signatureHeader) {
+      if (!options.webhookSecret) throw new Error('this gateway was built without a webhook secret');
+      if (!signatureHeader) throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
+      try {
+        return stripe.webhooks.constructEvent(
+          rawBody,
+          signatureHeader,
+          options.webhookSecret,
+          options.toleranceSeconds ?? 300,
+        );
+      } catch (error) {
+        throw new WebhookSignatureError('INVALID_SIGNATURE', 'The Stripe-Signature does not match this body.', {
+          cause: error,
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { SettingsSchema } from '../../stacks/settings.ts';
+
+/** The webhook secret the local runtime verifies with and the Stripe emulator signs with, unless overridden. */
+export const DEFAULT_WEBHOOK_SECRET = 'whsec_order_saga_local_development_only';
+/** Any sk_test_ key works against the emulator. */
+export const LOCAL_STRIPE_API_KEY = 'sk_test_order_saga_local';
+
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+/** The local runtime's knobs (CONTRACT §1), all optional. */
+export const LocalConfigSchema = SettingsSchema.extend({
+  PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+  NATS_URL: z.string().min(1).optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+  SEED_DEMO_DATA: flag.default(true),
+  LOCAL_AUTH: z
+    .enum(['none'], { message: 'only LOCAL_AUTH=none is supported so far; authorizers are enforced on AWS' })
+    .default('none'),
+  LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
+});
+export type LocalConfig = z.infer<typeof LocalConfigSchema>;
+
+export function localConfigFrom(env: NodeJS.ProcessEnv): LocalConfig {
+  const result = LocalConfigSchema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`Invalid local configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,169 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { LambdaHost } from './lambda-host.ts';
+import type { RouteSpec } from './template.ts';
+
+/*
+ * An API Gateway HTTP API stand-in: matches the stack's routes, turns each request into a
+ * payload-2.0 event and calls the route's handler in-process.
+ *
+ * Mirrors: route keys with {param} segments, lower-cased headers (repeats joined with commas),
+ * cookies, raw and parsed query strings, base64 bodies for non-text content types, the
+ * `{"message":"Not Found"}` 404 and the 10 MB payload limit, 500 `{"message":"Internal Server
+ * Error"}` when a handler throws, the 2.0 response inference for non-structured results.
+ * Not mirrored: authorizers (the stack's JWT/IAM authorizers are not enforced locally, as with
+ * SAM), custom domains, stages other than $default, throttling, CORS.
+ */
+
+const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
+const TEXT_TYPES = /^(text\/|application\/(json|.*\+json|xml|x-www-form-urlencoded|javascript))/i;
+
+interface CompiledRoute {
+  route: RouteSpec;
+  pattern: RegExp;
+  names: string[];
+}
+
+function compile(route: RouteSpec): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((segment) => {
+      const match = /^\{(.+?)(\+)?\}$/.exec(segment);
+      if (!match) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(match[1]!);
+      return match[2] ? '(.+)' : '([^/]+)';
+    })
+    .join('/');
+  return { route, pattern: new RegExp(`^${source}$`), names };
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_PAYLOAD_BYTES) return 'too-large';
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function toEvent(request: IncomingMessage, url: URL, compiled: CompiledRoute, match: RegExpExecArray, body: Buffer): APIGatewayProxyEventV2 {
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < request.rawHeaders.length; i += 2) {
+    const name = request.rawHeaders[i]!.toLowerCase();
+    const value = request.rawHeaders[i + 1]!;
+    if (name === 'cookie') continue;
+    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+  }
+  const cookies = request.headers.cookie?.split(';').map((cookie) => cookie.trim()).filter(Boolean);
+  const query: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
+  const pathParameters = Object.fromEntries(compiled.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
+  const isText = TEXT_TYPES.test(headers['content-type'] ?? 'application/json');
+  const now = new Date();
+  const routeKey = `${compiled.route.method} ${compiled.route.path}`;
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.replace(/^\?/, ''),
+    ...(cookies?.length ? { cookies } : {}),
+    headers,
+    ...(Object.keys(query).length ? { queryStringParameters: query } : {}),
+    ...(compiled.names.length ? { pathParameters } : {}),
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: url.host,
+      domainPrefix: url.hostname,
+      http: {
+        method: request.method ?? 'GET',
+        path: url.pathname,
+        protocol: `HTTP/${request.httpVersion}`,
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey,
+      stage: '$default',
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+    },
+    ...(body.length ? { body: isText ? body.toString('utf8') : body.toString('base64') } : {}),
+    isBase64Encoded: body.length > 0 && !isText,
+  };
+}
+
+function send(response: ServerResponse, result: APIGatewayProxyResultV2) {
+  // Payload 2.0: anything but a structured result with statusCode is JSON with status 200.
+  const structured: APIGatewayProxyStructuredResultV2 =
+    typeof result === 'object' && result !== null && 'statusCode' in result
+      ? result
+      : { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(result) };
+  const body = structured.body === undefined ? '' : structured.isBase64Encoded ? Buffer.from(structured.body, 'base64') : structured.body;
+  response.writeHead(structured.statusCode ?? 200, {
+    ...(structured.headers as Record<string, string> | undefined),
+    ...(structured.cookies?.length ? { 'set-cookie': structured.cookies } : {}),
+  });
+  response.end(body);
+}
+
+function sendJson(response: ServerResponse, statusCode: number, body: unknown) {
+  response.writeHead(statusCode, { 'content-type': 'application/json' });
+  response.end(JSON.stringify(body));
+}
+
+export interface HttpGateway {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startHttpGateway(options: {
+  routes: RouteSpec[];
+  lambdas: LambdaHost;
+  port: number;
+  onError?: (error: unknown) => void;
+}): Promise<HttpGateway> {
+  const compiled = options.routes.map(compile);
+  const server: Server = createServer((request, response) => {
+    void (async () => {
+      const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
+      let found: { compiled: CompiledRoute; match: RegExpExecArray } | undefined;
+      for (const candidate of compiled) {
+        if (candidate.route.method !== request.method && candidate.route.method !== 'ANY') continue;
+        const match = candidate.pattern.exec(url.pathname);
+        if (match) {
+          found = { compiled: candidate, match };
+          break;
+        }
+      }
+      if (!found) return sendJson(response, 404, { message: 'Not Found' });
+      const body = await readBody(request);
+      if (body === 'too-large') return sendJson(response, 413, { message: 'Request Entity Too Large' });
+      try {
+        const result = await options.lambdas.invoke(found.compiled.route.functionId, toEvent(request, url, found.compiled, found.match, body));
+        send(response, result as APIGatewayProxyResultV2);
+      } catch (error) {
+        options.onError?.(error);
+        sendJson(response, 500, { message: 'Internal Server Error' });
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

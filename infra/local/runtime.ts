@@ -1,0 +1,302 @@
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+  ScanCommand,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
+  type CreateTableCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { streamDefinitions } from '../nats/streams.ts';
+import { ensureStreams } from '../../shared/nats.ts';
+import { LOCAL_STRIPE_API_KEY, type LocalConfig } from './config.ts';
+import { DEMO_CATALOGUE } from './demo-catalogue.ts';
+import { startHttpGateway } from './http-gateway.ts';
+import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
+import { resolveNats, startDynamoDbLocal, type LocalService } from './processes.ts';
+import { startStepFunctionsEndpoint } from './step-functions.ts';
+import { startStreamPoller, type StreamPoller } from './stream-poller.ts';
+import { startStripeEmulator } from './stripe-emulator.ts';
+import { readTopology, synthesizeTemplate, type Bindings, type Json, type Template } from './template.ts';
+
+const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REGION = 'us-east-1';
+const ACCOUNT = '000000000000';
+
+export interface LocalRuntimeOptions {
+  config: LocalConfig;
+  /** Use this DynamoDB (e.g. a test's DynamoDB Local) instead of starting one. */
+  dynamodbEndpoint?: string;
+  /** Stripe emulator webhook retry pacing (tests make it quick). */
+  webhookRetry?: { maxAttempts: number; baseDelayMs: number };
+  log?: (line: string) => void;
+}
+
+export interface LocalRuntime {
+  readonly apiUrl: string;
+  readonly natsUrl: string;
+  readonly dynamodbEndpoint: string;
+  readonly stripeUrl: string;
+  readonly stepFunctionsUrl: string;
+  readonly lambdas: LambdaHost;
+  readonly tableNames: { orders: string; inventory: string; payments: string };
+  /** Resolves when every outbox record written so far has been handed to the bridge. */
+  drained(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Table logical id → local table name: the id itself, which is stable and unique within the stack. */
+const tableName = (logicalId: string) => logicalId;
+
+async function createTables(client: DynamoDBClient, tables: Array<{ logicalId: string; properties: Record<string, Json> }>) {
+  const streamArns = new Map<string, string>();
+  for (const { logicalId, properties } of tables) {
+    // CloudFormation's table properties, translated to the CreateTable call (the shapes differ slightly).
+    const stream = properties.StreamSpecification as { StreamViewType?: string } | undefined;
+    const input = {
+      TableName: tableName(logicalId),
+      KeySchema: properties.KeySchema,
+      AttributeDefinitions: properties.AttributeDefinitions,
+      BillingMode: properties.BillingMode ?? 'PAY_PER_REQUEST',
+      ...(properties.GlobalSecondaryIndexes ? { GlobalSecondaryIndexes: properties.GlobalSecondaryIndexes } : {}),
+      ...(properties.LocalSecondaryIndexes ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes } : {}),
+      ...(stream?.StreamViewType ? { StreamSpecification: { StreamEnabled: true, StreamViewType: stream.StreamViewType } } : {}),
+    } as unknown as CreateTableCommandInput;
+    try {
+      await client.send(new CreateTableCommand(input));
+    } catch (error) {
+      if (!(error instanceof ResourceInUseException)) throw error;
+    }
+    await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: tableName(logicalId) });
+    const ttl = properties.TimeToLiveSpecification as { AttributeName?: string; Enabled?: boolean } | undefined;
+    if (ttl?.Enabled && ttl.AttributeName) {
+      await client
+        .send(new UpdateTimeToLiveCommand({ TableName: tableName(logicalId), TimeToLiveSpecification: { AttributeName: ttl.AttributeName, Enabled: true } }))
+        .catch((error: Error) => {
+          if (!/already enabled/i.test(error.message)) throw error;
+        });
+    }
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName(logicalId) }));
+    if (Table?.LatestStreamArn) streamArns.set(logicalId, Table.LatestStreamArn);
+  }
+  return streamArns;
+}
+
+function bindingsFor(template: Template, values: { natsUrl: string; stateMachineArn: (id: string) => string; streamArns: Map<string, string> }): Bindings {
+  const typeOf = (id: string) => template.Resources[id]?.Type;
+  return {
+    ref(id) {
+      switch (id) {
+        case 'AWS::Region':
+          return REGION;
+        case 'AWS::AccountId':
+          return ACCOUNT;
+        case 'AWS::Partition':
+          return 'aws';
+        case 'AWS::URLSuffix':
+          return 'amazonaws.com';
+        case 'NatsUrl':
+          return values.natsUrl;
+        case 'StripeSecretArn':
+          return `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:local-stripe`;
+      }
+      if (typeOf(id) === 'AWS::StepFunctions::StateMachine') return values.stateMachineArn(id);
+      if (template.Resources[id] || template.Parameters?.[id]) return id;
+      throw new Error(`unknown reference ${id}`);
+    },
+    getAtt(id, attribute) {
+      const type = typeOf(id);
+      if (type === 'AWS::Lambda::Function' && attribute === 'Arn') return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`;
+      if (type === 'AWS::DynamoDB::Table' && attribute === 'Arn') return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName(id)}`;
+      if (type === 'AWS::DynamoDB::Table' && attribute === 'StreamArn') {
+        const arn = values.streamArns.get(id);
+        if (!arn) throw new Error(`table ${id} has no stream`);
+        return arn;
+      }
+      if (type === 'AWS::StepFunctions::StateMachine' && attribute === 'Name') return id;
+      throw new Error(`the local runtime cannot resolve ${id}.${attribute}`);
+    },
+  };
+}
+
+/**
+ * Starts the whole system on this machine: DynamoDB Local, NATS, the Stripe emulator, the saga's
+ * ASL on a local Step Functions endpoint, the handlers behind an HTTP API, the stream pollers
+ * feeding the bridge, and the sweeper's timer. Every piece comes from the synthesized stack.
+ */
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const { config } = options;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((error: unknown) => log(`stop failed: ${String(error)}`));
+  };
+
+  try {
+    const synthEnv = {
+      ...process.env,
+      PAYMENT_TIMEOUT_SECONDS: String(config.PAYMENT_TIMEOUT_SECONDS),
+      RESERVATION_TTL_SECONDS: String(config.RESERVATION_TTL_SECONDS),
+      RESERVATION_SWEEP_INTERVAL_SECONDS: String(config.RESERVATION_SWEEP_INTERVAL_SECONDS),
+    };
+    const [template, dynamodb, nats] = await Promise.all([
+      synthesizeTemplate(synthEnv),
+      options.dynamodbEndpoint
+        ? Promise.resolve<LocalService>({ url: options.dynamodbEndpoint, stop: async () => {} })
+        : startDynamoDbLocal(),
+      resolveNats(config.NATS_URL),
+    ]);
+    stops.push(() => dynamodb.stop(), () => nats.stop());
+
+    // The SDK reads these lazily (credentials on first call), so the runtime's own process has them too.
+    const awsEnvironment = {
+      AWS_REGION: REGION,
+      AWS_DEFAULT_REGION: REGION,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamodb.url,
+    };
+    Object.assign(process.env, awsEnvironment);
+
+    const dynamoClient = new DynamoDBClient({ region: REGION, endpoint: dynamodb.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const templateTables = Object.entries(template.Resources)
+      .filter(([, resource]) => resource.Type === 'AWS::DynamoDB::Table')
+      .map(([logicalId, resource]) => ({ logicalId, properties: resource.Properties ?? {} }));
+    const [streamArns] = await Promise.all([
+      createTables(dynamoClient, templateTables),
+      ensureStreams(nats.url, streamDefinitions(1)),
+    ]);
+
+    let lambdas: LambdaHost | undefined;
+    const stateMachineName = (id: string) => id;
+    const stateMachineArn = (id: string) => `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${stateMachineName(id)}`;
+    const topology = readTopology(template, bindingsFor(template, { natsUrl: nats.url, stateMachineArn, streamArns }));
+
+    const stepFunctions = await startStepFunctionsEndpoint({
+      stateMachines: [{ name: stateMachineName(topology.stateMachine.logicalId), definition: topology.stateMachine.definition }],
+      invoke: (arn, payload) => {
+        if (!lambdas) throw new Error('handlers are not loaded yet');
+        return lambdas.invoke(arn, payload);
+      },
+      region: REGION,
+      accountId: ACCOUNT,
+    });
+    stops.push(() => stepFunctions.close());
+
+    const stripe = await startStripeEmulator({
+      webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+      ...(options.webhookRetry ? { webhookRetry: options.webhookRetry } : {}),
+    });
+    stops.push(() => stripe.close());
+
+    lambdas = await startLambdaHost({
+      projectRoot: PROJECT_ROOT,
+      functions: topology.functions,
+      region: REGION,
+      accountId: ACCOUNT,
+      baseEnvironment: {
+        ...awsEnvironment,
+        AWS_ENDPOINT_URL_SFN: stepFunctions.url,
+        STRIPE_API_URL: stripe.url,
+        STRIPE_SECRET_KEY: LOCAL_STRIPE_API_KEY,
+        STRIPE_WEBHOOK_SECRET: config.STRIPE_WEBHOOK_SECRET,
+        POWERTOOLS_LOG_LEVEL: config.LOG_LEVEL,
+      },
+    });
+    const host = lambdas;
+
+    const streamsClient = new DynamoDBStreamsClient({ region: REGION, endpoint: dynamodb.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    stops.push(async () => streamsClient.destroy());
+    const pollers: StreamPoller[] = topology.eventSources.map((source) => {
+      const streamArn = streamArns.get(source.tableId);
+      if (!streamArn) throw new Error(`event source on ${source.tableId}, which has no stream`);
+      const poller = startStreamPoller({
+        client: streamsClient,
+        streamArn,
+        region: REGION,
+        batchSize: source.batchSize,
+        maximumBatchingWindowMs: source.maximumBatchingWindowSeconds * 1000,
+        startingPosition: source.startingPosition,
+        filterCriteria: { Filters: source.filters },
+        reportBatchItemFailures: source.reportBatchItemFailures,
+        maximumRetryAttempts: source.maximumRetryAttempts,
+        invoke: (event) => host.invoke(source.functionId, event),
+        onError: (error, attempt) => log(`stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`),
+        onDiscard: (records) => log(`stream ${source.tableId}: gave up on ${records.length} record(s) after retries`),
+      });
+      stops.push(() => poller.stop());
+      return poller;
+    });
+
+    for (const schedule of topology.schedules) {
+      let running = false;
+      const timer = setInterval(() => {
+        if (running) return;
+        running = true;
+        host
+          .invoke(schedule.functionId, { source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString() })
+          .catch((error: unknown) => log(`scheduled ${schedule.functionId} failed: ${String(error)}`))
+          .finally(() => (running = false));
+      }, schedule.intervalSeconds * 1000);
+      stops.push(async () => clearInterval(timer));
+    }
+
+    const gateway = await startHttpGateway({
+      routes: topology.routes,
+      lambdas: host,
+      port: config.PORT,
+      onError: (error) => log(`handler failed: ${String(error)}`),
+    });
+    stops.push(() => gateway.close());
+    stripe.setWebhookUrl(`${gateway.url}/payments/webhook`);
+
+    const tableOf = (variable: string) => {
+      const name = topology.functions.find((fn) => fn.environment[variable])?.environment[variable];
+      if (!name) throw new Error(`no function names ${variable}`);
+      return name;
+    };
+    const tableNames = {
+      orders: tableOf('ORDERS_TABLE_NAME'),
+      inventory: tableOf('INVENTORY_TABLE_NAME'),
+      payments: tableOf('PAYMENTS_TABLE_NAME'),
+    };
+
+    if (config.SEED_DEMO_DATA) {
+      const { Count } = await dynamoClient.send(new ScanCommand({ TableName: tableNames.inventory, Limit: 1, Select: 'COUNT' }));
+      if (!Count) {
+        for (const product of DEMO_CATALOGUE) {
+          const { sku, ...body } = product;
+          const response = await fetch(`${gateway.url}/products/${sku}`, {
+            method: 'PUT',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+          if (!response.ok) throw new Error(`seeding ${sku} failed: ${response.status} ${await response.text()}`);
+        }
+        log(`seeded ${DEMO_CATALOGUE.length} demo products`);
+      }
+    }
+    stops.push(async () => dynamoClient.destroy());
+
+    return {
+      apiUrl: gateway.url,
+      natsUrl: nats.url,
+      dynamodbEndpoint: dynamodb.url,
+      stripeUrl: stripe.url,
+      stepFunctionsUrl: stepFunctions.url,
+      lambdas: host,
+      tableNames,
+      drained: async () => {
+        await Promise.all(pollers.map((poller) => poller.drained()));
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

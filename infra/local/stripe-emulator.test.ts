@@ -1,0 +1,651 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getActiveResourcesInfo } from 'node:process';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import Stripe from 'stripe';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from './stripe-emulator.ts';
+
+const SECRET = 'whsec_emulator_test_secret';
+
+interface Delivery {
+  readonly body: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly event: Stripe.Event;
+}
+
+interface Receiver {
+  readonly url: string;
+  readonly deliveries: Delivery[];
+  close(): Promise<void>;
+}
+
+/**
+ * A webhook endpoint on 127.0.0.1; `answer` picks the HTTP status for the n-th delivery (0-based), or
+ * a negative number to drop the connection without answering.
+ */
+async function startReceiver(
+  answer: (delivery: Delivery, n: number) => number = () => 200,
+): Promise<Receiver> {
+  const deliveries: Delivery[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const delivery = { body, headers: req.headers, event: JSON.parse(body) as Stripe.Event };
+      deliveries.push(delivery);
+      const status = answer(delivery, deliveries.length - 1);
+      if (status < 0) {
+        req.socket.destroy();
+        return;
+      }
+      res.statusCode = status;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/webhooks`,
+    deliveries,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function waitFor<T>(probe: () => T | undefined | false, what: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function clientFor(emulator: StripeEmulator, apiKey = 'sk_test_emulator'): Stripe {
+  return new Stripe(apiKey, {
+    host: emulator.host,
+    port: emulator.port,
+    protocol: 'http',
+    maxNetworkRetries: 0,
+  });
+}
+
+function signature(delivery: Delivery): string {
+  const header = delivery.headers['stripe-signature'];
+  if (typeof header !== 'string') throw new Error('delivery without a Stripe-Signature header');
+  return header;
+}
+
+function typesFor(receiver: Receiver, objectId: string): string[] {
+  return receiver.deliveries
+    .filter((d) => (d.event.data.object as { id?: string; payment_intent?: string }).id === objectId)
+    .map((d) => d.event.type);
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<Stripe.errors.StripeError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof Stripe.errors.StripeError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Harness {
+  emulator: StripeEmulator;
+  receiver: Receiver;
+  stripe: Stripe;
+}
+
+async function setUp(
+  options: { answer?: Parameters<typeof startReceiver>[0] } & Partial<StripeEmulatorOptions> = {},
+): Promise<Harness> {
+  const receiver = await startReceiver(options.answer);
+  cleanups.push(() => receiver.close());
+  const emulator = await startStripeEmulator({
+    webhookSecret: SECRET,
+    webhookUrl: receiver.url,
+    webhookRetry: { maxAttempts: 4, baseDelayMs: 20 },
+    ...options,
+  });
+  cleanups.push(() => emulator.close());
+  return { emulator, receiver, stripe: clientFor(emulator) };
+}
+
+describe('payment outcomes by test payment method', () => {
+  it('pm_card_visa succeeds, records a charge and sends created then succeeded', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 4200,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      metadata: { orderId: 'ord-1' },
+      description: 'order ord-1',
+      allowed_payment_method_types: ['card'],
+    });
+
+    expect(intent).toMatchObject({
+      object: 'payment_intent',
+      status: 'succeeded',
+      amount: 4200,
+      amount_received: 4200,
+      currency: 'usd',
+      metadata: { orderId: 'ord-1' },
+      description: 'order ord-1',
+      allowed_payment_method_types: ['card'],
+      payment_method_types: ['card'],
+      livemode: false,
+      last_payment_error: null,
+      cancellation_reason: null,
+      canceled_at: null,
+    });
+    expect(intent.id).toMatch(/^pi_\w+$/);
+    expect(intent.client_secret).toMatch(new RegExp(`^${intent.id}_secret_\\w+$`));
+    expect(intent.latest_charge).toMatch(/^ch_\w+$/);
+    expect(intent.payment_method).toMatch(/^pm_\w+$/);
+
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
+    const succeeded = receiver.deliveries[1]?.event;
+    expect(succeeded).toMatchObject({
+      object: 'event',
+      livemode: false,
+      pending_webhooks: 1,
+      data: { object: { id: intent.id, status: 'succeeded', amount_received: 4200 } },
+    });
+    expect(succeeded?.id).toMatch(/^evt_\w+$/);
+    expect(receiver.deliveries[0]?.event.data.object).toMatchObject({ status: 'requires_confirmation' });
+
+    const fetched = await stripe.paymentIntents.retrieve(intent.id);
+    expect(fetched).toEqual({ ...intent });
+  });
+
+  it.each([
+    ['pm_card_chargeDeclined', 'generic_decline', 'Your card was declined.'],
+    ['pm_card_chargeDeclinedInsufficientFunds', 'insufficient_funds', 'Your card has insufficient funds.'],
+  ])(
+    '%s answers 402 and the SDK throws StripeCardError (%s)',
+    async (paymentMethod, declineCode, message) => {
+      const { emulator, receiver, stripe } = await setUp();
+      const error = await rejectionOf(
+        stripe.paymentIntents.create({
+          amount: 1000,
+          currency: 'eur',
+          payment_method: paymentMethod,
+          confirm: true,
+        }),
+      );
+
+      expect(error).toBeInstanceOf(Stripe.errors.StripeCardError);
+      expect(error).toMatchObject({
+        statusCode: 402,
+        code: 'card_declined',
+        decline_code: declineCode,
+        message,
+      });
+      const declined = error.payment_intent;
+      expect(declined).toMatchObject({
+        status: 'requires_payment_method',
+        payment_method: null,
+        last_payment_error: { type: 'card_error', code: 'card_declined', decline_code: declineCode, message },
+      });
+      if (!declined) throw new Error('no payment_intent on the card error');
+
+      const fetched = await stripe.paymentIntents.retrieve(declined.id);
+      expect(fetched.status).toBe('requires_payment_method');
+      expect(fetched.last_payment_error?.decline_code).toBe(declineCode);
+      expect(fetched.amount_received).toBe(0);
+
+      await emulator.idle();
+      expect(typesFor(receiver, declined.id)).toEqual([
+        'payment_intent.created',
+        'payment_intent.payment_failed',
+      ]);
+      expect(receiver.deliveries[1]?.event.data.object).toMatchObject({
+        last_payment_error: { decline_code: declineCode },
+      });
+    },
+  );
+
+  it('pm_card_authenticationRequired leaves the intent in requires_action', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 500,
+      currency: 'usd',
+      payment_method: 'pm_card_authenticationRequired',
+      confirm: true,
+    });
+
+    expect(intent.status).toBe('requires_action');
+    expect(intent.next_action?.type).toBe('use_stripe_sdk');
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).not.toContain('payment_intent.payment_failed');
+    expect(typesFor(receiver, intent.id)).not.toContain('payment_intent.succeeded');
+  });
+
+  it('without a payment method the intent waits; confirming later with pm_card_visa succeeds', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 700, currency: 'gbp' });
+    expect(intent.status).toBe('requires_payment_method');
+    expect(intent.payment_method).toBeNull();
+
+    const noMethod = await rejectionOf(stripe.paymentIntents.confirm(intent.id));
+    expect(noMethod).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(noMethod.code).toBe('payment_intent_unexpected_state');
+
+    const confirmed = await stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' });
+    expect(confirmed).toMatchObject({ status: 'succeeded', amount_received: 700 });
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
+  });
+
+  it('a declined intent can be retried with another payment method', async () => {
+    const { stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 900, currency: 'usd' });
+    await rejectionOf(stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_chargeDeclined' }));
+    const retried = await stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' });
+    expect(retried).toMatchObject({ status: 'succeeded', last_payment_error: null });
+  });
+
+  it('an unknown payment method is a 400 resource_missing on payment_method', async () => {
+    const { stripe } = await setUp();
+    const error = await rejectionOf(
+      stripe.paymentIntents.create({
+        amount: 100,
+        currency: 'usd',
+        payment_method: 'pm_card_mastercard',
+        confirm: true,
+      }),
+    );
+    expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(error).toMatchObject({ statusCode: 400, code: 'resource_missing', param: 'payment_method' });
+  });
+});
+
+describe('requests', () => {
+  it('requires a test secret key, answering 401 in Stripe’s error shape', async () => {
+    const { emulator } = await setUp();
+    const bare = await fetch(`${emulator.url}/v1/payment_intents/pi_x`);
+    expect(bare.status).toBe(401);
+    expect(await bare.json()).toMatchObject({
+      error: { type: 'invalid_request_error', message: expect.any(String) },
+    });
+
+    const live = await rejectionOf(clientFor(emulator, 'sk_live_nope').paymentIntents.retrieve('pi_x'));
+    expect(live).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
+    expect(live.statusCode).toBe(401);
+  });
+
+  it('validates amount and currency, naming the param', async () => {
+    const { stripe } = await setUp();
+    const cases: Array<[Stripe.PaymentIntentCreateParams, string]> = [
+      [{ currency: 'usd' } as Stripe.PaymentIntentCreateParams, 'amount'],
+      [{ amount: 0, currency: 'usd' }, 'amount'],
+      [{ amount: 10, currency: 'xyz' }, 'currency'],
+      [{ amount: 10 } as Stripe.PaymentIntentCreateParams, 'currency'],
+    ];
+    for (const [params, param] of cases) {
+      const error = await rejectionOf(stripe.paymentIntents.create(params));
+      expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+      expect(error).toMatchObject({ statusCode: 400, rawType: 'invalid_request_error', param });
+    }
+  });
+
+  it('answers 404 resource_missing for unknown ids', async () => {
+    const { stripe } = await setUp();
+    for (const call of [
+      stripe.paymentIntents.retrieve('pi_missing'),
+      stripe.refunds.retrieve('re_missing'),
+    ]) {
+      const error = await rejectionOf(call);
+      expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+      expect(error).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    }
+  });
+
+  it('parses bracket notation, including [] arrays, and merges metadata on update', async () => {
+    const { emulator, stripe } = await setUp();
+    const response = await fetch(`${emulator.url}/v1/payment_intents`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer sk_test_raw', 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'amount=1500&currency=USD&payment_method_types[]=card&metadata[orderId]=ord%2042&metadata[note]=a%26b%3Dc&metadata[0]=zero',
+    });
+    expect(response.status).toBe(200);
+    const created = (await response.json()) as Stripe.PaymentIntent;
+    expect(created).toMatchObject({
+      amount: 1500,
+      currency: 'usd',
+      payment_method_types: ['card'],
+      metadata: { orderId: 'ord 42', note: 'a&b=c', '0': 'zero' },
+    });
+
+    const updated = await stripe.paymentIntents.update(created.id, { metadata: { note: '', sagaId: 's-1' } });
+    expect(updated.metadata).toEqual({ orderId: 'ord 42', '0': 'zero', sagaId: 's-1' });
+  });
+});
+
+describe('idempotency', () => {
+  it('replays the stored answer for the same key and parameters, without a second webhook', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const params = { amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true };
+    const first = await stripe.paymentIntents.create(params, { idempotencyKey: 'order-7-attempt-1' });
+    const second = await stripe.paymentIntents.create(params, { idempotencyKey: 'order-7-attempt-1' });
+
+    expect(second.id).toBe(first.id);
+    expect(second).toEqual({ ...first });
+    expect(second.lastResponse.headers['idempotent-replayed']).toBe('true');
+    expect(first.lastResponse.headers['idempotent-replayed']).toBeUndefined();
+
+    await emulator.idle();
+    expect(receiver.deliveries.map((d) => d.event.type)).toEqual([
+      'payment_intent.created',
+      'payment_intent.succeeded',
+    ]);
+    expect(receiver.deliveries[0]?.event.request).toEqual({
+      id: first.lastResponse.requestId,
+      idempotency_key: 'order-7-attempt-1',
+    });
+  });
+
+  it('replays a card decline as the same 402', async () => {
+    const { stripe } = await setUp();
+    const params = { amount: 300, currency: 'usd', payment_method: 'pm_card_chargeDeclined', confirm: true };
+    const first = await rejectionOf(stripe.paymentIntents.create(params, { idempotencyKey: 'decline-key' }));
+    const second = await rejectionOf(stripe.paymentIntents.create(params, { idempotencyKey: 'decline-key' }));
+    expect(second).toBeInstanceOf(Stripe.errors.StripeCardError);
+    expect(second.payment_intent?.id).toBe(first.payment_intent?.id);
+    expect(second.headers?.['idempotent-replayed']).toBe('true');
+  });
+
+  it('rejects the same key with other parameters or on another endpoint', async () => {
+    const { stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create(
+      { amount: 100, currency: 'usd' },
+      { idempotencyKey: 'k-1' },
+    );
+
+    const otherParams = await rejectionOf(
+      stripe.paymentIntents.create({ amount: 101, currency: 'usd' }, { idempotencyKey: 'k-1' }),
+    );
+    expect(otherParams).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+    expect(otherParams.statusCode).toBe(400);
+
+    const otherEndpoint = await rejectionOf(
+      stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: 'k-1' }),
+    );
+    expect(otherEndpoint).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_payment_method');
+  });
+
+  it('does not remember a validation failure under the key', async () => {
+    const { stripe } = await setUp();
+    await rejectionOf(
+      stripe.paymentIntents.create({ amount: 0, currency: 'usd' }, { idempotencyKey: 'k-2' }),
+    );
+    const intent = await stripe.paymentIntents.create(
+      { amount: 5, currency: 'usd' },
+      { idempotencyKey: 'k-2' },
+    );
+    expect(intent.amount).toBe(5);
+  });
+});
+
+describe('cancel', () => {
+  it('cancels an open intent and sends payment_intent.canceled', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    const canceled = await stripe.paymentIntents.cancel(intent.id, { cancellation_reason: 'abandoned' });
+
+    expect(canceled).toMatchObject({ status: 'canceled', cancellation_reason: 'abandoned' });
+    expect(canceled.canceled_at).toEqual(expect.any(Number));
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.canceled']);
+  });
+
+  it('cancels an intent waiting for authentication', async () => {
+    const { stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 100,
+      currency: 'usd',
+      payment_method: 'pm_card_authenticationRequired',
+      confirm: true,
+    });
+    expect((await stripe.paymentIntents.cancel(intent.id)).status).toBe('canceled');
+  });
+
+  it('refuses to cancel a succeeded or already canceled intent with payment_intent_unexpected_state', async () => {
+    const { stripe } = await setUp();
+    const paid = await stripe.paymentIntents.create({
+      amount: 100,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    const open = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await stripe.paymentIntents.cancel(open.id);
+
+    for (const id of [paid.id, open.id]) {
+      const error = await rejectionOf(stripe.paymentIntents.cancel(id));
+      expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+      expect(error).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    }
+    const confirmCanceled = await rejectionOf(
+      stripe.paymentIntents.confirm(open.id, { payment_method: 'pm_card_visa' }),
+    );
+    expect(confirmCanceled.code).toBe('payment_intent_unexpected_state');
+  });
+});
+
+describe('refunds', () => {
+  it('refunds in full by default and sends charge.refunded then refund.created', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 1200,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    const refund = await stripe.refunds.create({
+      payment_intent: intent.id,
+      metadata: { reason: 'saga-compensation' },
+    });
+
+    expect(refund).toMatchObject({
+      object: 'refund',
+      amount: 1200,
+      currency: 'usd',
+      status: 'succeeded',
+      payment_intent: intent.id,
+      charge: intent.latest_charge,
+      metadata: { reason: 'saga-compensation' },
+    });
+    expect(refund.id).toMatch(/^re_\w+$/);
+    expect(await stripe.refunds.retrieve(refund.id)).toEqual({ ...refund });
+
+    await emulator.idle();
+    const types = receiver.deliveries.map((d) => d.event.type);
+    expect(types).toEqual([
+      'payment_intent.created',
+      'payment_intent.succeeded',
+      'charge.refunded',
+      'refund.created',
+    ]);
+    expect(receiver.deliveries[2]?.event.data.object).toMatchObject({
+      object: 'charge',
+      id: intent.latest_charge,
+      amount_refunded: 1200,
+      refunded: true,
+    });
+  });
+
+  it('takes partial refunds up to what remains, then refuses', async () => {
+    const { stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    expect((await stripe.refunds.create({ payment_intent: intent.id, amount: 400 })).amount).toBe(400);
+
+    const tooMuch = await rejectionOf(stripe.refunds.create({ payment_intent: intent.id, amount: 700 }));
+    expect(tooMuch).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(tooMuch).toMatchObject({ statusCode: 400, param: 'amount' });
+
+    expect((await stripe.refunds.create({ payment_intent: intent.id })).amount).toBe(600);
+    const nothingLeft = await rejectionOf(stripe.refunds.create({ payment_intent: intent.id, amount: 1 }));
+    expect(nothingLeft).toMatchObject({ statusCode: 400, code: 'charge_already_refunded' });
+  });
+
+  it('refuses to refund an intent that has not succeeded', async () => {
+    const { stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const error = await rejectionOf(stripe.refunds.create({ payment_intent: intent.id }));
+    expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(error).toMatchObject({ statusCode: 400, rawType: 'invalid_request_error' });
+
+    const missing = await rejectionOf(stripe.refunds.create({ payment_intent: 'pi_missing' }));
+    expect(missing).toMatchObject({ statusCode: 400, code: 'resource_missing', param: 'payment_intent' });
+  });
+});
+
+describe('webhooks', () => {
+  it('are signed so that constructEvent accepts them with the secret and rejects another', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await emulator.idle();
+
+    const delivery = await waitFor(() => receiver.deliveries[0], 'a delivery');
+    expect(delivery.headers['content-type']).toMatch(/^application\/json/);
+    expect(signature(delivery)).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    const event = stripe.webhooks.constructEvent(delivery.body, signature(delivery), SECRET);
+    expect(event).toMatchObject({ type: 'payment_intent.created', data: { object: { id: intent.id } } });
+    expect(() => stripe.webhooks.constructEvent(delivery.body, signature(delivery), 'whsec_other')).toThrow(
+      Stripe.errors.StripeSignatureVerificationError,
+    );
+    expect(() => stripe.webhooks.constructEvent(`${delivery.body} `, signature(delivery), SECRET)).toThrow(
+      Stripe.errors.StripeSignatureVerificationError,
+    );
+  });
+
+  it('are retried after 5xx answers with the same event id, each attempt validly signed', async () => {
+    const { emulator, receiver, stripe } = await setUp({ answer: (_delivery, n) => (n < 2 ? 500 : 200) });
+    await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await emulator.idle();
+
+    expect(receiver.deliveries).toHaveLength(3);
+    const ids = new Set(receiver.deliveries.map((d) => d.event.id));
+    expect(ids.size).toBe(1);
+    for (const delivery of receiver.deliveries) {
+      expect(delivery.body).toBe(receiver.deliveries[0]?.body);
+      expect(stripe.webhooks.constructEvent(delivery.body, signature(delivery), SECRET).id).toBe([...ids][0]);
+    }
+  });
+
+  it('keep per-intent order: the next event waits until the previous one is answered 2xx', async () => {
+    const { emulator, receiver, stripe } = await setUp({ answer: (_delivery, n) => (n < 2 ? 503 : 200) });
+    await stripe.paymentIntents.create({
+      amount: 100,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    await emulator.idle();
+    expect(receiver.deliveries.map((d) => d.event.type)).toEqual([
+      'payment_intent.created',
+      'payment_intent.created',
+      'payment_intent.created',
+      'payment_intent.succeeded',
+    ]);
+  });
+
+  it('give up after maxAttempts and move on to the next event', async () => {
+    const { emulator, receiver, stripe } = await setUp({
+      answer: (delivery) => (delivery.event.type === 'payment_intent.created' ? 500 : 200),
+      webhookRetry: { maxAttempts: 2, baseDelayMs: 10 },
+    });
+    const intent = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await stripe.paymentIntents.cancel(intent.id);
+    await emulator.idle();
+    expect(receiver.deliveries.map((d) => d.event.type)).toEqual([
+      'payment_intent.created',
+      'payment_intent.created',
+      'payment_intent.canceled',
+    ]);
+  });
+
+  it('are retried after a dropped connection', async () => {
+    const { emulator, receiver, stripe } = await setUp({ answer: (_delivery, n) => (n === 0 ? -1 : 200) });
+    await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await emulator.idle();
+    expect(receiver.deliveries.map((d) => d.event.type)).toEqual([
+      'payment_intent.created',
+      'payment_intent.created',
+    ]);
+  });
+
+  it('queue until a webhook URL is set', async () => {
+    const receiver = await startReceiver();
+    cleanups.push(() => receiver.close());
+    const emulator = await startStripeEmulator({ webhookSecret: SECRET });
+    cleanups.push(() => emulator.close());
+    const stripe = clientFor(emulator);
+
+    const intent = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await stripe.paymentIntents.cancel(intent.id);
+    let idle = false;
+    void emulator.idle().then(() => (idle = true));
+    await nextTurn();
+    expect(idle).toBe(false);
+    expect(receiver.deliveries).toHaveLength(0);
+
+    emulator.setWebhookUrl(receiver.url);
+    await emulator.idle();
+    expect(receiver.deliveries.map((d) => d.event.type)).toEqual([
+      'payment_intent.created',
+      'payment_intent.canceled',
+    ]);
+  });
+
+  it('close() cancels pending retries and leaves no timers behind', async () => {
+    const timersBefore = getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const receiver = await startReceiver(() => 500);
+    cleanups.push(() => receiver.close());
+    const emulator = await startStripeEmulator({
+      webhookSecret: SECRET,
+      webhookUrl: receiver.url,
+      webhookRetry: { maxAttempts: 5, baseDelayMs: 60_000 },
+    });
+    const stripe = clientFor(emulator);
+    await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await waitFor(() => receiver.deliveries.length === 1, 'the first attempt');
+    await waitFor(
+      () => getActiveResourcesInfo().filter((r) => r === 'Timeout').length > timersBefore,
+      'the retry timer',
+    );
+
+    const idle = emulator.idle();
+    await emulator.close();
+    await idle;
+    await waitFor(
+      () => getActiveResourcesInfo().filter((r) => r === 'Timeout').length <= timersBefore,
+      'timers to be cleared',
+    );
+    expect(receiver.deliveries).toHaveLength(1);
+    await expect(emulator.close()).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,76 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { CloudEvent } from '../events/envelope.ts';
+
+type TransactItems = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>;
+export type TransactItem = TransactItems[number];
+
+/** Why each item of a cancelled transaction failed, in the order the items were given. */
+export interface CancellationReason {
+  code: string | undefined;
+  /** The item as it was, when the write asked for ALL_OLD on a failed condition. */
+  item: Record<string, unknown> | undefined;
+}
+
+export class TransactionCancelledError extends Error {
+  readonly reasons: CancellationReason[];
+  constructor(reasons: CancellationReason[], options?: ErrorOptions) {
+    super(`Transaction cancelled: ${reasons.map((reason) => reason.code ?? 'None').join(', ')}`, options);
+    this.name = 'TransactionCancelledError';
+    this.reasons = reasons;
+  }
+
+  /** True when every failure is a condition check (a business outcome, not a fault). */
+  get onlyConditionsFailed(): boolean {
+    return this.reasons.every((reason) => reason.code === 'None' || reason.code === 'ConditionalCheckFailed' || !reason.code);
+  }
+}
+
+/** TransactWriteItems that turns a cancellation into a typed error carrying per-item reasons. */
+export async function transactWrite(
+  client: DynamoDBDocumentClient,
+  items: TransactItem[],
+  clientRequestToken?: string,
+): Promise<void> {
+  try {
+    await client.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: clientRequestToken }));
+  } catch (error) {
+    if (error instanceof TransactionCanceledException) {
+      const reasons = (error.CancellationReasons ?? []).map((reason) => ({
+        code: reason.Code,
+        item: reason.Item ? unmarshall(reason.Item as Parameters<typeof unmarshall>[0]) : undefined,
+      }));
+      throw new TransactionCancelledError(reasons, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Outbox items stay this long after the bridge has published them (the table's TTL removes them). */
+const OUTBOX_RETENTION_SECONDS = 7 * 24 * 3600;
+
+/** The marker the bridge's stream filter selects on. */
+export const OUTBOX_KIND = 'event';
+
+/**
+ * The outbox item for one domain event. It shares the partition key of the aggregate it reports,
+ * so DynamoDB Streams delivers one aggregate's events in commit order.
+ */
+export function outboxPut(tableName: string, partitionKey: string, event: CloudEvent): TransactItem {
+  return {
+    Put: {
+      TableName: tableName,
+      Item: {
+        pk: partitionKey,
+        sk: `EVENT#${event.time}#${event.id}`,
+        kind: OUTBOX_KIND,
+        eventId: event.id,
+        eventType: event.type,
+        event: JSON.stringify(event),
+        expiresAt: Math.floor(Date.parse(event.time) / 1000) + OUTBOX_RETENTION_SECONDS,
+      },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    },
+  };
+}

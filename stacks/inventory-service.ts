@@ -1,0 +1,65 @@
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { Construct } from 'constructs';
+import { ACTIVE_BY_EXPIRY_INDEX } from '../functions/inventory/inventory-repository.ts';
+import { SCHEDULE_SECONDS_METADATA, ServiceFunction } from './service-function.ts';
+import { serviceTable } from './service-table.ts';
+
+const TABLE_VARIABLE = 'INVENTORY_TABLE_NAME';
+
+export interface InventoryServiceProps {
+  removalPolicy: RemovalPolicy;
+  reservationTtlSeconds: number;
+  sweepIntervalSeconds: number;
+}
+
+/** The inventory service: stock, reservations with a TTL, and the sweeper that expires them. */
+export class InventoryService extends Construct {
+  readonly table: Table;
+  readonly putProduct: ServiceFunction;
+  readonly getProduct: ServiceFunction;
+  readonly reserve: ServiceFunction;
+  readonly confirm: ServiceFunction;
+  readonly release: ServiceFunction;
+  readonly sweeper: ServiceFunction;
+  readonly sweepSchedule: Rule;
+
+  constructor(scope: Construct, id: string, props: InventoryServiceProps) {
+    super(scope, id);
+    this.table = serviceTable(this, 'Table', {
+      removalPolicy: props.removalPolicy,
+      indexes: [
+        {
+          name: ACTIVE_BY_EXPIRY_INDEX,
+          partitionKey: 'activeShard',
+          sortKey: { name: 'activeUntil', type: 'N' },
+          include: ['orderId'],
+        },
+      ],
+    });
+    const environment = { RESERVATION_TTL_SECONDS: String(props.reservationTtlSeconds) };
+    const fn = (name: string, entry: string, description: string, access: 'read' | 'readWrite') =>
+      new ServiceFunction(this, name, { entry, service: 'inventory', description, environment }).bindTable(
+        this.table,
+        TABLE_VARIABLE,
+        access,
+      );
+    this.putProduct = fn('PutProduct', 'functions/inventory/put-product.ts', 'PUT /products/{sku}', 'readWrite');
+    this.getProduct = fn('GetProduct', 'functions/inventory/get-product.ts', 'GET /products/{sku}', 'read');
+    this.reserve = fn('ReserveStock', 'functions/inventory/reserve-stock.ts', 'Saga task: reserve every line', 'readWrite');
+    this.confirm = fn('ConfirmStock', 'functions/inventory/confirm-stock.ts', 'Saga task: reservation becomes a sale', 'readWrite');
+    this.release = fn('ReleaseStock', 'functions/inventory/release-stock.ts', 'Saga compensation: return stock', 'readWrite');
+    this.sweeper = fn('SweepReservations', 'functions/inventory/sweep-reservations.ts', 'Release expired reservations', 'readWrite');
+
+    // EventBridge rates are whole minutes; the local runtime's timer honours seconds.
+    this.sweepSchedule = new Rule(this, 'SweepSchedule', {
+      description: 'Releases reservations past their time-to-live',
+      schedule: Schedule.rate(Duration.minutes(Math.max(1, Math.ceil(props.sweepIntervalSeconds / 60)))),
+      targets: [new LambdaFunction(this.sweeper.function, { retryAttempts: 2 })],
+    });
+    // The local runtime's timer reads the interval in seconds from here.
+    this.sweepSchedule.node.defaultChild?.node.addMetadata(SCHEDULE_SECONDS_METADATA, props.sweepIntervalSeconds);
+  }
+}

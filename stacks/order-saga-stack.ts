@@ -1,0 +1,118 @@
+import { CfnParameter, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { EventBridge } from './event-bridge.ts';
+import { OrderSagaHttpApi } from './http-api.ts';
+import { InventoryService } from './inventory-service.ts';
+import { OrdersService } from './orders-service.ts';
+import { PaymentsService } from './payments-service.ts';
+import { SagaStateMachine } from './saga-state-machine.ts';
+import { ServiceFunction } from './service-function.ts';
+import type { Settings } from './settings.ts';
+
+export interface OrderSagaStackProps extends StackProps {
+  settings: Settings;
+  /** Destroy tables with the stack (dev, LocalStack); production keeps them. */
+  ephemeral?: boolean;
+  jwt?: { issuer: string; audience: string[]; adminScope: string };
+}
+
+/** Composes the services; every dependency between them is a grant or an environment variable here. */
+export class OrderSagaStack extends Stack {
+  constructor(scope: Construct, id: string, props: OrderSagaStackProps) {
+    super(scope, id, props);
+    const removalPolicy = props.ephemeral ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+
+    const natsUrl = new CfnParameter(this, 'NatsUrl', {
+      type: 'String',
+      description: 'Comma-separated nats:// URLs of the JetStream cluster the bridge publishes to',
+      minLength: 1,
+    });
+    const stripeSecretArn = new CfnParameter(this, 'StripeSecretArn', {
+      type: 'String',
+      description: 'Secrets Manager secret with {"apiKey":"sk_...","webhookSecret":"whsec_..."}',
+      allowedPattern: '^arn:.+',
+      noEcho: true,
+    });
+
+    const orders = new OrdersService(this, 'Orders', { removalPolicy });
+    const inventory = new InventoryService(this, 'Inventory', {
+      removalPolicy,
+      reservationTtlSeconds: props.settings.RESERVATION_TTL_SECONDS,
+      sweepIntervalSeconds: props.settings.RESERVATION_SWEEP_INTERVAL_SECONDS,
+    });
+    const payments = new PaymentsService(this, 'Payments', {
+      removalPolicy,
+      stripeSecret: Secret.fromSecretCompleteArn(this, 'StripeSecret', stripeSecretArn.valueAsString),
+    });
+
+    const saga = new SagaStateMachine(this, 'Saga', {
+      orderStep: orders.sagaStep.function,
+      reserveStock: inventory.reserve.function,
+      confirmStock: inventory.confirm.function,
+      releaseStock: inventory.release.function,
+      requestPayment: payments.requestPayment.function,
+      cancelPayment: payments.cancelPayment.function,
+      paymentTimeoutSeconds: props.settings.PAYMENT_TIMEOUT_SECONDS,
+    });
+    // Orders start sagas; payments answer the waiting payment step.
+    saga.stateMachine.grantStartExecution(orders.createOrder.function);
+    orders.createOrder.function.addEnvironment('STATE_MACHINE_ARN', saga.stateMachine.stateMachineArn);
+    // A separate policy, not the functions' default one: the state machine invokes RequestPayment,
+    // and a function waits for its default policy, so granting there would be a dependency cycle.
+    new Policy(this, 'PaymentTaskResponse', {
+      roles: [payments.requestPayment.function.role!, payments.webhook.function.role!],
+      statements: [
+        new PolicyStatement({
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resources: [saga.stateMachine.stateMachineArn],
+        }),
+      ],
+    });
+
+    const bridge = new EventBridge(this, 'Bridge', {
+      tables: [orders.table, inventory.table, payments.table],
+      natsUrl: natsUrl.valueAsString,
+    });
+
+    const health = new ServiceFunction(this, 'Health', {
+      entry: 'functions/health/get-health.ts',
+      service: 'health',
+      description: 'GET /health',
+      memorySize: 128,
+    });
+
+    new OrderSagaHttpApi(this, 'Http', {
+      ...(props.jwt ? { jwt: props.jwt } : {}),
+      routes: [
+        { method: HttpMethod.GET, path: '/health', handler: health.function, audience: 'public' },
+        { method: HttpMethod.PUT, path: '/products/{sku}', handler: inventory.putProduct.function, audience: 'admin' },
+        { method: HttpMethod.GET, path: '/products/{sku}', handler: inventory.getProduct.function, audience: 'admin' },
+        { method: HttpMethod.POST, path: '/orders', handler: orders.createOrder.function, audience: 'customer' },
+        { method: HttpMethod.GET, path: '/orders/{orderId}', handler: orders.getOrder.function, audience: 'customer' },
+        { method: HttpMethod.POST, path: '/payments/webhook', handler: payments.webhook.function, audience: 'public' },
+      ],
+    });
+
+    // A failed execution means a compensation could not finish: someone has to look.
+    new Alarm(this, 'SagaExecutionsFailed', {
+      alarmDescription: 'An order saga failed; its order is left COMPENSATING',
+      metric: saga.stateMachine.metricFailed({ period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    new Alarm(this, 'BridgeDeadLetters', {
+      alarmDescription: 'Outbox batches could not be published to NATS',
+      metric: bridge.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+  }
+}
