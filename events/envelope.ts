@@ -84,5 +84,7 @@ export function createEvent<S extends Subject>(
 
 /** Decodes an inbound event with its schema; never trust a generated type alone. */
 export function parseEvent(value: unknown): CloudEvent {
-  return CloudEventSchema.parse(value) as CloudEvent;
+  const envelope = CloudEventSchema.parse(value);
+  // The refinement only checked `data`; return it parsed (normalised, unknown keys dropped).
+  return { ...envelope, data: EVENT_DATA_SCHEMAS[envelope.type].parse(envelope.data) } as CloudEvent;
 }

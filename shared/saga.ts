@@ -11,7 +11,6 @@ export const PAYMENT_CANCELED = 'PAYMENT_CANCELED';
 export function cancellationReasonFor(error: string): CancellationReason | undefined {
   const known = CancellationReasonSchema.safeParse(error);
   if (known.success) return known.data;
-  if (error === 'States.Timeout') return 'PAYMENT_TIMEOUT';
   if (error === 'ReservationExpiredError') return 'RESERVATION_EXPIRED';
   return undefined;
 }

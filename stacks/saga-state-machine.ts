@@ -55,7 +55,12 @@ export class SagaStateMachine extends Construct {
 
   constructor(scope: Construct, id: string, props: SagaStateMachineProps) {
     super(scope, id);
-    const task = (name: string, fn: IFunction, payload: Record<string, unknown>, resultPath: string | null) => {
+    const task = (
+      name: string,
+      fn: IFunction,
+      payload: Record<string, unknown>,
+      resultPath: string | null,
+    ) => {
       const invoke = new LambdaInvoke(this, name, {
         lambdaFunction: fn,
         payload: TaskInput.fromObject(payload),
@@ -64,7 +69,12 @@ export class SagaStateMachine extends Construct {
         taskTimeout: Timeout.duration(Duration.seconds(30)),
         retryOnServiceExceptions: true,
       });
-      invoke.addRetry({ errors: TRANSIENT_ERRORS, interval: Duration.seconds(1), backoffRate: 2, maxAttempts: 4 });
+      invoke.addRetry({
+        errors: TRANSIENT_ERRORS,
+        interval: Duration.seconds(1),
+        backoffRate: 2,
+        maxAttempts: 4,
+      });
       return invoke;
     };
     const orderId = JsonPath.stringAt('$.orderId');
@@ -81,17 +91,27 @@ export class SagaStateMachine extends Construct {
         .addRetry({ errors: [Errors.ALL], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 5 })
         .addCatch(compensationFailed, { errors: [Errors.ALL], resultPath: '$.compensationError' });
 
-    const markCompensating = compensate('MarkCompensating', props.orderStep, { step: 'COMPENSATING', orderId, failure });
+    const markCompensating = compensate('MarkCompensating', props.orderStep, {
+      step: 'COMPENSATING',
+      orderId,
+      failure,
+    });
     markCompensating
       .next(compensate('CancelPayment', props.cancelPayment, { orderId, failure }))
       .next(compensate('ReleaseStock', props.releaseStock, { orderId }))
       .next(compensate('MarkCompensated', props.orderStep, { step: 'COMPENSATED', orderId, failure }))
       .next(new Succeed(this, 'OrderCancelled'));
 
-    const forward = (step: LambdaInvoke) => step.addCatch(markCompensating, { errors: [Errors.ALL], resultPath: '$.failure' });
+    const forward = (step: LambdaInvoke) =>
+      step.addCatch(markCompensating, { errors: [Errors.ALL], resultPath: '$.failure' });
 
     const reserve = forward(
-      task('ReserveStock', props.reserveStock, { orderId, currency: JsonPath.stringAt('$.currency'), items: JsonPath.listAt('$.items') }, '$.reservation'),
+      task(
+        'ReserveStock',
+        props.reserveStock,
+        { orderId, currency: JsonPath.stringAt('$.currency'), items: JsonPath.listAt('$.items') },
+        '$.reservation',
+      ),
     );
     const stockUnavailable = new Pass(this, 'StockUnavailable', {
       parameters: { 'Error.$': '$.reservation.reason', Cause: 'The stock could not be reserved.' },
@@ -114,25 +134,32 @@ export class SagaStateMachine extends Construct {
         null,
       ),
     );
-    const markPaymentPending = forward(task('MarkPaymentPending', props.orderStep, { step: 'PAYMENT_PENDING', orderId }, null));
-
-    const requestPayment = forward(
-      new LambdaInvoke(this, 'RequestPayment', {
-        lambdaFunction: props.requestPayment,
-        integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-        payload: TaskInput.fromObject({
-          orderId,
-          customerId: JsonPath.stringAt('$.customerId'),
-          amount: JsonPath.numberAt('$.reservation.amount'),
-          currency: JsonPath.stringAt('$.reservation.currency'),
-          paymentMethodId: JsonPath.stringAt('$.paymentMethodId'),
-          taskToken: JsonPath.taskToken,
-        }),
-        resultPath: '$.payment',
-        taskTimeout: Timeout.duration(Duration.seconds(props.paymentTimeoutSeconds)),
-        retryOnServiceExceptions: true,
-      }),
+    const markPaymentPending = forward(
+      task('MarkPaymentPending', props.orderStep, { step: 'PAYMENT_PENDING', orderId }, null),
     );
+
+    // Only the payment step's own timeout means PAYMENT_TIMEOUT; any other task timing out is a fault.
+    const paymentTimedOut = new Pass(this, 'PaymentTimedOut', {
+      parameters: { Error: 'PAYMENT_TIMEOUT', 'Cause.$': '$.failure.Cause' },
+      resultPath: '$.failure',
+    }).next(markCompensating);
+    const requestPaymentTask = new LambdaInvoke(this, 'RequestPayment', {
+      lambdaFunction: props.requestPayment,
+      integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      payload: TaskInput.fromObject({
+        orderId,
+        customerId: JsonPath.stringAt('$.customerId'),
+        amount: JsonPath.numberAt('$.reservation.amount'),
+        currency: JsonPath.stringAt('$.reservation.currency'),
+        paymentMethodId: JsonPath.stringAt('$.paymentMethodId'),
+        taskToken: JsonPath.taskToken,
+      }),
+      resultPath: '$.payment',
+      taskTimeout: Timeout.duration(Duration.seconds(props.paymentTimeoutSeconds)),
+      retryOnServiceExceptions: true,
+    });
+    requestPaymentTask.addCatch(paymentTimedOut, { errors: [Errors.TIMEOUT], resultPath: '$.failure' });
+    const requestPayment = forward(requestPaymentTask);
     const confirm = forward(task('ConfirmStock', props.confirmStock, { orderId }, null));
     const complete = forward(
       task(
@@ -169,7 +196,10 @@ export class SagaStateMachine extends Construct {
       definitionBody: DefinitionBody.fromChainable(definition),
       tracingEnabled: true,
       logs: {
-        destination: new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+        destination: new LogGroup(this, 'Logs', {
+          retention: RetentionDays.ONE_MONTH,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
         level: LogLevel.ERROR,
         includeExecutionData: false,
       },

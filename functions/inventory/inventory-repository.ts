@@ -10,8 +10,9 @@ import type { Product, PutProductRequest, Reservation, ReservedLine } from './st
  *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line
  *   RESERVATION#<orderId>    EVENT#<time>#<eventId>    outbox events of that reservation
  * GSI `active-by-expiry` (activeShard, activeUntil) is sparse: only ACTIVE reservations carry the
- * attributes, so the sweeper reads exactly what may need releasing. `expiresAt` is the table's TTL
- * attribute and is removed when a reservation is confirmed or released.
+ * attributes, so the sweeper reads exactly what may need releasing. `holdUntil` is when the hold
+ * ends; `expiresAt`, the table's TTL attribute, equals it while ACTIVE and is removed when the
+ * reservation is confirmed or released, so closed reservations stay on record.
  */
 export const ACTIVE_BY_EXPIRY_INDEX = 'active-by-expiry';
 const ACTIVE_SHARD = 'ACTIVE';
@@ -138,7 +139,7 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
               kind: 'reservation',
               ...reservation,
               activeShard: ACTIVE_SHARD,
-              activeUntil: reservation.expiresAt,
+              activeUntil: reservation.holdUntil,
             },
             ConditionExpression: 'attribute_not_exists(pk)',
           },
@@ -191,7 +192,7 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
               TableName: tableName,
               Key: reservationKey(reservation.orderId),
               UpdateExpression: 'SET #status = :confirmed, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
-              ConditionExpression: '#status = :active AND expiresAt > :nowSeconds',
+              ConditionExpression: '#status = :active AND holdUntil > :nowSeconds',
               ExpressionAttributeNames: { '#status': 'status' },
               ExpressionAttributeValues: {
                 ':confirmed': 'CONFIRMED',
@@ -211,7 +212,7 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
     },
 
     async release(reservation, to, event, now) {
-      const condition = to === 'EXPIRED' ? '#status = :active AND expiresAt <= :nowSeconds' : '#status = :active';
+      const condition = to === 'EXPIRED' ? '#status = :active AND holdUntil <= :nowSeconds' : '#status = :active';
       try {
         await transactWrite(client, [
           {

@@ -6,6 +6,7 @@ import {
   isExpired,
   outcomeOf,
   priceLines,
+  ReservationClosedError,
   ReservationConfirmedError,
   ReservationExpiredError,
   ReservationNotFoundError,
@@ -33,6 +34,9 @@ export const reserveStock =
   async (command: ReserveCommand): Promise<ReserveOutcome> => {
     for (let attempt = 1; attempt <= MAX_RESERVE_ATTEMPTS; attempt++) {
       const existing = await deps.inventory.getReservation(command.orderId);
+      if (existing?.status === 'RELEASED' || existing?.status === 'EXPIRED') {
+        throw new ReservationClosedError(command.orderId, existing.status);
+      }
       if (existing) return outcomeOf(existing);
 
       const now = deps.now();
@@ -40,6 +44,7 @@ export const reserveStock =
       const priced = priceLines(command, products);
       if ('unknown' in priced) return reject(deps, command, 'UNKNOWN_PRODUCT', priced.unknown, now);
 
+      const holdUntil = Math.floor(now.getTime() / 1000) + deps.ttlSeconds;
       const reservation: Reservation = {
         reservationId: randomUUID(),
         orderId: command.orderId,
@@ -47,7 +52,8 @@ export const reserveStock =
         lines: priced.lines,
         amount: priced.amount,
         currency: command.currency,
-        expiresAt: Math.floor(now.getTime() / 1000) + deps.ttlSeconds,
+        holdUntil,
+        expiresAt: holdUntil,
         createdAt: now.toISOString(),
         updatedAt: now.toISOString(),
       };
@@ -61,7 +67,7 @@ export const reserveStock =
           items: reservation.lines,
           amount: reservation.amount,
           currency: reservation.currency,
-          expiresAt: new Date(reservation.expiresAt * 1000).toISOString(),
+          expiresAt: new Date(holdUntil * 1000).toISOString(),
         },
       });
       const result = await deps.inventory.reserve(reservation, event);
@@ -87,7 +93,7 @@ async function reject(
     lines: [],
     amount: 0,
     currency: command.currency,
-    expiresAt: 0,
+    holdUntil: 0,
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
     rejection: { reason, skus },

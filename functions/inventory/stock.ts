@@ -41,8 +41,10 @@ export interface Reservation {
   lines: ReservedLine[];
   amount: number;
   currency: string;
-  /** Epoch seconds; also the table's TTL attribute. */
-  expiresAt: number;
+  /** Epoch seconds when the hold ends; kept for the record after the reservation closes. */
+  holdUntil: number;
+  /** The table's TTL attribute: `holdUntil` while ACTIVE, removed once confirmed or released. */
+  expiresAt?: number;
   createdAt: string;
   updatedAt: string;
   rejection?: { reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT'; skus: string[] };
@@ -77,7 +79,7 @@ export function outcomeOf(reservation: Reservation): ReserveOutcome {
     amount: reservation.amount,
     currency: reservation.currency,
     items: reservation.lines,
-    expiresAt: new Date(reservation.expiresAt * 1000).toISOString(),
+    expiresAt: new Date(reservation.holdUntil * 1000).toISOString(),
   };
 }
 
@@ -103,7 +105,7 @@ export function priceLines(
 
 /** The reservation has outlived its TTL, whatever the sweeper or DynamoDB's TTL process has done yet. */
 export function isExpired(reservation: Reservation, now: Date): boolean {
-  return reservation.status === 'EXPIRED' || (reservation.status === 'ACTIVE' && reservation.expiresAt * 1000 <= now.getTime());
+  return reservation.status === 'EXPIRED' || (reservation.status === 'ACTIVE' && reservation.holdUntil * 1000 <= now.getTime());
 }
 
 export class ReservationExpiredError extends Error {
@@ -117,6 +119,14 @@ export class ReservationNotFoundError extends Error {
   constructor(orderId: string) {
     super(`Order ${orderId} has no stock reservation`);
     this.name = 'ReservationNotFoundError';
+  }
+}
+
+/** A reserve for an order whose reservation was already released or expired: the saga has moved on. */
+export class ReservationClosedError extends Error {
+  constructor(orderId: string, status: ReservationStatus) {
+    super(`The reservation of order ${orderId} is ${status}; it cannot be reserved again`);
+    this.name = 'ReservationClosedError';
   }
 }
 

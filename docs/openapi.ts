@@ -1,0 +1,578 @@
+import { z } from 'zod';
+import {
+  CancellationReasonSchema,
+  CurrencySchema,
+  MinorUnitsSchema,
+  OrderIdSchema,
+  OrderLineSchema,
+  OrderStatusSchema,
+  SagaStateSchema,
+  SkuSchema,
+} from '../events/common.ts';
+import { CreateOrderRequestSchema, DEFAULT_CURRENCY } from '../functions/orders/order.ts';
+import { PutProductRequestSchema } from '../functions/inventory/stock.ts';
+import packageJson from '../package.json' with { type: 'json' };
+import { MAX_BODY_BYTES } from '../shared/http.ts';
+
+/*
+ * The OpenAPI 3.1 document of the HTTP API (CONTRACT §2). Request bodies and the shared types come
+ * from the zod schemas the handlers validate with; response shapes are declared here and checked
+ * against what the code returns by docs/openapi.test.ts. `npm run docs:openapi` writes docs/openapi.json.
+ */
+
+type Json = Record<string, unknown>;
+
+/** Every error code the API answers with (and the one the planned cancel route will add). */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: {
+    status: 400,
+    description:
+      'A field, path parameter, query parameter or header is invalid; `details` lists each problem.',
+  },
+  INVALID_JSON: { status: 400, description: 'The body is empty or not JSON.' },
+  MISSING_SIGNATURE: { status: 400, description: 'The Stripe webhook has no `Stripe-Signature` header.' },
+  INVALID_SIGNATURE: {
+    status: 400,
+    description:
+      'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s away from now.',
+  },
+  ORDER_NOT_FOUND: { status: 404, description: 'No order has this id.' },
+  PRODUCT_NOT_FOUND: { status: 404, description: 'No product has this sku.' },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 409,
+    description: 'The `Idempotency-Key` was already used with a different body.',
+  },
+  ORDER_NOT_CANCELLABLE: {
+    status: 409,
+    description:
+      'Planned (with `POST /orders/{orderId}/cancel`): the order is already completed or cancelled.',
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    description: `The body is larger than ${MAX_BODY_BYTES} bytes (64 KiB).`,
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    description:
+      'A route that takes a JSON body got another `Content-Type` (`application/json` or any `+json` type is accepted).',
+  },
+  INTERNAL_ERROR: { status: 500, description: 'A fault on the server side; the request may be retried.' },
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The message each error carries, as the code words it (`{…}` is filled in). */
+const ERROR_EXAMPLES: Record<
+  ErrorCode,
+  { message: string; details?: Array<{ path: string; message: string }> }
+> = {
+  VALIDATION_FAILED: {
+    message: 'The request body is invalid.',
+    details: [
+      { path: 'items.0.quantity', message: 'Too big: expected number to be <=999' },
+      { path: '', message: 'Unrecognized key: "note"' },
+    ],
+  },
+  INVALID_JSON: { message: 'The request body is not valid JSON.' },
+  MISSING_SIGNATURE: { message: 'The Stripe-Signature header is missing.' },
+  INVALID_SIGNATURE: { message: 'The Stripe-Signature does not match this body.' },
+  ORDER_NOT_FOUND: { message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 does not exist.' },
+  PRODUCT_NOT_FOUND: { message: 'Product tee-classic-black does not exist.' },
+  IDEMPOTENCY_KEY_REUSED: { message: 'This Idempotency-Key was already used with a different request body.' },
+  ORDER_NOT_CANCELLABLE: {
+    message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 is COMPLETED and cannot be cancelled.',
+  },
+  PAYLOAD_TOO_LARGE: { message: `The request body is larger than ${MAX_BODY_BYTES} bytes.` },
+  UNSUPPORTED_MEDIA_TYPE: { message: 'The request body must be application/json.' },
+  INTERNAL_ERROR: { message: 'Something went wrong on our side.' },
+};
+
+export function errorExample(code: ErrorCode) {
+  const { message, details = [] } = ERROR_EXAMPLES[code];
+  return { error: { code, message, details } };
+}
+
+// Response shapes the handlers build (functions/inventory/stock.ts `Product`, functions/orders/order.ts `orderView`).
+const Timestamp = z.iso.datetime();
+const ProductSchema = z.object({
+  sku: SkuSchema,
+  name: z.string(),
+  unitPrice: MinorUnitsSchema,
+  currency: CurrencySchema,
+  available: z.number().int().nonnegative(),
+  reserved: z.number().int().nonnegative(),
+  lowStockThreshold: z.number().int().nonnegative(),
+  updatedAt: Timestamp,
+});
+const OrderPaymentSchema = z.object({
+  paymentIntentId: z.string(),
+  status: z.string(),
+  clientSecret: z.string().optional(),
+});
+const HistoryEntrySchema = z.object({ sagaState: SagaStateSchema, at: Timestamp });
+const OrderSchema = z.object({
+  orderId: OrderIdSchema,
+  customerId: z.string(),
+  items: z.array(OrderLineSchema),
+  amount: MinorUnitsSchema.optional(),
+  currency: CurrencySchema,
+  status: OrderStatusSchema,
+  sagaState: SagaStateSchema,
+  cancellationReason: CancellationReasonSchema.optional(),
+  payment: OrderPaymentSchema.optional(),
+  history: z.array(HistoryEntrySchema),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+const ReservationStatusSchema = z.enum(['ACTIVE', 'CONFIRMED', 'RELEASED', 'EXPIRED']);
+const ReservationSchema = z.object({
+  reservationId: z.string(),
+  orderId: OrderIdSchema,
+  sku: SkuSchema,
+  quantity: z.number().int().min(1).max(999),
+  status: ReservationStatusSchema,
+  expiresAt: Timestamp,
+  createdAt: Timestamp,
+});
+const ReservationPageSchema = z.object({
+  items: z.array(ReservationSchema),
+  nextCursor: z.string().optional(),
+});
+
+function componentSchemas(): Record<string, Json> {
+  const registry = z.registry<{ id: string; description?: string }>();
+  const add = (schema: z.ZodType, id: string, description?: string) =>
+    registry.add(schema, { id, ...(description ? { description } : {}) });
+  add(SkuSchema, 'Sku', 'A stock keeping unit: 1-64 characters of `A-Z a-z 0-9 . _ -`.');
+  add(
+    CurrencySchema,
+    'Currency',
+    'An ISO 4217 code. Requests may use either case; the API stores and answers it in lower case, as Stripe does.',
+  );
+  add(MinorUnitsSchema, 'MinorUnits', "Money as an integer in the currency's minor unit (cents).");
+  add(
+    OrderStatusSchema,
+    'OrderStatus',
+    '`PENDING` → `STOCK_RESERVED` → `PAYMENT_PENDING` → `COMPLETED`, or `CANCELLED`.',
+  );
+  add(
+    SagaStateSchema,
+    'SagaState',
+    '`STARTED` → `STOCK_RESERVED` → `PAYMENT_PENDING` → `COMPLETED`, or on any failure `COMPENSATING` → `COMPENSATED`. A compensation that itself fails leaves `COMPENSATING` (the execution fails and alarms).',
+  );
+  add(CancellationReasonSchema, 'CancellationReason', 'Why an order was cancelled.');
+  add(
+    OrderLineSchema,
+    'OrderLine',
+    '`unitPrice` (minor units) appears once the stock is reserved: it is the catalogue price at reservation time.',
+  );
+  add(
+    CreateOrderRequestSchema,
+    'CreateOrderRequest',
+    `Unknown fields are rejected. SKUs are not looked up here: an unknown one cancels the order (\`UNKNOWN_PRODUCT\`) once its saga runs. Lines with the same sku are merged; a merged line over 999 is rejected. \`currency\` defaults to \`${DEFAULT_CURRENCY}\`; every product of the order must be sold in it, or the order is cancelled with \`UNKNOWN_PRODUCT\`. \`paymentMethodId\` is a Stripe PaymentMethod; without one the PaymentIntent waits for the client to confirm it.`,
+  );
+  add(
+    PutProductRequestSchema,
+    'PutProductRequest',
+    'Unknown fields are rejected. `available` is the stock free to sell; units held by active reservations stay held (and counted in `reserved`). `lowStockThreshold` defaults to 0.',
+  );
+  add(Timestamp, 'Timestamp', 'An ISO 8601 time in UTC.');
+  add(ProductSchema, 'Product');
+  add(
+    OrderPaymentSchema,
+    'OrderPayment',
+    '`status` is the PaymentIntent status. This build sets `payment` only when the order completes and never sets `clientSecret`.',
+  );
+  add(HistoryEntrySchema, 'HistoryEntry');
+  add(
+    OrderSchema,
+    'Order',
+    "`amount` and the lines' `unitPrice` appear once the stock is reserved; `cancellationReason` once the saga starts compensating for a reason the contract names (a fault outside that list cancels the order without one).",
+  );
+  add(
+    ReservationStatusSchema,
+    'ReservationStatus',
+    '`ACTIVE`, `CONFIRMED` (sold), `RELEASED` (compensated), `EXPIRED`.',
+  );
+  add(ReservationSchema, 'Reservation', "One line of one order's reservation (planned route).");
+  add(ReservationPageSchema, 'ReservationPage');
+
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io: 'input',
+    metadata: registry,
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  // OpenAPI 3.1 schemas already use the 2020-12 dialect; a fragment `$id` is not allowed there.
+  return Object.fromEntries(
+    Object.entries(schemas).map(([id, { $schema: _dialect, $id: _id, ...schema }]) => [id, schema as Json]),
+  );
+}
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+const json = (schema: Json, examples?: Record<string, Json>) => ({
+  'application/json': { schema, ...(examples ? { examples } : {}) },
+});
+
+function errorResponse(description: string, codes: ErrorCode[]) {
+  const examples = Object.fromEntries(
+    codes.map((code) => [code, { summary: ERROR_CODES[code].description, value: errorExample(code) }]),
+  );
+  return { description, content: json(ref('Error'), examples) };
+}
+
+const responses = {
+  BadRequest: errorResponse('Invalid JSON, fields, path or header.', ['VALIDATION_FAILED', 'INVALID_JSON']),
+  InvalidPath: errorResponse('The path parameter is invalid.', ['VALIDATION_FAILED']),
+  PayloadTooLarge: errorResponse(`The body is larger than ${MAX_BODY_BYTES} bytes.`, ['PAYLOAD_TOO_LARGE']),
+  UnsupportedMediaType: errorResponse('The body is not `application/json`.', ['UNSUPPORTED_MEDIA_TYPE']),
+  InternalError: errorResponse('A server-side fault. Nothing about the request was wrong.', [
+    'INTERNAL_ERROR',
+  ]),
+};
+const responseRef = (name: keyof typeof responses) => ({ $ref: `#/components/responses/${name}` });
+
+// CONTRACT §2 authorization; the scheme names are used by the security requirements below.
+const PUBLIC: Json[] = [];
+const CUSTOMER: Json[] = [{ jwt: [] }, { sigv4: [] }];
+const ADMIN: Json[] = [{ jwt: ['orders/admin'] }, { sigv4: [] }];
+
+const skuParameter = { name: 'sku', in: 'path', required: true, schema: ref('Sku') };
+const orderIdParameter = {
+  name: 'orderId',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', minLength: 1, maxLength: 64 },
+};
+
+const PLANNED_NOTE =
+  'Planned: this route is in the contract but not implemented by this build, and the stack has no such route (API Gateway answers `404 {"message":"Not Found"}`).';
+
+function paths(): Json {
+  return {
+    '/health': {
+      get: {
+        operationId: 'getHealth',
+        tags: ['health'],
+        summary: 'Liveness',
+        description:
+          'Answers once the service is up. Locally, `npm start` is ready when this answers: tables, DynamoDB streams and JetStream streams exist by then.',
+        security: PUBLIC,
+        'x-status': 'implemented',
+        responses: {
+          '200': {
+            description: 'Up.',
+            content: json({
+              type: 'object',
+              properties: { status: { const: 'ok' } },
+              required: ['status'],
+            }),
+          },
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+    '/products/{sku}': {
+      parameters: [skuParameter],
+      put: {
+        operationId: 'putProduct',
+        tags: ['products'],
+        summary: 'Create or replace a product',
+        security: ADMIN,
+        'x-status': 'implemented',
+        requestBody: { required: true, content: json(ref('PutProductRequest')) },
+        responses: {
+          '200': { description: 'The product as stored.', content: json(ref('Product')) },
+          '400': responseRef('BadRequest'),
+          '413': responseRef('PayloadTooLarge'),
+          '415': responseRef('UnsupportedMediaType'),
+          '500': responseRef('InternalError'),
+        },
+      },
+      get: {
+        operationId: 'getProduct',
+        tags: ['products'],
+        summary: 'Read a product and its stock',
+        security: ADMIN,
+        'x-status': 'implemented',
+        responses: {
+          '200': { description: 'The product.', content: json(ref('Product')) },
+          '400': responseRef('InvalidPath'),
+          '404': errorResponse('No such product.', ['PRODUCT_NOT_FOUND']),
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+    '/orders': {
+      post: {
+        operationId: 'createOrder',
+        tags: ['orders'],
+        summary: 'Place an order and start its saga',
+        description:
+          'Records the order (status `PENDING`, sagaState `STARTED`) and starts its saga, which runs in the background: poll `GET /orders/{orderId}` or consume the events. ' +
+          'With an `Idempotency-Key`, repeating the same request returns the same order (as it is now) and starts one saga only.',
+        security: CUSTOMER,
+        'x-status': 'implemented',
+        parameters: [
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description:
+              'Makes retries safe. The same key with the same body (compared after parsing: same fields, same line order) returns the first order; with another body it is `409 IDEMPOTENCY_KEY_REUSED`. Keys are global, not per customer, so use random ones (UUIDs). A key is remembered for at least 24 hours.',
+            schema: { type: 'string', minLength: 1, maxLength: 255 },
+          },
+        ],
+        requestBody: { required: true, content: json(ref('CreateOrderRequest')) },
+        responses: {
+          '202': {
+            description: 'Accepted: the order as recorded; its saga runs in the background.',
+            headers: {
+              Location: { description: 'The order: `/orders/{orderId}`.', schema: { type: 'string' } },
+            },
+            content: json(ref('Order')),
+          },
+          '400': responseRef('BadRequest'),
+          '409': errorResponse('The Idempotency-Key was used with another body.', ['IDEMPOTENCY_KEY_REUSED']),
+          '413': responseRef('PayloadTooLarge'),
+          '415': responseRef('UnsupportedMediaType'),
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+    '/orders/{orderId}': {
+      parameters: [orderIdParameter],
+      get: {
+        operationId: 'getOrder',
+        tags: ['orders'],
+        summary: 'Read an order',
+        description: 'A strongly consistent read of the order and its saga state.',
+        security: CUSTOMER,
+        'x-status': 'implemented',
+        responses: {
+          '200': { description: 'The order.', content: json(ref('Order')) },
+          '400': responseRef('InvalidPath'),
+          '404': errorResponse('No such order.', ['ORDER_NOT_FOUND']),
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+    '/orders/{orderId}/cancel': {
+      parameters: [orderIdParameter],
+      post: {
+        operationId: 'cancelOrder',
+        tags: ['orders'],
+        summary: 'Cancel an order (planned)',
+        description: `${PLANNED_NOTE} Contract: the customer cancels an order that is not yet completed or cancelled; its saga compensates with reason \`CUSTOMER_CANCELLED\`.`,
+        security: CUSTOMER,
+        'x-status': 'planned',
+        responses: {
+          '202': {
+            description: 'Cancellation accepted; the order as it is now.',
+            content: json(ref('Order')),
+          },
+          '404': errorResponse('No such order.', ['ORDER_NOT_FOUND']),
+          '409': errorResponse('The order is already completed or cancelled.', ['ORDER_NOT_CANCELLABLE']),
+        },
+      },
+    },
+    '/inventory/reservations': {
+      get: {
+        operationId: 'listReservations',
+        tags: ['inventory'],
+        summary: 'List stock reservations (planned)',
+        description: `${PLANNED_NOTE} Contract: exactly one of \`orderId\` and \`sku\`, else \`400\`; one item per reserved line; pages continue with \`cursor\` = the previous \`nextCursor\`.`,
+        security: ADMIN,
+        'x-status': 'planned',
+        parameters: [
+          {
+            name: 'orderId',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', minLength: 1, maxLength: 64 },
+          },
+          { name: 'sku', in: 'query', required: false, schema: ref('Sku') },
+          {
+            name: 'cursor',
+            in: 'query',
+            required: false,
+            description:
+              "Opaque: the `nextCursor` of the previous page. The contract names only `nextCursor`; this parameter name is this document's choice.",
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          '200': { description: 'A page of reservation lines.', content: json(ref('ReservationPage')) },
+          '400': errorResponse('Neither or both filters given, or a filter is invalid.', [
+            'VALIDATION_FAILED',
+          ]),
+        },
+      },
+    },
+    '/payments/webhook': {
+      post: {
+        operationId: 'stripeWebhook',
+        tags: ['payments'],
+        summary: 'Stripe webhook endpoint',
+        description:
+          'Verifies `Stripe-Signature` over the raw body (tolerance 300 s), then applies the event at most once (keyed by `event.id`). ' +
+          'Handled: `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`, matched by PaymentIntent id, then `metadata.orderId`. ' +
+          'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing. ' +
+          'A `500` makes Stripe retry. The `Content-Type` is not checked; the body must be the bytes Stripe sent.',
+        security: PUBLIC,
+        'x-status': 'implemented',
+        parameters: [
+          {
+            name: 'Stripe-Signature',
+            in: 'header',
+            required: true,
+            description:
+              "`t=<unix time>,v1=<HMAC-SHA256 hex>`, signed with the endpoint secret (`STRIPE_WEBHOOK_SECRET` locally, the Stripe secret's `webhookSecret` on AWS).",
+            schema: { type: 'string' },
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: json({
+            type: 'object',
+            description: 'A Stripe Event object.',
+            properties: {
+              id: { type: 'string' },
+              type: { type: 'string' },
+              data: { type: 'object', properties: { object: { type: 'object' } }, required: ['object'] },
+            },
+            required: ['id', 'type', 'data'],
+          }),
+        },
+        responses: {
+          '200': {
+            description: 'Received (applied, or nothing to apply).',
+            content: json({
+              type: 'object',
+              properties: { received: { const: true } },
+              required: ['received'],
+            }),
+          },
+          '400': errorResponse('Missing or bad signature.', ['MISSING_SIGNATURE', 'INVALID_SIGNATURE']),
+          '413': responseRef('PayloadTooLarge'),
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+  };
+}
+
+const DESCRIPTION = [
+  "The order saga's HTTP API (API Gateway HTTP API, payload 2.0; locally served by `npm start`).",
+  '',
+  "All bodies are JSON. Money is an integer in the currency's minor unit. Routes marked `x-status: planned` are in the contract but not implemented by this build.",
+  '',
+  '## Errors',
+  'Every error the handlers answer is `{"error":{"code","message","details"}}` (schema `Error`), with a 4xx status for every client mistake:',
+  '',
+  '| code | status | when |',
+  '|---|---|---|',
+  ...Object.entries(ERROR_CODES).map(
+    ([code, { status, description }]) => `| \`${code}\` | ${status} | ${description} |`,
+  ),
+  '',
+  `Limits: bodies over ${MAX_BODY_BYTES} bytes (64 KiB) are \`413\`; routes that take a JSON body answer \`415\` to any \`Content-Type\` other than \`application/json\` or \`*/*+json\`.`,
+  "Checks run in this order: size, content type, JSON, body fields, path, query, then the handler's own checks.",
+  '',
+  'Responses produced by API Gateway itself, before a handler runs, have its own body `{"message":"..."}`: `404 Not Found` for an unknown route or method,',
+  "`401`/`403` from the authorizer, `413` above API Gateway's 10 MB limit, `429` when throttled, and a 5xx when a function fails outside the error handling (for example at start-up) or times out.",
+  'The local runtime mirrors the `404`, the 10 MB `413` and the `500`.',
+  '',
+  '## Authorization',
+  'Deployed with the context `jwtIssuer` and `jwtAudience`, customer routes need a JWT from that issuer (scheme `jwt`) and product routes a JWT with the admin scope (context `adminScope`, default `orders/admin`).',
+  'Deployed without them, the same routes need IAM authorization instead (scheme `sigv4`). The webhook and health are public.',
+  'The local runtime does not enforce authorization (`LOCAL_AUTH=none`, the only value it accepts so far).',
+].join('\n');
+
+/** Builds the OpenAPI 3.1 document of the HTTP API. */
+export function buildOpenApiDocument() {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Order saga HTTP API',
+      version: packageJson.version,
+      description: DESCRIPTION,
+      license: { name: packageJson.license, identifier: packageJson.license },
+    },
+    servers: [
+      {
+        url: 'http://127.0.0.1:{port}',
+        description: 'The local runtime (`npm start`); it binds 127.0.0.1 only.',
+        variables: { port: { default: '3000', description: '`PORT`' } },
+      },
+      {
+        url: 'https://{apiId}.execute-api.{region}.amazonaws.com',
+        description: 'A deployed stack: the stack output `Url`.',
+        variables: { apiId: { default: 'abcdefghij' }, region: { default: 'us-east-1' } },
+      },
+    ],
+    tags: [
+      { name: 'health' },
+      { name: 'products', description: 'The catalogue and its stock (admin).' },
+      { name: 'orders', description: 'Orders and their saga (customers).' },
+      { name: 'inventory', description: 'Stock reservations (admin).' },
+      { name: 'payments', description: 'Stripe webhooks.' },
+    ],
+    paths: paths(),
+    components: {
+      securitySchemes: {
+        jwt: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'API Gateway JWT authorizer (stack context `jwtIssuer`, `jwtAudience`). Product and reservation routes also require the admin scope (context `adminScope`, default `orders/admin`). Not enforced locally.',
+        },
+        sigv4: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Authorization',
+          description:
+            'AWS Signature Version 4 (API Gateway IAM authorization): what the stack uses instead of JWT when it is synthesized without `jwtIssuer`/`jwtAudience`. Not enforced locally.',
+          'x-amazon-apigateway-authtype': 'awsSigv4',
+        },
+      },
+      responses,
+      schemas: {
+        Error: {
+          type: 'object',
+          description: 'The body of every error a handler answers.',
+          properties: {
+            error: {
+              type: 'object',
+              properties: {
+                code: ref('ErrorCode'),
+                message: { type: 'string', description: 'A human sentence; do not parse it.' },
+                details: { type: 'array', items: ref('ErrorDetail') },
+              },
+              required: ['code', 'message', 'details'],
+              additionalProperties: false,
+            },
+          },
+          required: ['error'],
+          additionalProperties: false,
+        },
+        ErrorDetail: {
+          type: 'object',
+          description:
+            'One problem: `path` is the dot-separated location (`items.0.quantity`, a path or query parameter name, `Idempotency-Key`); it is empty for an unknown body field, which the message names.',
+          properties: { path: { type: 'string' }, message: { type: 'string' } },
+          required: ['path', 'message'],
+        },
+        ErrorCode: {
+          type: 'string',
+          description: 'SCREAMING_SNAKE error code.',
+          oneOf: Object.entries(ERROR_CODES).map(([code, { status, description }]) => ({
+            const: code,
+            description: `${status}: ${description}`,
+          })),
+        },
+        ...componentSchemas(),
+      },
+    },
+  };
+}

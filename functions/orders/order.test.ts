@@ -1,0 +1,447 @@
+import { describe, expect, it } from 'vitest';
+import { parseEvent } from '../../events/envelope.ts';
+import { ValidationError } from '../../shared/errors.ts';
+import {
+  applySagaStep,
+  CreateOrderRequestSchema,
+  InvalidTransitionError,
+  mergeLines,
+  newOrder,
+  orderView,
+  type CreateOrderRequest,
+  type Order,
+  type SagaStep,
+} from './order.ts';
+
+const T0 = new Date('2025-01-01T00:00:00.000Z');
+const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
+
+const validRequest = { customerId: 'cust-1', items: [{ sku: 'SKU-1', quantity: 2 }] };
+
+function items(count: number) {
+  return Array.from({ length: count }, (_, i) => ({ sku: `sku-${i}`, quantity: 1 }));
+}
+
+function placed(request: Partial<CreateOrderRequest> = {}): Order {
+  return newOrder({ ...validRequest, paymentMethodId: 'pm_card_visa', ...request }, 'order-1', T0).order;
+}
+
+const reserved: SagaStep = {
+  step: 'STOCK_RESERVED',
+  orderId: 'order-1',
+  reservation: { amount: 2400, currency: 'usd', items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1200 }] },
+};
+const paymentPending: SagaStep = { step: 'PAYMENT_PENDING', orderId: 'order-1' };
+const completed: SagaStep = {
+  step: 'COMPLETED',
+  orderId: 'order-1',
+  payment: { paymentIntentId: 'pi_123', status: 'succeeded' },
+};
+const compensating = (error: string): SagaStep => ({
+  step: 'COMPENSATING',
+  orderId: 'order-1',
+  failure: { Error: error, Cause: 'because' },
+});
+const compensated = (error: string): SagaStep => ({
+  step: 'COMPENSATED',
+  orderId: 'order-1',
+  failure: { Error: error, Cause: 'because' },
+});
+
+/** Applies steps in order, each a second apart, failing the test if one does not change the order. */
+function run(order: Order, ...steps: SagaStep[]) {
+  let current = order;
+  const events = [];
+  for (const [index, step] of steps.entries()) {
+    const outcome = applySagaStep(current, step, at(index + 1));
+    if (!outcome.changed) throw new Error(`step ${step.step} did not change the order`);
+    current = outcome.order;
+    events.push(...outcome.events);
+  }
+  return { order: current, events };
+}
+
+describe('CreateOrderRequestSchema', () => {
+  it('accepts a minimal order and leaves optional fields absent', () => {
+    expect(CreateOrderRequestSchema.parse(validRequest)).toEqual(validRequest);
+  });
+
+  it('rejects unknown fields at the top level and in items', () => {
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, discount: 10 }).success).toBe(false);
+    expect(
+      CreateOrderRequestSchema.safeParse({
+        ...validRequest,
+        items: [{ sku: 'SKU-1', quantity: 1, price: 1 }],
+      }).success,
+    ).toBe(false);
+  });
+
+  it('accepts 1 to 50 items and rejects none or 51', () => {
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, items: items(1) }).success).toBe(true);
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, items: items(50) }).success).toBe(true);
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, items: [] }).success).toBe(false);
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, items: items(51) }).success).toBe(false);
+  });
+
+  it.each([1, 999])('accepts quantity %d', (quantity) => {
+    expect(
+      CreateOrderRequestSchema.safeParse({ ...validRequest, items: [{ sku: 'a', quantity }] }).success,
+    ).toBe(true);
+  });
+
+  it.each([0, -1, 1000, 1.5, '2', null])('rejects quantity %j', (quantity) => {
+    expect(
+      CreateOrderRequestSchema.safeParse({ ...validRequest, items: [{ sku: 'a', quantity }] }).success,
+    ).toBe(false);
+  });
+
+  it.each(['A', 'abc.DEF_1-2', 'x'.repeat(64)])('accepts sku %j', (sku) => {
+    expect(
+      CreateOrderRequestSchema.safeParse({ ...validRequest, items: [{ sku, quantity: 1 }] }).success,
+    ).toBe(true);
+  });
+
+  it.each(['', 'x'.repeat(65), 'has space', 'slash/sku', 'ümlaut', 'a#b'])('rejects sku %j', (sku) => {
+    expect(
+      CreateOrderRequestSchema.safeParse({ ...validRequest, items: [{ sku, quantity: 1 }] }).success,
+    ).toBe(false);
+  });
+
+  it('requires a customerId of 1 to 64 characters', () => {
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, customerId: 'c' }).success).toBe(true);
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, customerId: 'c'.repeat(64) }).success).toBe(
+      true,
+    );
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, customerId: '' }).success).toBe(false);
+    expect(CreateOrderRequestSchema.safeParse({ ...validRequest, customerId: 'c'.repeat(65) }).success).toBe(
+      false,
+    );
+    const withoutCustomer: Record<string, unknown> = { ...validRequest };
+    delete withoutCustomer.customerId;
+    expect(CreateOrderRequestSchema.safeParse(withoutCustomer).success).toBe(false);
+  });
+
+  it('normalises the currency to lower case and rejects non-ISO codes', () => {
+    expect(CreateOrderRequestSchema.parse({ ...validRequest, currency: 'EUR' }).currency).toBe('eur');
+    expect(CreateOrderRequestSchema.parse({ ...validRequest, currency: 'uSd' }).currency).toBe('usd');
+    for (const currency of ['eu', 'euro', '12a', '']) {
+      expect(CreateOrderRequestSchema.safeParse({ ...validRequest, currency }).success).toBe(false);
+    }
+  });
+});
+
+describe('mergeLines', () => {
+  it('merges duplicate SKUs into one line, keeping first-seen order', () => {
+    expect(
+      mergeLines([
+        { sku: 'a', quantity: 2 },
+        { sku: 'b', quantity: 1 },
+        { sku: 'a', quantity: 3 },
+      ]),
+    ).toEqual([
+      { sku: 'a', quantity: 5 },
+      { sku: 'b', quantity: 1 },
+    ]);
+  });
+
+  it('allows a merged line of exactly 999', () => {
+    expect(
+      mergeLines([
+        { sku: 'a', quantity: 500 },
+        { sku: 'a', quantity: 499 },
+      ]),
+    ).toEqual([{ sku: 'a', quantity: 999 }]);
+  });
+
+  it('rejects a merged line over 999 with a ValidationError naming the sku', () => {
+    const attempt = () =>
+      mergeLines([
+        { sku: 'a', quantity: 500 },
+        { sku: 'a', quantity: 500 },
+      ]);
+    expect(attempt).toThrow(ValidationError);
+    try {
+      attempt();
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ path: 'items' }] });
+      expect((error as ValidationError).details[0]?.message).toContain('a');
+    }
+  });
+});
+
+describe('newOrder', () => {
+  it('starts PENDING/STARTED with one history entry and the default currency', () => {
+    const { order } = newOrder(validRequest, 'order-1', T0);
+    expect(order).toMatchObject({
+      orderId: 'order-1',
+      customerId: 'cust-1',
+      items: [{ sku: 'SKU-1', quantity: 2 }],
+      currency: 'usd',
+      status: 'PENDING',
+      sagaState: 'STARTED',
+      history: [{ sagaState: 'STARTED', at: T0.toISOString() }],
+      createdAt: T0.toISOString(),
+      updatedAt: T0.toISOString(),
+    });
+    expect(order.amount).toBeUndefined();
+    expect(order.paymentMethodId).toBeUndefined();
+  });
+
+  it('keeps the payment method and the requested currency', () => {
+    const { order } = newOrder(
+      { ...validRequest, paymentMethodId: 'pm_card_visa', currency: 'eur' },
+      'o',
+      T0,
+    );
+    expect(order.paymentMethodId).toBe('pm_card_visa');
+    expect(order.currency).toBe('eur');
+  });
+
+  it('stores merged lines, never double-counting a repeated sku', () => {
+    const { order, event } = newOrder(
+      {
+        customerId: 'c',
+        items: [
+          { sku: 'a', quantity: 1 },
+          { sku: 'a', quantity: 2 },
+        ],
+      },
+      'o',
+      T0,
+    );
+    expect(order.items).toEqual([{ sku: 'a', quantity: 3 }]);
+    expect(event.data).toMatchObject({ items: [{ sku: 'a', quantity: 3 }] });
+  });
+
+  it('emits a valid order.created event about the order', () => {
+    const { event } = newOrder({ ...validRequest, currency: 'gbp' }, 'order-1', T0);
+    expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
+    expect(event).toMatchObject({
+      type: 'order.created',
+      subject: 'order-1',
+      time: T0.toISOString(),
+      data: {
+        orderId: 'order-1',
+        customerId: 'cust-1',
+        items: [{ sku: 'SKU-1', quantity: 2 }],
+        currency: 'gbp',
+        status: 'PENDING',
+        sagaState: 'STARTED',
+      },
+    });
+  });
+});
+
+describe('applySagaStep', () => {
+  it('walks the happy path to COMPLETED, recording each step', () => {
+    const start = placed();
+    const afterReserve = applySagaStep(start, reserved, at(1));
+    expect(afterReserve.changed).toBe(true);
+    expect(afterReserve.order).toMatchObject({
+      status: 'STOCK_RESERVED',
+      sagaState: 'STOCK_RESERVED',
+      amount: 2400,
+      currency: 'usd',
+      items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1200 }],
+      updatedAt: at(1).toISOString(),
+      version: start.version + 1,
+    });
+
+    const afterPending = applySagaStep(afterReserve.order, paymentPending, at(2));
+    expect(afterPending.order).toMatchObject({ status: 'PAYMENT_PENDING', sagaState: 'PAYMENT_PENDING' });
+
+    const afterComplete = applySagaStep(afterPending.order, completed, at(3));
+    expect(afterComplete.order).toMatchObject({
+      status: 'COMPLETED',
+      sagaState: 'COMPLETED',
+      payment: { paymentIntentId: 'pi_123', status: 'succeeded' },
+      version: start.version + 3,
+    });
+    expect(afterComplete.order.history.map((entry) => entry.sagaState)).toEqual([
+      'STARTED',
+      'STOCK_RESERVED',
+      'PAYMENT_PENDING',
+      'COMPLETED',
+    ]);
+    expect(afterComplete.order.cancellationReason).toBeUndefined();
+  });
+
+  it('does not modify the order it was given', () => {
+    const start = placed();
+    const snapshot = structuredClone(start);
+    applySagaStep(start, reserved, at(1));
+    expect(start).toEqual(snapshot);
+  });
+
+  it.each([
+    ['STOCK_RESERVED', [reserved]],
+    ['PAYMENT_PENDING', [reserved, paymentPending]],
+    ['COMPLETED', [reserved, paymentPending, completed]],
+    ['COMPENSATING', [compensating('OUT_OF_STOCK')]],
+    ['COMPENSATED', [compensating('OUT_OF_STOCK'), compensated('OUT_OF_STOCK')]],
+  ] as const)('repeating the %s step is a no-op', (_state, steps) => {
+    const { order } = run(placed(), ...steps);
+    const last = steps[steps.length - 1]!;
+    const repeat = applySagaStep(order, last, at(99));
+    expect(repeat).toEqual({ changed: false, order });
+  });
+
+  it.each([
+    ['STARTED', 'PAYMENT_PENDING', [] as SagaStep[], paymentPending],
+    ['STARTED', 'COMPLETED', [], completed],
+    ['STARTED', 'COMPENSATED', [], compensated('OUT_OF_STOCK')],
+    ['STOCK_RESERVED', 'COMPLETED', [reserved], completed],
+    ['PAYMENT_PENDING', 'STOCK_RESERVED', [reserved, paymentPending], reserved],
+    ['COMPLETED', 'COMPENSATING', [reserved, paymentPending, completed], compensating('PAYMENT_FAILED')],
+    ['COMPENSATING', 'COMPLETED', [compensating('PAYMENT_FAILED')], completed],
+    ['COMPENSATING', 'STOCK_RESERVED', [compensating('PAYMENT_FAILED')], reserved],
+    [
+      'COMPENSATED',
+      'COMPENSATING',
+      [compensating('PAYMENT_FAILED'), compensated('PAYMENT_FAILED')],
+      compensating('PAYMENT_FAILED'),
+    ],
+  ] as const)('refuses to move from %s to %s', (_from, _to, before, step) => {
+    const { order } = run(placed(), ...before);
+    expect(() => applySagaStep(order, step, at(50))).toThrow(InvalidTransitionError);
+  });
+
+  it.each(['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING'] as const)(
+    'starts compensating from %s without cancelling yet',
+    (state) => {
+      const steps = { STARTED: [], STOCK_RESERVED: [reserved], PAYMENT_PENDING: [reserved, paymentPending] }[
+        state
+      ];
+      const { order } = run(placed(), ...steps);
+      const outcome = applySagaStep(order, compensating('PAYMENT_FAILED'), at(10));
+      expect(outcome.changed).toBe(true);
+      expect(outcome.order.sagaState).toBe('COMPENSATING');
+      expect(outcome.order.status).toBe(order.status);
+    },
+  );
+
+  it.each([
+    ['PAYMENT_TIMEOUT', 'PAYMENT_TIMEOUT'],
+    ['PAYMENT_FAILED', 'PAYMENT_FAILED'],
+    ['OUT_OF_STOCK', 'OUT_OF_STOCK'],
+    ['UNKNOWN_PRODUCT', 'UNKNOWN_PRODUCT'],
+    ['PAYMENT_CANCELED', 'PAYMENT_CANCELED'],
+    ['ReservationExpiredError', 'RESERVATION_EXPIRED'],
+  ])('a saga stopped by %s ends CANCELLED with reason %s', (error, reason) => {
+    const { order } = run(placed(), reserved, paymentPending, compensating(error), compensated(error));
+    expect(order).toMatchObject({
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      cancellationReason: reason,
+    });
+    expect(orderView(order).cancellationReason).toBe(reason);
+  });
+
+  it('a task timing out other than the payment step is a fault, not PAYMENT_TIMEOUT', () => {
+    const { order } = run(placed(), reserved, compensating('States.Timeout'), compensated('States.Timeout'));
+    expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED' });
+    expect(order.cancellationReason).toBeUndefined();
+  });
+
+  it('a saga stopped by an unknown fault ends CANCELLED without a reason', () => {
+    const { order, events } = run(
+      placed(),
+      reserved,
+      compensating('Lambda.Unknown'),
+      compensated('Lambda.Unknown'),
+    );
+    expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED' });
+    expect(order.cancellationReason).toBeUndefined();
+    expect('cancellationReason' in orderView(order)).toBe(false);
+    const cancelled = events.find((event) => event.type === 'order.cancelled');
+    expect(cancelled?.data).not.toHaveProperty('reason');
+  });
+
+  it('keeps the first reason once compensation has started', () => {
+    const { order } = run(placed(), compensating('OUT_OF_STOCK'), compensated('States.Timeout'));
+    expect(order.cancellationReason).toBe('OUT_OF_STOCK');
+  });
+
+  it('emits order.status_changed on every step and order.completed exactly once', () => {
+    const { events } = run(placed(), reserved, paymentPending, completed);
+    expect(events.map((event) => event.type)).toEqual([
+      'order.status_changed',
+      'order.status_changed',
+      'order.status_changed',
+      'order.completed',
+    ]);
+    expect(events[0]?.data).toMatchObject({
+      orderId: 'order-1',
+      status: 'STOCK_RESERVED',
+      sagaState: 'STOCK_RESERVED',
+      previousStatus: 'PENDING',
+      previousSagaState: 'STARTED',
+    });
+    expect(events[3]?.data).toEqual({
+      orderId: 'order-1',
+      status: 'COMPLETED',
+      sagaState: 'COMPLETED',
+      amount: 2400,
+      currency: 'usd',
+      paymentIntentId: 'pi_123',
+    });
+    for (const event of events) {
+      expect(event.subject).toBe('order-1');
+      expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
+    }
+  });
+
+  it('emits order.status_changed on every compensation step and order.cancelled exactly once', () => {
+    const { events } = run(placed(), reserved, compensating('PAYMENT_FAILED'), compensated('PAYMENT_FAILED'));
+    expect(events.map((event) => event.type)).toEqual([
+      'order.status_changed',
+      'order.status_changed',
+      'order.status_changed',
+      'order.cancelled',
+    ]);
+    expect(events[1]?.data).toMatchObject({ sagaState: 'COMPENSATING', reason: 'PAYMENT_FAILED' });
+    expect(events[2]?.data).toMatchObject({
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      previousSagaState: 'COMPENSATING',
+      reason: 'PAYMENT_FAILED',
+    });
+    expect(events[3]?.data).toEqual({
+      orderId: 'order-1',
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      reason: 'PAYMENT_FAILED',
+    });
+  });
+});
+
+describe('orderView', () => {
+  it('shows the contract fields and hides version and paymentMethodId', () => {
+    const { order } = run(placed({ paymentMethodId: 'pm_card_visa' }), reserved, paymentPending, completed);
+    const view = orderView(order);
+    expect(view).not.toHaveProperty('version');
+    expect(view).not.toHaveProperty('paymentMethodId');
+    expect(Object.keys(view).sort()).toEqual(
+      [
+        'orderId',
+        'customerId',
+        'items',
+        'amount',
+        'currency',
+        'status',
+        'sagaState',
+        'payment',
+        'history',
+        'createdAt',
+        'updatedAt',
+      ].sort(),
+    );
+  });
+
+  it('leaves out amount and payment before they exist', () => {
+    const view = orderView(placed());
+    expect(view).not.toHaveProperty('amount');
+    expect(view).not.toHaveProperty('payment');
+    expect(view).not.toHaveProperty('cancellationReason');
+  });
+});

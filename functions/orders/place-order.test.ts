@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import type { CloudEvent } from '../../events/envelope.ts';
+import { ConflictError } from '../../shared/errors.ts';
+import { CreateOrderRequestSchema, type Order } from './order.ts';
+import type { CreateResult, IdempotencyClaim, OrderRepository } from './order-repository.ts';
+import { placeOrder, requestHash } from './place-order.ts';
+import type { SagaStarter } from './saga-starter.ts';
+
+/** The repository contract in memory: order, outbox and idempotency claim commit together or not at all. */
+class InMemoryOrders implements OrderRepository {
+  readonly orders = new Map<string, Order>();
+  readonly outbox: CloudEvent[] = [];
+  readonly claims = new Map<string, { orderId: string; requestHash: string }>();
+
+  async get(orderId: string) {
+    const order = this.orders.get(orderId);
+    return order ? structuredClone(order) : undefined;
+  }
+
+  async create(order: Order, event: CloudEvent, claim?: IdempotencyClaim): Promise<CreateResult> {
+    if (this.orders.has(order.orderId)) throw new Error(`order ${order.orderId} already exists`);
+    const previous = claim ? this.claims.get(claim.key) : undefined;
+    if (claim && previous) {
+      return {
+        created: false,
+        orderId: previous.orderId,
+        sameRequest: previous.requestHash === claim.requestHash,
+      };
+    }
+    this.orders.set(order.orderId, structuredClone(order));
+    this.outbox.push(event);
+    if (claim) this.claims.set(claim.key, { orderId: order.orderId, requestHash: claim.requestHash });
+    return { created: true };
+  }
+
+  async save(order: Order, events: CloudEvent[]) {
+    const stored = this.orders.get(order.orderId);
+    if (!stored || stored.version !== order.version - 1) return false;
+    this.orders.set(order.orderId, structuredClone(order));
+    this.outbox.push(...events);
+    return true;
+  }
+}
+
+class RecordingSaga implements SagaStarter {
+  readonly started: string[] = [];
+  async start(order: Order) {
+    this.started.push(order.orderId);
+  }
+}
+
+function setup() {
+  const orders = new InMemoryOrders();
+  const saga = new RecordingSaga();
+  let sequence = 0;
+  const place = placeOrder({
+    orders,
+    saga,
+    newOrderId: () => `order-${++sequence}`,
+    now: () => new Date('2025-01-01T00:00:00.000Z'),
+  });
+  return { orders, saga, place };
+}
+
+const request = (body: unknown) => CreateOrderRequestSchema.parse(body);
+const body = {
+  customerId: 'cust-1',
+  items: [{ sku: 'SKU-1', quantity: 2 }],
+  paymentMethodId: 'pm_card_visa',
+};
+
+describe('placeOrder', () => {
+  it('records the order with its order.created event and starts its saga', async () => {
+    const { orders, saga, place } = setup();
+    const order = await place(request(body));
+    expect(order).toMatchObject({ orderId: 'order-1', status: 'PENDING', sagaState: 'STARTED' });
+    expect(await orders.get('order-1')).toEqual(order);
+    expect(orders.outbox.map((event) => [event.type, event.subject])).toEqual([['order.created', 'order-1']]);
+    expect(saga.started).toEqual(['order-1']);
+  });
+
+  it('without an Idempotency-Key, every request is a new order', async () => {
+    const { saga, place } = setup();
+    const first = await place(request(body));
+    const second = await place(request(body));
+    expect(second.orderId).not.toBe(first.orderId);
+    expect(saga.started).toEqual([first.orderId, second.orderId]);
+  });
+
+  it('the same Idempotency-Key and body return the first order and only (re)start its saga', async () => {
+    const { orders, saga, place } = setup();
+    const first = await place(request(body), 'key-1');
+    const again = await place(request(body), 'key-1');
+    expect(again).toEqual(first);
+    expect(orders.orders.size).toBe(1);
+    expect(orders.outbox).toHaveLength(1);
+    // Starting again is harmless (the execution is named after the order) and recovers a crash between the two.
+    expect(saga.started).toEqual([first.orderId, first.orderId]);
+  });
+
+  it('the same body with its keys in another order is the same request', async () => {
+    const { place } = setup();
+    const first = await place(request(body), 'key-1');
+    const reordered = request(
+      JSON.parse(
+        '{"paymentMethodId":"pm_card_visa","items":[{"quantity":2,"sku":"SKU-1"}],"customerId":"cust-1"}',
+      ),
+    );
+    const again = await place(reordered, 'key-1');
+    expect(again.orderId).toBe(first.orderId);
+  });
+
+  it('returns the order as it is now, not as it was first placed', async () => {
+    const { orders, place } = setup();
+    const first = await place(request(body), 'key-1');
+    await orders.save({ ...first, status: 'STOCK_RESERVED', sagaState: 'STOCK_RESERVED', version: 2 }, []);
+    const again = await place(request(body), 'key-1');
+    expect(again).toMatchObject({ orderId: first.orderId, status: 'STOCK_RESERVED' });
+  });
+
+  it('the same Idempotency-Key with another body is IDEMPOTENCY_KEY_REUSED and starts nothing', async () => {
+    const { orders, saga, place } = setup();
+    await place(request(body), 'key-1');
+    const attempt = place(request({ ...body, items: [{ sku: 'SKU-1', quantity: 3 }] }), 'key-1');
+    await expect(attempt).rejects.toThrow(ConflictError);
+    await expect(
+      place(request({ ...body, items: [{ sku: 'SKU-1', quantity: 3 }] }), 'key-1'),
+    ).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(orders.orders.size).toBe(1);
+    expect(saga.started).toHaveLength(1);
+  });
+
+  it('different Idempotency-Keys make different orders even for the same body', async () => {
+    const { place } = setup();
+    const first = await place(request(body), 'key-1');
+    const second = await place(request(body), 'key-2');
+    expect(second.orderId).not.toBe(first.orderId);
+  });
+});
+
+describe('requestHash', () => {
+  it('ignores the order of keys', () => {
+    const a = request({ customerId: 'c', items: [{ sku: 'a', quantity: 1 }], currency: 'usd' });
+    const b = request(JSON.parse('{"currency":"usd","items":[{"quantity":1,"sku":"a"}],"customerId":"c"}'));
+    expect(requestHash(b)).toBe(requestHash(a));
+  });
+
+  it('treats currency case as the same request, since the currency is normalised', () => {
+    const lower = request({ ...body, currency: 'usd' });
+    const upper = request({ ...body, currency: 'USD' });
+    expect(requestHash(upper)).toBe(requestHash(lower));
+  });
+
+  it.each([
+    ['customer', { ...body, customerId: 'cust-2' }],
+    ['quantity', { ...body, items: [{ sku: 'SKU-1', quantity: 3 }] }],
+    ['sku', { ...body, items: [{ sku: 'SKU-2', quantity: 2 }] }],
+    ['payment method', { ...body, paymentMethodId: 'pm_card_chargeDeclined' }],
+    ['currency', { ...body, currency: 'eur' }],
+    ['absent payment method', { customerId: body.customerId, items: body.items }],
+  ])('changes with the %s', (_what, other) => {
+    expect(requestHash(request(other))).not.toBe(requestHash(request(body)));
+  });
+});

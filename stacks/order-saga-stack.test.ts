@@ -1,0 +1,489 @@
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from './app.ts';
+import { ENTRY_METADATA } from './service-function.ts';
+
+type Json = Record<string, unknown>;
+interface Resource {
+  Type: string;
+  Properties: Json;
+  Metadata?: Json;
+}
+interface State extends Json {
+  Type: string;
+  Next?: string;
+  End?: boolean;
+  Resource?: string;
+  TimeoutSeconds?: number;
+  Parameters?: Json;
+  Catch?: Array<{ ErrorEquals: string[]; Next: string; ResultPath?: string }>;
+  QueryLanguage?: string;
+}
+interface Definition {
+  StartAt: string;
+  States: Record<string, State>;
+  QueryLanguage?: string;
+}
+
+/** Synthesizes the stack without bundling (fast): the template is the same apart from asset hashes. */
+function synth(env: NodeJS.ProcessEnv = {}, context: Json = {}): Template {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } });
+  return Template.fromStack(buildApp(app, env).stack);
+}
+
+function resources(template: Template, type: string): Array<[string, Resource]> {
+  return Object.entries(template.findResources(type) as Record<string, Resource>);
+}
+
+/**
+ * The state machine's ASL. DefinitionString is an Fn::Join of literal JSON and tokens; tokens become
+ * readable placeholders (`<fn:LogicalId>` for a function ARN, `aws` for the partition).
+ */
+function definitionOf(template: Template): Definition {
+  const [[, machine] = []] = resources(template, 'AWS::StepFunctions::StateMachine');
+  const join = (machine?.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'];
+  const text = join[1]
+    .map((part) => {
+      if (typeof part === 'string') return part;
+      const token = part as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
+      if (token.Ref === 'AWS::Partition') return 'aws';
+      if (token['Fn::GetAtt']?.[1] === 'Arn') return `<fn:${token['Fn::GetAtt'][0]}>`;
+      return `<token:${JSON.stringify(token).replaceAll('"', "'")}>`;
+    })
+    .join(join[0]);
+  return JSON.parse(text) as Definition;
+}
+
+/** The source file of the function a Task invokes, from the function's entry metadata. */
+function entryInvokedBy(template: Template, state: State): string | undefined {
+  const target = (
+    state.Resource?.startsWith('<fn:') ? state.Resource : state.Parameters?.FunctionName
+  ) as string;
+  const logicalId = /^<fn:(.+)>$/.exec(target)?.[1];
+  const fn = resources(template, 'AWS::Lambda::Function').find(([id]) => id === logicalId)?.[1];
+  return fn?.Metadata?.[ENTRY_METADATA] as string | undefined;
+}
+
+function functionIdFor(template: Template, entry: string): string {
+  const found = resources(template, 'AWS::Lambda::Function').find(
+    ([, fn]) => fn.Metadata?.[ENTRY_METADATA] === entry,
+  );
+  if (!found) throw new Error(`no function for ${entry}`);
+  return found[0];
+}
+
+function roleIdOf(template: Template, functionId: string): string {
+  const fn = template.toJSON().Resources[functionId] as Resource;
+  return (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+}
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+/** Every statement of every inline policy attached to the role. */
+function statementsOf(template: Template, roleId: string): Statement[] {
+  return resources(template, 'AWS::IAM::Policy')
+    .filter(([, policy]) => (policy.Properties.Roles as Json[]).some((role) => role.Ref === roleId))
+    .flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+}
+
+function allows(statements: Statement[], action: string, resource: unknown): boolean {
+  return statements.some((statement) => {
+    const actions = ([] as string[]).concat(statement.Action);
+    const targets = ([] as unknown[]).concat(statement.Resource);
+    return (
+      statement.Effect === 'Allow' &&
+      actions.includes(action) &&
+      targets.some((target) => JSON.stringify(target) === JSON.stringify(resource))
+    );
+  });
+}
+
+const FORWARD_TASKS = [
+  'ReserveStock',
+  'MarkStockReserved',
+  'MarkPaymentPending',
+  'RequestPayment',
+  'ConfirmStock',
+  'CompleteOrder',
+];
+const COMPENSATION_CHAIN = ['MarkCompensating', 'CancelPayment', 'ReleaseStock', 'MarkCompensated'];
+
+describe('OrderSagaStack (defaults)', () => {
+  let template: Template;
+  let definition: Definition;
+  let stateMachineId: string;
+
+  beforeAll(() => {
+    template = synth();
+    definition = definitionOf(template);
+    stateMachineId = resources(template, 'AWS::StepFunctions::StateMachine')[0]![0];
+  });
+
+  describe('tables', () => {
+    it('has one table per service: on demand, streaming new and old images, TTL on expiresAt', () => {
+      template.resourceCountIs('AWS::DynamoDB::Table', 3);
+      for (const [id, table] of resources(template, 'AWS::DynamoDB::Table')) {
+        expect(table.Properties, id).toMatchObject({
+          BillingMode: 'PAY_PER_REQUEST',
+          StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+          TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+          KeySchema: [
+            { AttributeName: 'pk', KeyType: 'HASH' },
+            { AttributeName: 'sk', KeyType: 'RANGE' },
+          ],
+        });
+      }
+    });
+
+    it('the inventory table indexes active reservations by expiry', () => {
+      template.hasResourceProperties('AWS::DynamoDB::Table', {
+        GlobalSecondaryIndexes: [
+          Match.objectLike({
+            IndexName: 'active-by-expiry',
+            KeySchema: [
+              { AttributeName: 'activeShard', KeyType: 'HASH' },
+              { AttributeName: 'activeUntil', KeyType: 'RANGE' },
+            ],
+          }),
+        ],
+        AttributeDefinitions: Match.arrayWith([{ AttributeName: 'activeUntil', AttributeType: 'N' }]),
+      });
+    });
+
+    it('the payments table indexes payments by PaymentIntent', () => {
+      template.hasResourceProperties('AWS::DynamoDB::Table', {
+        GlobalSecondaryIndexes: [
+          Match.objectLike({
+            IndexName: 'by-payment-intent',
+            KeySchema: [{ AttributeName: 'paymentIntentId', KeyType: 'HASH' }],
+          }),
+        ],
+      });
+    });
+  });
+
+  describe('functions', () => {
+    it('every service function runs Node.js 24 on arm64', () => {
+      const services = resources(template, 'AWS::Lambda::Function').filter(
+        ([, fn]) => fn.Metadata?.[ENTRY_METADATA],
+      );
+      expect(services.length).toBeGreaterThanOrEqual(13);
+      for (const [id, fn] of services) {
+        expect(fn.Properties.Runtime, id).toBe('nodejs24.x');
+        expect(fn.Properties.Architectures, id).toEqual(['arm64']);
+      }
+    });
+
+    it('wires deploy-time parameters and the state machine into the functions that need them', () => {
+      const environmentOf = (entry: string) =>
+        (template.toJSON().Resources[functionIdFor(template, entry)] as Resource).Properties.Environment as {
+          Variables: Json;
+        };
+      expect(environmentOf('functions/bridge/publish-events.ts').Variables.NATS_URL).toEqual({
+        Ref: 'NatsUrl',
+      });
+      for (const entry of ['request-payment', 'cancel-payment', 'stripe-webhook']) {
+        expect(environmentOf(`functions/payments/${entry}.ts`).Variables.STRIPE_SECRET_ARN).toEqual({
+          Ref: 'StripeSecretArn',
+        });
+      }
+      expect(environmentOf('functions/orders/create-order.ts').Variables.STATE_MACHINE_ARN).toEqual({
+        Ref: stateMachineId,
+      });
+    });
+  });
+
+  it('takes the NATS URL and the Stripe secret as CloudFormation parameters', () => {
+    template.hasParameter('NatsUrl', { Type: 'String' });
+    template.hasParameter('StripeSecretArn', { Type: 'String', NoEcho: true });
+  });
+
+  describe('saga state machine', () => {
+    it('is a STANDARD workflow', () => {
+      template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+      template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
+    });
+
+    it('uses JSONPath throughout, never JSONata', () => {
+      expect(definition.QueryLanguage ?? 'JSONPath').toBe('JSONPath');
+      for (const [name, state] of Object.entries(definition.States)) {
+        expect(state.QueryLanguage ?? 'JSONPath', name).toBe('JSONPath');
+      }
+    });
+
+    it('starts by reserving stock', () => {
+      expect(definition.StartAt).toBe('ReserveStock');
+    });
+
+    it('runs the forward steps in order, each invoking its own function', () => {
+      const states = definition.States;
+      expect(states.ReserveStock?.Next).toBe('StockReserved?');
+      expect(states['StockReserved?']).toMatchObject({
+        Type: 'Choice',
+        Choices: [{ Variable: '$.reservation.outcome', StringEquals: 'RESERVED', Next: 'MarkStockReserved' }],
+        Default: 'StockUnavailable',
+      });
+      expect(states.StockUnavailable).toMatchObject({ Type: 'Pass', Next: 'MarkCompensating' });
+      expect(
+        ['MarkStockReserved', 'MarkPaymentPending', 'RequestPayment', 'ConfirmStock', 'CompleteOrder'].map(
+          (name) => states[name]?.Next,
+        ),
+      ).toEqual(['MarkPaymentPending', 'RequestPayment', 'ConfirmStock', 'CompleteOrder', 'OrderCompleted']);
+      expect(states.OrderCompleted?.Type).toBe('Succeed');
+
+      const entries = Object.fromEntries(
+        [...FORWARD_TASKS, ...COMPENSATION_CHAIN].map((name) => [
+          name,
+          entryInvokedBy(template, states[name]!),
+        ]),
+      );
+      expect(entries).toEqual({
+        ReserveStock: 'functions/inventory/reserve-stock.ts',
+        MarkStockReserved: 'functions/orders/saga-step.ts',
+        MarkPaymentPending: 'functions/orders/saga-step.ts',
+        RequestPayment: 'functions/payments/request-payment.ts',
+        ConfirmStock: 'functions/inventory/confirm-stock.ts',
+        CompleteOrder: 'functions/orders/saga-step.ts',
+        MarkCompensating: 'functions/orders/saga-step.ts',
+        CancelPayment: 'functions/payments/cancel-payment.ts',
+        ReleaseStock: 'functions/inventory/release-stock.ts',
+        MarkCompensated: 'functions/orders/saga-step.ts',
+      });
+    });
+
+    it('waits for the payment outcome with a task token, for PAYMENT_TIMEOUT_SECONDS (30 by default)', () => {
+      const payment = definition.States.RequestPayment!;
+      expect(payment.Type).toBe('Task');
+      expect(payment.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+      expect(payment.TimeoutSeconds).toBe(30);
+      expect(payment.Parameters?.Payload).toMatchObject({
+        'taskToken.$': '$$.Task.Token',
+        'orderId.$': '$.orderId',
+        'amount.$': '$.reservation.amount',
+        'currency.$': '$.reservation.currency',
+      });
+    });
+
+    it('only the payment step timing out cancels with PAYMENT_TIMEOUT', () => {
+      const payment = definition.States.RequestPayment!;
+      expect(payment.Catch?.[0]).toMatchObject({ ErrorEquals: ['States.Timeout'], Next: 'PaymentTimedOut' });
+      const timedOut = definition.States.PaymentTimedOut!;
+      expect(timedOut).toMatchObject({ Type: 'Pass', Next: 'MarkCompensating', ResultPath: '$.failure' });
+      expect((timedOut as { Parameters?: Record<string, unknown> }).Parameters).toMatchObject({ Error: 'PAYMENT_TIMEOUT' });
+    });
+
+    it('every Task has a timeout', () => {
+      const tasks = Object.entries(definition.States).filter(([, state]) => state.Type === 'Task');
+      expect(tasks.map(([name]) => name).sort()).toEqual([...FORWARD_TASKS, ...COMPENSATION_CHAIN].sort());
+      for (const [name, state] of tasks) {
+        expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
+      }
+    });
+
+    it.each(FORWARD_TASKS)('%s compensates on any error', (name) => {
+      const state = definition.States[name]!;
+      expect(state.Catch).toContainEqual(
+        expect.objectContaining({
+          ErrorEquals: ['States.ALL'],
+          Next: 'MarkCompensating',
+          ResultPath: '$.failure',
+        }),
+      );
+    });
+
+    it('compensates in order: mark compensating, cancel payment, release stock, mark compensated', () => {
+      const chain = ['MarkCompensating'];
+      let next = definition.States.MarkCompensating?.Next;
+      while (next) {
+        chain.push(next);
+        next = definition.States[next]?.Next;
+      }
+      expect(chain).toEqual([...COMPENSATION_CHAIN, 'OrderCancelled']);
+      expect(definition.States.OrderCancelled?.Type).toBe('Succeed');
+    });
+
+    it.each(COMPENSATION_CHAIN)(
+      '%s fails the execution through CompensationFailed when it cannot finish',
+      (name) => {
+        const state = definition.States[name]!;
+        expect(state.Catch).toEqual([
+          expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'CompensationFailed' }),
+        ]);
+        // A failed compensation step is never routed back into compensation (no loop).
+        expect(JSON.stringify(state.Catch)).not.toContain('MarkCompensating');
+      },
+    );
+
+    it('CompensationFailed is a Fail state', () => {
+      expect(definition.States.CompensationFailed).toMatchObject({
+        Type: 'Fail',
+        Error: 'CompensationFailed',
+      });
+    });
+
+    it('every state but the final ones leads somewhere that exists', () => {
+      const names = new Set(Object.keys(definition.States));
+      for (const [name, state] of Object.entries(definition.States)) {
+        const targets = [state.Next, ...(state.Catch ?? []).map((c) => c.Next)].filter(Boolean) as string[];
+        for (const target of targets) expect(names.has(target), `${name} → ${target}`).toBe(true);
+        if (!['Succeed', 'Fail', 'Choice'].includes(state.Type)) {
+          expect(state.Next ?? state.End, name).toBeTruthy();
+        }
+      }
+    });
+  });
+
+  describe('outbox bridge', () => {
+    it('reads all three table streams, outbox inserts only, reporting partial failures to a dead-letter queue', () => {
+      const mappings = resources(template, 'AWS::Lambda::EventSourceMapping');
+      expect(mappings).toHaveLength(3);
+      const tableIds = resources(template, 'AWS::DynamoDB::Table').map(([id]) => id);
+      const queueIds = resources(template, 'AWS::SQS::Queue').map(([id]) => id);
+      const streams = mappings.map(
+        ([, m]) => (m.Properties.EventSourceArn as { 'Fn::GetAtt': string[] })['Fn::GetAtt'],
+      );
+      expect(streams.map(([id, attribute]) => [id, attribute]).sort()).toEqual(
+        tableIds.map((id) => [id, 'StreamArn']).sort(),
+      );
+      for (const [id, mapping] of mappings) {
+        const properties = mapping.Properties;
+        expect(properties.FunctionResponseTypes, id).toEqual(['ReportBatchItemFailures']);
+        const filters = (properties.FilterCriteria as { Filters: Array<{ Pattern: string }> }).Filters;
+        expect(
+          filters.map((filter) => JSON.parse(filter.Pattern)),
+          id,
+        ).toEqual([{ eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['event'] } } } }]);
+        expect(properties.DestinationConfig, id).toEqual({
+          OnFailure: {
+            Destination: { 'Fn::GetAtt': [expect.toSatisfy((q: string) => queueIds.includes(q)), 'Arn'] },
+          },
+        });
+        expect(properties.FunctionName, id).toEqual({
+          Ref: functionIdFor(template, 'functions/bridge/publish-events.ts'),
+        });
+      }
+    });
+  });
+
+  describe('grants', () => {
+    it('the payment functions may answer the waiting payment step', () => {
+      for (const entry of ['functions/payments/request-payment.ts', 'functions/payments/stripe-webhook.ts']) {
+        const statements = statementsOf(template, roleIdOf(template, functionIdFor(template, entry)));
+        for (const action of ['states:SendTaskSuccess', 'states:SendTaskFailure']) {
+          expect(allows(statements, action, { Ref: stateMachineId }), `${entry} ${action}`).toBe(true);
+        }
+      }
+    });
+
+    it('only the create-order function may start the saga', () => {
+      for (const [id] of resources(template, 'AWS::Lambda::Function')) {
+        const statements = statementsOf(template, roleIdOf(template, id));
+        const expected = id === functionIdFor(template, 'functions/orders/create-order.ts');
+        expect(allows(statements, 'states:StartExecution', { Ref: stateMachineId }), id).toBe(expected);
+      }
+    });
+
+    it('the state machine may invoke every function its tasks call', () => {
+      const [, machine] = resources(template, 'AWS::StepFunctions::StateMachine')[0]!;
+      const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const statements = statementsOf(template, roleId);
+      const entries = new Set(
+        Object.values(definition.States)
+          .filter((state) => state.Type === 'Task')
+          .map((state) => entryInvokedBy(template, state)),
+      );
+      expect(entries.size).toBe(6);
+      for (const entry of entries) {
+        const functionArn = { 'Fn::GetAtt': [functionIdFor(template, entry!), 'Arn'] };
+        expect(allows(statements, 'lambda:InvokeFunction', functionArn), entry).toBe(true);
+      }
+    });
+  });
+
+  describe('HTTP API', () => {
+    const routesOf = (t: Template) =>
+      Object.fromEntries(
+        resources(t, 'AWS::ApiGatewayV2::Route').map(([, route]) => [
+          route.Properties.RouteKey as string,
+          route.Properties,
+        ]),
+      );
+
+    it("has the contract's routes", () => {
+      expect(Object.keys(routesOf(template)).sort()).toEqual(
+        [
+          'GET /health',
+          'PUT /products/{sku}',
+          'GET /products/{sku}',
+          'POST /orders',
+          'GET /orders/{orderId}',
+          'POST /payments/webhook',
+        ].sort(),
+      );
+    });
+
+    it('leaves only /health and the webhook open; everything else is authorized', () => {
+      for (const [key, route] of Object.entries(routesOf(template))) {
+        const open = key === 'GET /health' || key === 'POST /payments/webhook';
+        if (open) expect(route.AuthorizationType, key).toBe('NONE');
+        else expect(route.AuthorizationType ?? 'NONE', key).not.toBe('NONE');
+      }
+    });
+
+    it('with a JWT issuer, customers need a token and admin routes need the admin scope', () => {
+      const withJwt = synth({}, { jwtIssuer: 'https://issuer.example.com', jwtAudience: 'orders-api' });
+      const routes = routesOf(withJwt);
+      for (const key of ['POST /orders', 'GET /orders/{orderId}']) {
+        expect(routes[key]?.AuthorizationType, key).toBe('JWT');
+        expect(routes[key]?.AuthorizationScopes, key).toBeUndefined();
+      }
+      for (const key of ['PUT /products/{sku}', 'GET /products/{sku}']) {
+        expect(routes[key]).toMatchObject({
+          AuthorizationType: 'JWT',
+          AuthorizationScopes: ['orders/admin'],
+        });
+      }
+      expect(routes['GET /health']?.AuthorizationType).toBe('NONE');
+      expect(routes['POST /payments/webhook']?.AuthorizationType).toBe('NONE');
+    });
+  });
+
+  it('sweeps expired reservations every minute by default', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [
+        Match.objectLike({
+          Arn: {
+            'Fn::GetAtt': [functionIdFor(template, 'functions/inventory/sweep-reservations.ts'), 'Arn'],
+          },
+        }),
+      ],
+    });
+  });
+});
+
+describe('OrderSagaStack (configured by environment)', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    template = synth({ PAYMENT_TIMEOUT_SECONDS: '45', RESERVATION_SWEEP_INTERVAL_SECONDS: '300' });
+  });
+
+  it('the payment step waits PAYMENT_TIMEOUT_SECONDS', () => {
+    expect(definitionOf(template).States.RequestPayment?.TimeoutSeconds).toBe(45);
+  });
+
+  it('the sweeper runs every RESERVATION_SWEEP_INTERVAL_SECONDS, in whole minutes', () => {
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
+  });
+
+  it('refuses invalid settings instead of falling back to defaults', () => {
+    expect(() => synth({ PAYMENT_TIMEOUT_SECONDS: 'soon' })).toThrow(/PAYMENT_TIMEOUT_SECONDS/);
+    expect(() => synth({ PAYMENT_TIMEOUT_SECONDS: '0' })).toThrow(/PAYMENT_TIMEOUT_SECONDS/);
+  });
+});

@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { dynamoInventoryRepository } from '../../functions/inventory/inventory-repository.ts';
+import { dynamoPaymentRepository } from '../../functions/payments/payment-repository.ts';
+import { localConfigFrom } from '../../infra/local/config.ts';
+import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
+import { countOf, typesOf, waitForEvents } from '../support/nats-events.ts';
+import { pollUntil } from '../support/poll.ts';
+
+/*
+ * The whole saga through the local runtime: real DynamoDB Local, real nats-server (JetStream), the
+ * synthesized state machine, the Stripe emulator driven by the real `stripe` SDK.
+ */
+
+let runtime: LocalRuntime;
+const natsUrl = inject('natsUrl');
+
+beforeAll(async () => {
+  runtime = await startLocalRuntime({
+    config: localConfigFrom({
+      PORT: '0',
+      NATS_URL: natsUrl,
+      SEED_DEMO_DATA: 'false',
+      LOG_LEVEL: 'SILENT',
+      PAYMENT_TIMEOUT_SECONDS: '20',
+    }),
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
+    log: () => {},
+  });
+});
+
+afterAll(async () => {
+  await runtime?.stop();
+});
+
+const api = (path: string, init?: RequestInit) => fetch(`${runtime.apiUrl}${path}`, init);
+const json = { 'content-type': 'application/json' };
+
+async function putProduct(sku: string, available: number, unitPrice = 1250) {
+  const response = await api(`/products/${sku}`, {
+    method: 'PUT',
+    headers: json,
+    body: JSON.stringify({ name: `Product ${sku}`, unitPrice, currency: 'usd', available, lowStockThreshold: 0 }),
+  });
+  expect(response.status).toBe(200);
+}
+
+async function getProduct(sku: string) {
+  const response = await api(`/products/${sku}`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as { available: number; reserved: number };
+}
+
+async function placeOrder(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const response = await api('/orders', { method: 'POST', headers: { ...json, ...headers }, body: JSON.stringify(body) });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> & { orderId: string } };
+}
+
+type OrderView = {
+  status: string;
+  sagaState: string;
+  cancellationReason?: string;
+  amount?: number;
+  payment?: { paymentIntentId: string; status: string };
+  history: Array<{ sagaState: string }>;
+};
+
+const getOrder = async (orderId: string) => (await (await api(`/orders/${orderId}`)).json()) as OrderView;
+const settledOrder = (orderId: string) =>
+  pollUntil(`order ${orderId} settles`, () => getOrder(orderId), (order) => ['COMPLETED', 'COMPENSATED'].includes(order.sagaState));
+
+function repositories() {
+  const client = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: runtime.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+  );
+  return {
+    inventory: dynamoInventoryRepository(client, runtime.tableNames.inventory),
+    payments: dynamoPaymentRepository(client, runtime.tableNames.payments),
+  };
+}
+
+const sku = () => `sku-${randomUUID().slice(0, 8)}`;
+
+describe('an order paid with a card that succeeds', () => {
+  it('completes: stock sold, reservation confirmed, each event on NATS exactly once', async () => {
+    const tee = sku();
+    await putProduct(tee, 10, 2500);
+
+    const placed = await placeOrder({ customerId: 'cust-1', items: [{ sku: tee, quantity: 3 }], paymentMethodId: 'pm_card_visa' });
+    expect(placed.status).toBe(202);
+    expect(placed.body).toMatchObject({ status: 'PENDING', sagaState: 'STARTED', currency: 'usd' });
+
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({ status: 'COMPLETED', sagaState: 'COMPLETED', amount: 7500 });
+    expect(order.payment?.paymentIntentId).toMatch(/^pi_/);
+    expect(order.history.map((step) => step.sagaState)).toEqual(['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING', 'COMPLETED']);
+
+    expect(await getProduct(tee)).toMatchObject({ available: 7, reserved: 0 });
+    const { inventory, payments } = repositories();
+    expect(await inventory.getReservation(placed.body.orderId)).toMatchObject({ status: 'CONFIRMED' });
+    expect(await payments.get(placed.body.orderId)).toMatchObject({ status: 'SUCCEEDED', amount: 7500 });
+
+    const events = await waitForEvents(natsUrl, placed.body.orderId, (seen) => countOf(seen, 'order.completed') > 0);
+    await runtime.drained();
+    const settled = await waitForEvents(natsUrl, placed.body.orderId, (seen) => seen.length >= events.length);
+    for (const type of ['order.created', 'inventory.reserved', 'payment.initiated', 'payment.succeeded', 'order.completed']) {
+      expect(countOf(settled, type), type).toBe(1);
+    }
+    for (const stored of settled) {
+      expect(stored.msgId).toBe(stored.event.id);
+      expect(stored.natsSubject).toBe(stored.event.type);
+    }
+    const orderEvents = settled.filter((stored) => stored.stream === 'ORDERS');
+    expect(typesOf(orderEvents)[0]).toBe('order.created');
+    expect(typesOf(orderEvents).at(-1)).toBe('order.completed');
+    const created = settled.find((stored) => stored.event.type === 'order.created')!.event;
+    expect(created.data).toMatchObject({ customerId: 'cust-1', items: [{ sku: tee, quantity: 3 }], currency: 'usd' });
+  });
+});
+
+describe('an order paid with a declined card', () => {
+  it('is compensated: stock back exactly, reservation released, payment cancelled, events on NATS', async () => {
+    const mug = sku();
+    await putProduct(mug, 5, 1800);
+
+    const placed = await placeOrder({
+      customerId: 'cust-2',
+      items: [{ sku: mug, quantity: 2 }],
+      paymentMethodId: 'pm_card_chargeDeclined',
+    });
+    expect(placed.status).toBe(202);
+
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED', cancellationReason: 'PAYMENT_FAILED' });
+    expect(order.history.map((step) => step.sagaState)).toEqual([
+      'STARTED',
+      'STOCK_RESERVED',
+      'PAYMENT_PENDING',
+      'COMPENSATING',
+      'COMPENSATED',
+    ]);
+
+    expect(await getProduct(mug)).toMatchObject({ available: 5, reserved: 0 });
+    const { inventory, payments } = repositories();
+    expect(await inventory.getReservation(placed.body.orderId)).toMatchObject({ status: 'RELEASED' });
+    expect(await payments.get(placed.body.orderId)).toMatchObject({ status: 'CANCELLED', failureCode: 'generic_decline' });
+
+    const events = await waitForEvents(natsUrl, placed.body.orderId, (seen) => countOf(seen, 'order.cancelled') > 0);
+    for (const type of ['order.created', 'inventory.reserved', 'payment.failed', 'payment.cancelled', 'inventory.released', 'order.cancelled']) {
+      expect(countOf(events, type), type).toBe(1);
+    }
+    const failed = events.find((stored) => stored.event.type === 'payment.failed')!.event;
+    expect(failed.data).toMatchObject({ orderId: placed.body.orderId, failureCode: 'generic_decline', amount: 3600, currency: 'usd' });
+    const cancelled = events.find((stored) => stored.event.type === 'order.cancelled')!.event;
+    expect(cancelled.data).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED', reason: 'PAYMENT_FAILED' });
+  });
+});
+
+describe('an order for more than is in stock', () => {
+  it('is cancelled OUT_OF_STOCK without holding anything', async () => {
+    const [plenty, scarce] = [sku(), sku()];
+    await putProduct(plenty, 10);
+    await putProduct(scarce, 1);
+
+    const placed = await placeOrder({
+      customerId: 'cust-3',
+      items: [
+        { sku: plenty, quantity: 2 },
+        { sku: scarce, quantity: 2 },
+      ],
+      paymentMethodId: 'pm_card_visa',
+    });
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({ status: 'CANCELLED', cancellationReason: 'OUT_OF_STOCK' });
+    expect(await getProduct(plenty)).toMatchObject({ available: 10, reserved: 0 });
+    expect(await getProduct(scarce)).toMatchObject({ available: 1, reserved: 0 });
+
+    const events = await waitForEvents(natsUrl, placed.body.orderId, (seen) => countOf(seen, 'order.cancelled') > 0);
+    const outOfStock = events.find((stored) => stored.event.type === 'inventory.out_of_stock')!.event;
+    expect(outOfStock.data).toMatchObject({ reason: 'OUT_OF_STOCK', skus: [scarce] });
+    expect(countOf(events, 'inventory.reserved')).toBe(0);
+  });
+
+  it('is cancelled UNKNOWN_PRODUCT when a sku does not exist', async () => {
+    const placed = await placeOrder({ customerId: 'cust-3', items: [{ sku: sku(), quantity: 1 }] });
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({ status: 'CANCELLED', cancellationReason: 'UNKNOWN_PRODUCT' });
+  });
+});
+
+describe('the HTTP API', () => {
+  it('answers health', async () => {
+    const response = await api('/health');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('rejects bad input with the contract error body and changes nothing', async () => {
+    const post = (body: string, contentType = 'application/json') =>
+      api('/orders', { method: 'POST', headers: { 'content-type': contentType }, body });
+
+    const malformed = await post('{"customerId":');
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ error: { code: 'INVALID_JSON' } });
+
+    expect((await post('customerId=x', 'application/x-www-form-urlencoded')).status).toBe(415);
+    expect((await post(JSON.stringify({ customerId: 'x'.repeat(70 * 1024), items: [] }))).status).toBe(413);
+
+    const unknownField = await post(JSON.stringify({ customerId: 'c', items: [{ sku: 'a', quantity: 1 }], coupon: 'FREE' }));
+    expect(unknownField.status).toBe(400);
+    const body = (await unknownField.json()) as { error: { code: string; details: unknown[] } };
+    expect(body.error.code).toBe('VALIDATION_FAILED');
+    expect(body.error.details.length).toBeGreaterThan(0);
+
+    const badQuantity = await post(JSON.stringify({ customerId: 'c', items: [{ sku: 'a', quantity: 1000 }] }));
+    expect(badQuantity.status).toBe(400);
+
+    const badSku = await api('/products/bad%20sku', { method: 'PUT', headers: json, body: '{}' });
+    expect(badSku.status).toBe(400);
+  });
+
+  it('answers 404 for unknown orders and products', async () => {
+    const order = await api(`/orders/${randomUUID()}`);
+    expect(order.status).toBe(404);
+    expect(await order.json()).toMatchObject({ error: { code: 'ORDER_NOT_FOUND' } });
+    expect((await api(`/products/${sku()}`)).status).toBe(404);
+  });
+
+  it('honours Idempotency-Key: one order and one saga per key', async () => {
+    const item = sku();
+    await putProduct(item, 10);
+    const key = randomUUID();
+    const request = { customerId: 'cust-4', items: [{ sku: item, quantity: 1 }], paymentMethodId: 'pm_card_visa' };
+    const [first, second] = await Promise.all([
+      placeOrder(request, { 'idempotency-key': key }),
+      placeOrder(request, { 'idempotency-key': key }),
+    ]);
+    expect(first.status).toBe(202);
+    expect(second.body.orderId).toBe(first.body.orderId);
+
+    const reused = await placeOrder({ ...request, items: [{ sku: item, quantity: 2 }] }, { 'idempotency-key': key });
+    expect(reused.status).toBe(409);
+    expect(reused.body).toMatchObject({ error: { code: 'IDEMPOTENCY_KEY_REUSED' } });
+
+    await settledOrder(first.body.orderId);
+    expect(await getProduct(item)).toMatchObject({ available: 9, reserved: 0 });
+  });
+
+  it('refuses webhooks without a valid Stripe signature', async () => {
+    const body = JSON.stringify({ id: 'evt_x', type: 'payment_intent.succeeded', data: { object: {} } });
+    const missing = await api('/payments/webhook', { method: 'POST', headers: json, body });
+    expect(missing.status).toBe(400);
+    expect(await missing.json()).toMatchObject({ error: { code: 'MISSING_SIGNATURE' } });
+    const forged = await api('/payments/webhook', {
+      method: 'POST',
+      headers: { ...json, 'stripe-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` },
+      body,
+    });
+    expect(forged.status).toBe(400);
+    expect(await forged.json()).toMatchObject({ error: { code: 'INVALID_SIGNATURE' } });
+  });
+});
