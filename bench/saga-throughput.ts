@@ -47,7 +47,11 @@ try {
       const response = await api('/orders', {
         method: 'POST',
         headers,
-        body: JSON.stringify({ customerId: 'bench', items: [{ sku: 'bench-sku', quantity: 1 }], paymentMethodId: 'pm_card_visa' }),
+        body: JSON.stringify({
+          customerId: 'bench',
+          items: [{ sku: 'bench-sku', quantity: 1 }],
+          paymentMethodId: 'pm_card_visa',
+        }),
       });
       accept.push(performance.now() - t0);
       const { orderId } = (await response.json()) as { orderId: string };
@@ -58,7 +62,7 @@ try {
           failed++;
           break;
         }
-        await sleep(20);
+        await sleep(100);
       }
       complete.push(performance.now() - t0);
       rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
@@ -69,14 +73,25 @@ try {
   const drainStart = Date.now();
   await runtime.drained();
 
-  const product = (await (await api('/products/bench-sku')).json()) as { available: number; reserved: number };
+  const product = (await (await api('/products/bench-sku')).json()) as {
+    available: number;
+    reserved: number;
+  };
   console.log(`orders: ${complete.length} (${failed} not completed), concurrency ${CONCURRENCY}`);
   console.log(`throughput: ${(complete.length / seconds).toFixed(1)} orders/s completed end to end`);
-  console.log(`POST /orders: p50 ${ms(percentile(accept, 50))}, p95 ${ms(percentile(accept, 95))}, p99 ${ms(percentile(accept, 99))}`);
-  console.log(`order → COMPLETED: p50 ${ms(percentile(complete, 50))}, p95 ${ms(percentile(complete, 95))}, p99 ${ms(percentile(complete, 99))}`);
+  console.log(
+    `POST /orders: p50 ${ms(percentile(accept, 50))}, p95 ${ms(percentile(accept, 95))}, p99 ${ms(percentile(accept, 99))}`,
+  );
+  console.log(
+    `order → COMPLETED: p50 ${ms(percentile(complete, 50))}, p95 ${ms(percentile(complete, 95))}, p99 ${ms(percentile(complete, 99))}`,
+  );
   console.log(`outbox drained ${Date.now() - drainStart} ms after the last completion`);
-  console.log(`stock: available ${product.available}, reserved ${product.reserved} (expected ${ORDERS * 2 - complete.length + failed}, 0)`);
-  console.log(`runtime process RSS: ${(rssBefore / 2 ** 20).toFixed(0)} MiB before, ${(rssPeak / 2 ** 20).toFixed(0)} MiB peak`);
+  console.log(
+    `stock: available ${product.available}, reserved ${product.reserved} (expected ${ORDERS * 2 - complete.length + failed}, 0)`,
+  );
+  console.log(
+    `runtime process RSS: ${(rssBefore / 2 ** 20).toFixed(0)} MiB before, ${(rssPeak / 2 ** 20).toFixed(0)} MiB peak`,
+  );
 } finally {
   await runtime.stop();
   await nats.stop();

@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   INVALID_SIGNATURE: {
     status: 400,
     description:
-      'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s away from now.',
+      'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s old (the Stripe SDK does not reject timestamps in the future).',
   },
   ORDER_NOT_FOUND: { status: 404, description: 'No order has this id.' },
   PRODUCT_NOT_FOUND: { status: 404, description: 'No product has this sku.' },
@@ -414,7 +414,7 @@ function paths(): Json {
         tags: ['payments'],
         summary: 'Stripe webhook endpoint',
         description:
-          'Verifies `Stripe-Signature` over the raw body (tolerance 300 s), then applies the event at most once (keyed by `event.id`). ' +
+          'Verifies `Stripe-Signature` over the raw body (signatures more than 300 s old are refused), then applies the event at most once (keyed by `event.id`). ' +
           'Handled: `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`, matched by PaymentIntent id, then `metadata.orderId`. ' +
           'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing. ' +
           'A `500` makes Stripe retry. The `Content-Type` is not checked; the body must be the bytes Stripe sent.',

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 
 /** 1–64 characters of `[A-Za-z0-9._-]`, wherever a SKU appears. */
-export const SkuSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a sku is 1-64 characters of A-Z a-z 0-9 . _ -');
+export const SkuSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'a sku is 1-64 characters of A-Z a-z 0-9 . _ -');
 
 /** ISO 4217 code, lower case as Stripe uses it. */
 export const CurrencySchema = z
@@ -14,7 +16,13 @@ export const MinorUnitsSchema = z.number().int().nonnegative();
 
 export const OrderIdSchema = z.string().min(1).max(64);
 
-export const OrderStatusSchema = z.enum(['PENDING', 'STOCK_RESERVED', 'PAYMENT_PENDING', 'COMPLETED', 'CANCELLED']);
+export const OrderStatusSchema = z.enum([
+  'PENDING',
+  'STOCK_RESERVED',
+  'PAYMENT_PENDING',
+  'COMPLETED',
+  'CANCELLED',
+]);
 export type OrderStatus = z.infer<typeof OrderStatusSchema>;
 
 export const SagaStateSchema = z.enum([

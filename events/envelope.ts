@@ -59,7 +59,10 @@ export const CloudEventSchema = z
     }
   });
 
-export type CloudEvent<S extends Subject = Subject> = Omit<z.infer<typeof CloudEventSchema>, 'type' | 'data'> & {
+export type CloudEvent<S extends Subject = Subject> = Omit<
+  z.infer<typeof CloudEventSchema>,
+  'type' | 'data'
+> & {
   type: S;
   data: EventData<S>;
 };

@@ -23,7 +23,9 @@ export class TransactionCancelledError extends Error {
 
   /** True when every failure is a condition check (a business outcome, not a fault). */
   get onlyConditionsFailed(): boolean {
-    return this.reasons.every((reason) => reason.code === 'None' || reason.code === 'ConditionalCheckFailed' || !reason.code);
+    return this.reasons.every(
+      (reason) => reason.code === 'None' || reason.code === 'ConditionalCheckFailed' || !reason.code,
+    );
   }
 }
 
@@ -34,7 +36,9 @@ export async function transactWrite(
   clientRequestToken?: string,
 ): Promise<void> {
   try {
-    await client.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: clientRequestToken }));
+    await client.send(
+      new TransactWriteCommand({ TransactItems: items, ClientRequestToken: clientRequestToken }),
+    );
   } catch (error) {
     if (error instanceof TransactionCanceledException) {
       const reasons = (error.CancellationReasons ?? []).map((reason) => ({

@@ -20,7 +20,12 @@ export class ClientError extends Error {
 }
 
 export class ValidationError extends ClientError {
-  constructor(message: string, details: ErrorDetail[] = [], code = 'VALIDATION_FAILED', options?: ErrorOptions) {
+  constructor(
+    message: string,
+    details: ErrorDetail[] = [],
+    code = 'VALIDATION_FAILED',
+    options?: ErrorOptions,
+  ) {
     super(code, message, details, options);
     this.name = 'ValidationError';
   }

@@ -1,6 +1,6 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
   ClientError,
   ConflictError,
@@ -115,19 +115,24 @@ export function httpErrors(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayPr
  * An API Gateway HTTP API (payload 2.0) handler: size limit, content type, JSON parsing and
  * schema validation before `run`; errors mapped to the contract's error body after it.
  */
-export function httpRoute<B extends Schema = z.ZodUnknown, P extends Schema = z.ZodUnknown, Q extends Schema = z.ZodUnknown>(
-  spec: RouteSpec<B, P, Q>,
-  run: (request: RouteRequest<B, P, Q>) => Promise<RouteResponse>,
-): HttpHandler {
+export function httpRoute<
+  B extends Schema = z.ZodUnknown,
+  P extends Schema = z.ZodUnknown,
+  Q extends Schema = z.ZodUnknown,
+>(spec: RouteSpec<B, P, Q>, run: (request: RouteRequest<B, P, Q>) => Promise<RouteResponse>): HttpHandler {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(httpErrors())
     .handler(async (event) => {
       const rawBody = decodeBody(event);
       if (Buffer.byteLength(rawBody) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
       const headers = event.headers ?? {};
-      const body = spec.body ? parseWith(spec.body, parseJsonBody(rawBody, headers['content-type']), 'request body') : undefined;
+      const body = spec.body
+        ? parseWith(spec.body, parseJsonBody(rawBody, headers['content-type']), 'request body')
+        : undefined;
       const params = spec.params ? parseWith(spec.params, event.pathParameters ?? {}, 'path') : undefined;
-      const query = spec.query ? parseWith(spec.query, event.queryStringParameters ?? {}, 'query string') : undefined;
+      const query = spec.query
+        ? parseWith(spec.query, event.queryStringParameters ?? {}, 'query string')
+        : undefined;
       const response = await run({ body, params, query, headers, rawBody } as RouteRequest<B, P, Q>);
       return response.body === undefined
         ? { statusCode: response.statusCode, headers: response.headers ?? {} }

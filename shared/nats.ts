@@ -1,4 +1,10 @@
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+} from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { CloudEvent } from '../events/envelope.ts';
@@ -45,7 +51,10 @@ function publisherFor(connection: NatsConnection, js: JetStreamClient): EventPub
 }
 
 /** Creates the streams, or updates them to the given definition; safe to run any number of times. */
-export async function ensureStreams(servers: string | string[], definitions: StreamDefinition[]): Promise<void> {
+export async function ensureStreams(
+  servers: string | string[],
+  definitions: StreamDefinition[],
+): Promise<void> {
   const connection = await connect({ servers, name: 'order-saga-setup' });
   try {
     const jsm = await jetstreamManager(connection);
@@ -63,7 +72,8 @@ export async function ensureStreams(servers: string | string[], definitions: Str
         await jsm.streams.info(definition.name);
         await jsm.streams.update(definition.name, config);
       } catch (error) {
-        if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound) throw error;
+        if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound)
+          throw error;
         await jsm.streams.add(config);
       }
     }

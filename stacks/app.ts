@@ -5,14 +5,23 @@ import { settingsFrom } from './settings.ts';
 export const STACK_NAME = 'OrderSaga';
 
 /** Builds the CDK app; the local runtime calls this too, to synthesize the very same template. */
-export function buildApp(app: App = new App(), env: NodeJS.ProcessEnv = process.env): { app: App; stack: OrderSagaStack } {
+export function buildApp(
+  app: App = new App(),
+  env: NodeJS.ProcessEnv = process.env,
+): { app: App; stack: OrderSagaStack } {
   const issuer = app.node.tryGetContext('jwtIssuer') as string | undefined;
   const audience = app.node.tryGetContext('jwtAudience') as string | undefined;
   const stack = new OrderSagaStack(app, STACK_NAME, {
     settings: settingsFrom(env),
     ephemeral: app.node.tryGetContext('ephemeral') === 'true' || app.node.tryGetContext('ephemeral') === true,
     ...(issuer && audience
-      ? { jwt: { issuer, audience: audience.split(','), adminScope: (app.node.tryGetContext('adminScope') as string) ?? 'orders/admin' } }
+      ? {
+          jwt: {
+            issuer,
+            audience: audience.split(','),
+            adminScope: (app.node.tryGetContext('adminScope') as string) ?? 'orders/admin',
+          },
+        }
       : {}),
     env: { account: env.CDK_DEFAULT_ACCOUNT, region: env.CDK_DEFAULT_REGION },
   });

@@ -1,5 +1,6 @@
 import { CfnOutput } from 'aws-cdk-lib';
-import { HttpApi, HttpMethod, type IHttpRouteAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2';
+import type { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpApi, type IHttpRouteAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -35,7 +36,10 @@ export class OrderSagaHttpApi extends Construct {
     for (const route of props.routes) {
       let integration = integrations.get(route.handler);
       if (!integration) {
-        integration = new HttpLambdaIntegration(`Integration${route.handler.node.addr.slice(0, 8)}`, route.handler);
+        integration = new HttpLambdaIntegration(
+          `Integration${route.handler.node.addr.slice(0, 8)}`,
+          route.handler,
+        );
         integrations.set(route.handler, integration);
       }
       this.api.addRoutes({

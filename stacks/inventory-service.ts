@@ -46,12 +46,37 @@ export class InventoryService extends Construct {
         TABLE_VARIABLE,
         access,
       );
-    this.putProduct = fn('PutProduct', 'functions/inventory/put-product.ts', 'PUT /products/{sku}', 'readWrite');
+    this.putProduct = fn(
+      'PutProduct',
+      'functions/inventory/put-product.ts',
+      'PUT /products/{sku}',
+      'readWrite',
+    );
     this.getProduct = fn('GetProduct', 'functions/inventory/get-product.ts', 'GET /products/{sku}', 'read');
-    this.reserve = fn('ReserveStock', 'functions/inventory/reserve-stock.ts', 'Saga task: reserve every line', 'readWrite');
-    this.confirm = fn('ConfirmStock', 'functions/inventory/confirm-stock.ts', 'Saga task: reservation becomes a sale', 'readWrite');
-    this.release = fn('ReleaseStock', 'functions/inventory/release-stock.ts', 'Saga compensation: return stock', 'readWrite');
-    this.sweeper = fn('SweepReservations', 'functions/inventory/sweep-reservations.ts', 'Release expired reservations', 'readWrite');
+    this.reserve = fn(
+      'ReserveStock',
+      'functions/inventory/reserve-stock.ts',
+      'Saga task: reserve every line',
+      'readWrite',
+    );
+    this.confirm = fn(
+      'ConfirmStock',
+      'functions/inventory/confirm-stock.ts',
+      'Saga task: reservation becomes a sale',
+      'readWrite',
+    );
+    this.release = fn(
+      'ReleaseStock',
+      'functions/inventory/release-stock.ts',
+      'Saga compensation: return stock',
+      'readWrite',
+    );
+    this.sweeper = fn(
+      'SweepReservations',
+      'functions/inventory/sweep-reservations.ts',
+      'Release expired reservations',
+      'readWrite',
+    );
 
     // EventBridge rates are whole minutes; the local runtime's timer honours seconds.
     this.sweepSchedule = new Rule(this, 'SweepSchedule', {
@@ -60,6 +85,9 @@ export class InventoryService extends Construct {
       targets: [new LambdaFunction(this.sweeper.function, { retryAttempts: 2 })],
     });
     // The local runtime's timer reads the interval in seconds from here.
-    this.sweepSchedule.node.defaultChild?.node.addMetadata(SCHEDULE_SECONDS_METADATA, props.sweepIntervalSeconds);
+    this.sweepSchedule.node.defaultChild?.node.addMetadata(
+      SCHEDULE_SECONDS_METADATA,
+      props.sweepIntervalSeconds,
+    );
   }
 }

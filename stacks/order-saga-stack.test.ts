@@ -274,7 +274,9 @@ describe('OrderSagaStack (defaults)', () => {
       expect(payment.Catch?.[0]).toMatchObject({ ErrorEquals: ['States.Timeout'], Next: 'PaymentTimedOut' });
       const timedOut = definition.States.PaymentTimedOut!;
       expect(timedOut).toMatchObject({ Type: 'Pass', Next: 'MarkCompensating', ResultPath: '$.failure' });
-      expect((timedOut as { Parameters?: Record<string, unknown> }).Parameters).toMatchObject({ Error: 'PAYMENT_TIMEOUT' });
+      expect((timedOut as { Parameters?: Record<string, unknown> }).Parameters).toMatchObject({
+        Error: 'PAYMENT_TIMEOUT',
+      });
     });
 
     it('every Task has a timeout', () => {

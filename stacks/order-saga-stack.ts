@@ -89,11 +89,36 @@ export class OrderSagaStack extends Stack {
       ...(props.jwt ? { jwt: props.jwt } : {}),
       routes: [
         { method: HttpMethod.GET, path: '/health', handler: health.function, audience: 'public' },
-        { method: HttpMethod.PUT, path: '/products/{sku}', handler: inventory.putProduct.function, audience: 'admin' },
-        { method: HttpMethod.GET, path: '/products/{sku}', handler: inventory.getProduct.function, audience: 'admin' },
-        { method: HttpMethod.POST, path: '/orders', handler: orders.createOrder.function, audience: 'customer' },
-        { method: HttpMethod.GET, path: '/orders/{orderId}', handler: orders.getOrder.function, audience: 'customer' },
-        { method: HttpMethod.POST, path: '/payments/webhook', handler: payments.webhook.function, audience: 'public' },
+        {
+          method: HttpMethod.PUT,
+          path: '/products/{sku}',
+          handler: inventory.putProduct.function,
+          audience: 'admin',
+        },
+        {
+          method: HttpMethod.GET,
+          path: '/products/{sku}',
+          handler: inventory.getProduct.function,
+          audience: 'admin',
+        },
+        {
+          method: HttpMethod.POST,
+          path: '/orders',
+          handler: orders.createOrder.function,
+          audience: 'customer',
+        },
+        {
+          method: HttpMethod.GET,
+          path: '/orders/{orderId}',
+          handler: orders.getOrder.function,
+          audience: 'customer',
+        },
+        {
+          method: HttpMethod.POST,
+          path: '/payments/webhook',
+          handler: payments.webhook.function,
+          audience: 'public',
+        },
       ],
     });
 

@@ -39,8 +39,16 @@ export class PaymentsService extends Construct {
       props.stripeSecret.grantRead(created.function);
       return created;
     };
-    this.requestPayment = fn('RequestPayment', 'functions/payments/request-payment.ts', 'Saga callback step: create the PaymentIntent');
-    this.cancelPayment = fn('CancelPayment', 'functions/payments/cancel-payment.ts', 'Saga compensation: cancel or refund');
+    this.requestPayment = fn(
+      'RequestPayment',
+      'functions/payments/request-payment.ts',
+      'Saga callback step: create the PaymentIntent',
+    );
+    this.cancelPayment = fn(
+      'CancelPayment',
+      'functions/payments/cancel-payment.ts',
+      'Saga compensation: cancel or refund',
+    );
     this.webhook = fn('StripeWebhook', 'functions/payments/stripe-webhook.ts', 'POST /payments/webhook');
   }
 }

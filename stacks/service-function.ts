@@ -62,7 +62,8 @@ export class ServiceFunction extends Construct {
         sourceMap: true,
         externalModules: [],
         // Some CommonJS dependencies call require(); give the ESM bundle one.
-        banner: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+        banner:
+          "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
       },
     });
     (this.function.node.defaultChild as CfnFunction).addMetadata(ENTRY_METADATA, props.entry);

@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import type { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, StreamViewType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
 
@@ -13,7 +13,11 @@ export interface IndexSpec {
  * A service's single table: (pk, sk) strings, on-demand, streams with new and old images (the
  * outbox), `expiresAt` as TTL attribute, point-in-time recovery.
  */
-export function serviceTable(scope: Construct, id: string, options: { indexes?: IndexSpec[]; removalPolicy: RemovalPolicy }) {
+export function serviceTable(
+  scope: Construct,
+  id: string,
+  options: { indexes?: IndexSpec[]; removalPolicy: RemovalPolicy },
+) {
   const table = new Table(scope, id, {
     partitionKey: { name: 'pk', type: AttributeType.STRING },
     sortKey: { name: 'sk', type: AttributeType.STRING },
@@ -28,7 +32,12 @@ export function serviceTable(scope: Construct, id: string, options: { indexes?: 
       indexName: index.name,
       partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
       ...(index.sortKey
-        ? { sortKey: { name: index.sortKey.name, type: index.sortKey.type === 'N' ? AttributeType.NUMBER : AttributeType.STRING } }
+        ? {
+            sortKey: {
+              name: index.sortKey.name,
+              type: index.sortKey.type === 'N' ? AttributeType.NUMBER : AttributeType.STRING,
+            },
+          }
         : {}),
       projectionType: ProjectionType.INCLUDE,
       nonKeyAttributes: index.include,

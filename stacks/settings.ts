@@ -7,7 +7,12 @@ import { z } from 'zod';
  */
 export const SettingsSchema = z.object({
   PAYMENT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
-  RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 86_400).default(900),
+  RESERVATION_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .default(900),
   RESERVATION_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
@@ -15,7 +20,9 @@ export type Settings = z.infer<typeof SettingsSchema>;
 export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
   const result = SettingsSchema.safeParse(env);
   if (!result.success) {
-    throw new Error(`Invalid stack settings: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(
+      `Invalid stack settings: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return result.data;
 }

@@ -1,4 +1,8 @@
-import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
+import type {
+  AttributeValue as LambdaAttributeValue,
+  DynamoDBBatchResponse,
+  DynamoDBRecord,
+} from 'aws-lambda';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
@@ -9,7 +13,8 @@ export function eventFromRecord(record: DynamoDBRecord): CloudEvent {
   const image = record.dynamodb?.NewImage as Record<string, LambdaAttributeValue> | undefined;
   if (!image) throw new Error(`stream record ${record.eventID} has no new image`);
   const item = unmarshall(image as Record<string, AttributeValue>);
-  if (typeof item.event !== 'string') throw new Error(`stream record ${record.eventID} is not an outbox event`);
+  if (typeof item.event !== 'string')
+    throw new Error(`stream record ${record.eventID} is not an outbox event`);
   return parseEvent(JSON.parse(item.event));
 }
 

@@ -8,19 +8,23 @@ import { forwardEvents } from './forward-events.ts';
 
 const config = parseConfig(
   z.object({
-    NATS_URL: z.string().min(1).transform((urls) => urls.split(',').map((url) => url.trim())),
+    NATS_URL: z
+      .string()
+      .min(1)
+      .transform((urls) => urls.split(',').map((url) => url.trim())),
     NATS_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
   }),
 );
 
 let publisher: Promise<EventPublisher> | undefined;
 function connected(): Promise<EventPublisher> {
-  publisher ??= connectEventPublisher({ servers: config.NATS_URL, timeoutMs: config.NATS_PUBLISH_TIMEOUT_MS }).catch(
-    (error: unknown) => {
-      publisher = undefined; // try again on the next batch
-      throw error;
-    },
-  );
+  publisher ??= connectEventPublisher({
+    servers: config.NATS_URL,
+    timeoutMs: config.NATS_PUBLISH_TIMEOUT_MS,
+  }).catch((error: unknown) => {
+    publisher = undefined; // try again on the next batch
+    throw error;
+  });
   return publisher;
 }
 

@@ -6,6 +6,10 @@ export const inventoryConfig = () =>
   parseConfig(
     z.object({
       INVENTORY_TABLE_NAME: z.string().min(3),
-      RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600),
+      RESERVATION_TTL_SECONDS: z.coerce
+        .number()
+        .int()
+        .min(1)
+        .max(7 * 24 * 3600),
     }),
   );

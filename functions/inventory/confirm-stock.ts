@@ -6,4 +6,6 @@ import { OrderRefSchema } from './stock.ts';
 const confirm = confirmStock(inventoryDeps());
 
 /** Saga task: the order is paid, its reservation becomes a sale. Throws ReservationExpiredError if too late. */
-export const handler = middy().handler(async (event: unknown) => confirm(OrderRefSchema.parse(event).orderId));
+export const handler = middy().handler(async (event: unknown) =>
+  confirm(OrderRefSchema.parse(event).orderId),
+);

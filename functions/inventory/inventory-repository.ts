@@ -1,6 +1,17 @@
-import { BatchGetCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  GetCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import type { CloudEvent } from '../../events/envelope.ts';
-import { outboxPut, transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import {
+  outboxPut,
+  transactWrite,
+  TransactionCancelledError,
+  type TransactItem,
+} from '../../shared/dynamo.ts';
 import type { Product, PutProductRequest, Reservation, ReservedLine } from './stock.ts';
 
 /*
@@ -20,8 +31,7 @@ const productKey = (sku: string) => ({ pk: `PRODUCT#${sku}`, sk: 'PRODUCT' });
 const reservationKey = (orderId: string) => ({ pk: `RESERVATION#${orderId}`, sk: 'RESERVATION' });
 
 export type ReserveWriteResult =
-  | { written: true }
-  | { written: false; short: string[]; changed: string[]; duplicate: boolean };
+  { written: true } | { written: false; short: string[]; changed: string[]; duplicate: boolean };
 
 export interface InventoryRepository {
   getProduct(sku: string): Promise<Product | undefined>;
@@ -35,9 +45,18 @@ export interface InventoryRepository {
   /** ACTIVE → CONFIRMED while unexpired; false when the reservation was no longer ACTIVE and unexpired. */
   confirm(reservation: Reservation, now: Date): Promise<boolean>;
   /** ACTIVE → RELEASED or EXPIRED, returning the stock; false when it was no longer ACTIVE. */
-  release(reservation: Reservation, to: 'RELEASED' | 'EXPIRED', event: CloudEvent, now: Date): Promise<boolean>;
+  release(
+    reservation: Reservation,
+    to: 'RELEASED' | 'EXPIRED',
+    event: CloudEvent,
+    now: Date,
+  ): Promise<boolean>;
   /** ACTIVE reservations whose hold ended at or before `now`, oldest first. */
-  listExpired(now: Date, limit: number, cursor?: Record<string, unknown>): Promise<{ orderIds: string[]; cursor?: Record<string, unknown> }>;
+  listExpired(
+    now: Date,
+    limit: number,
+    cursor?: Record<string, unknown>,
+  ): Promise<{ orderIds: string[]; cursor?: Record<string, unknown> }>;
 }
 
 function strip<T>(item: Record<string, unknown>): T {
@@ -48,10 +67,16 @@ function strip<T>(item: Record<string, unknown>): T {
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
 function isConditionFailure(error: unknown): error is TransactionCancelledError {
-  return error instanceof TransactionCancelledError && error.reasons.some((reason) => reason.code === 'ConditionalCheckFailed');
+  return (
+    error instanceof TransactionCancelledError &&
+    error.reasons.some((reason) => reason.code === 'ConditionalCheckFailed')
+  );
 }
 
-export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableName: string): InventoryRepository {
+export function dynamoInventoryRepository(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+): InventoryRepository {
   const productLines = (lines: ReservedLine[], update: string, condition: string): TransactItem[] =>
     lines.map((line) => ({
       Update: {
@@ -65,7 +90,9 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
 
   return {
     async getProduct(sku) {
-      const { Item } = await client.send(new GetCommand({ TableName: tableName, Key: productKey(sku), ConsistentRead: true }));
+      const { Item } = await client.send(
+        new GetCommand({ TableName: tableName, Key: productKey(sku), ConsistentRead: true }),
+      );
       return Item ? strip<Product>(Item) : undefined;
     },
 
@@ -127,7 +154,11 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
             Key: productKey(line.sku),
             UpdateExpression: 'SET available = available - :q, reserved = reserved + :q',
             ConditionExpression: 'available >= :q AND unitPrice = :price AND currency = :currency',
-            ExpressionAttributeValues: { ':q': line.quantity, ':price': line.unitPrice, ':currency': reservation.currency },
+            ExpressionAttributeValues: {
+              ':q': line.quantity,
+              ':price': line.unitPrice,
+              ':currency': reservation.currency,
+            },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
           },
         })),
@@ -191,7 +222,8 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
             Update: {
               TableName: tableName,
               Key: reservationKey(reservation.orderId),
-              UpdateExpression: 'SET #status = :confirmed, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
+              UpdateExpression:
+                'SET #status = :confirmed, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
               ConditionExpression: '#status = :active AND holdUntil > :nowSeconds',
               ExpressionAttributeNames: { '#status': 'status' },
               ExpressionAttributeValues: {
@@ -212,14 +244,16 @@ export function dynamoInventoryRepository(client: DynamoDBDocumentClient, tableN
     },
 
     async release(reservation, to, event, now) {
-      const condition = to === 'EXPIRED' ? '#status = :active AND holdUntil <= :nowSeconds' : '#status = :active';
+      const condition =
+        to === 'EXPIRED' ? '#status = :active AND holdUntil <= :nowSeconds' : '#status = :active';
       try {
         await transactWrite(client, [
           {
             Update: {
               TableName: tableName,
               Key: reservationKey(reservation.orderId),
-              UpdateExpression: 'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
+              UpdateExpression:
+                'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
               ConditionExpression: condition,
               ExpressionAttributeNames: { '#status': 'status' },
               ExpressionAttributeValues: {

@@ -6,4 +6,6 @@ import { OrderRefSchema } from './stock.ts';
 const release = releaseStock(inventoryDeps());
 
 /** Saga compensation: return the order's reserved stock. */
-export const handler = middy().handler(async (event: unknown) => release(OrderRefSchema.parse(event).orderId));
+export const handler = middy().handler(async (event: unknown) =>
+  release(OrderRefSchema.parse(event).orderId),
+);

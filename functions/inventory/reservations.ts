@@ -117,7 +117,8 @@ export const confirmStock =
     if (!reservation || reservation.status === 'REJECTED') throw new ReservationNotFoundError(orderId);
     const confirmed = { reservationId: reservation.reservationId, status: 'CONFIRMED' as const };
     if (reservation.status === 'CONFIRMED') return confirmed;
-    if (reservation.status !== 'ACTIVE' || isExpired(reservation, deps.now())) throw new ReservationExpiredError(orderId);
+    if (reservation.status !== 'ACTIVE' || isExpired(reservation, deps.now()))
+      throw new ReservationExpiredError(orderId);
     if (await deps.inventory.confirm(reservation, deps.now())) return confirmed;
     // Lost a race (the sweeper, or a concurrent confirm): decide from the stored state.
     const after = await deps.inventory.getReservation(orderId);

@@ -162,7 +162,10 @@ describe('outcomeOf', () => {
 describe('a closed reservation', () => {
   it('keeps its hold time for the record after the TTL attribute is removed', () => {
     const confirmed = reservation({ status: 'CONFIRMED', expiresAt: undefined });
-    expect(outcomeOf(confirmed)).toMatchObject({ outcome: 'RESERVED', expiresAt: '2025-01-01T00:15:00.000Z' });
+    expect(outcomeOf(confirmed)).toMatchObject({
+      outcome: 'RESERVED',
+      expiresAt: '2025-01-01T00:15:00.000Z',
+    });
     expect(isExpired(confirmed, new Date('2030-01-01T00:00:00.000Z'))).toBe(false);
   });
 });

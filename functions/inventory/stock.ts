@@ -53,7 +53,10 @@ export interface Reservation {
 export const ReserveCommandSchema = z.object({
   orderId: z.string().min(1),
   currency: CurrencySchema,
-  items: z.array(z.object({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) })).min(1).max(50),
+  items: z
+    .array(z.object({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) }))
+    .min(1)
+    .max(50),
 });
 export type ReserveCommand = z.infer<typeof ReserveCommandSchema>;
 
@@ -105,7 +108,10 @@ export function priceLines(
 
 /** The reservation has outlived its TTL, whatever the sweeper or DynamoDB's TTL process has done yet. */
 export function isExpired(reservation: Reservation, now: Date): boolean {
-  return reservation.status === 'EXPIRED' || (reservation.status === 'ACTIVE' && reservation.holdUntil * 1000 <= now.getTime());
+  return (
+    reservation.status === 'EXPIRED' ||
+    (reservation.status === 'ACTIVE' && reservation.holdUntil * 1000 <= now.getTime())
+  );
 }
 
 export class ReservationExpiredError extends Error {

@@ -25,6 +25,7 @@ export const applyStep =
       const outcome = applySagaStep(order, command, deps.now());
       if (!outcome.changed) return outcome.order;
       if (await deps.orders.save(outcome.order, outcome.events)) return outcome.order;
-      if (attempt >= MAX_ATTEMPTS) throw new Error(`Order ${command.orderId} kept changing under step ${command.step}`);
+      if (attempt >= MAX_ATTEMPTS)
+        throw new Error(`Order ${command.orderId} kept changing under step ${command.step}`);
     }
   };

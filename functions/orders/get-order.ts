@@ -10,8 +10,11 @@ const config = ordersConfig({});
 const orders = dynamoOrderRepository(dynamoDocumentClient(), config.ORDERS_TABLE_NAME);
 
 /** GET /orders/{orderId} */
-export const handler = httpRoute({ params: z.object({ orderId: z.string().min(1).max(64) }) }, async ({ params }) => {
-  const order = await orders.get(params.orderId);
-  if (!order) throw new NotFoundError('ORDER_NOT_FOUND', `Order ${params.orderId} does not exist.`);
-  return { statusCode: 200, body: orderView(order) };
-});
+export const handler = httpRoute(
+  { params: z.object({ orderId: z.string().min(1).max(64) }) },
+  async ({ params }) => {
+    const order = await orders.get(params.orderId);
+    if (!order) throw new NotFoundError('ORDER_NOT_FOUND', `Order ${params.orderId} does not exist.`);
+    return { statusCode: 200, body: orderView(order) };
+  },
+);

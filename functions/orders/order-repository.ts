@@ -1,6 +1,11 @@
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { CloudEvent } from '../../events/envelope.ts';
-import { outboxPut, transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import {
+  outboxPut,
+  transactWrite,
+  TransactionCancelledError,
+  type TransactItem,
+} from '../../shared/dynamo.ts';
 import type { Order } from './order.ts';
 
 /*
@@ -18,9 +23,7 @@ export interface IdempotencyClaim {
   requestHash: string;
 }
 
-export type CreateResult =
-  | { created: true }
-  | { created: false; orderId: string; sameRequest: boolean };
+export type CreateResult = { created: true } | { created: false; orderId: string; sameRequest: boolean };
 
 export interface OrderRepository {
   get(orderId: string): Promise<Order | undefined>;
@@ -75,7 +78,8 @@ export function dynamoOrderRepository(client: DynamoDBDocumentClient, tableName:
         await transactWrite(client, items);
         return { created: true };
       } catch (error) {
-        const previous = claim && error instanceof TransactionCancelledError ? error.reasons[2]?.item : undefined;
+        const previous =
+          claim && error instanceof TransactionCancelledError ? error.reasons[2]?.item : undefined;
         if (!claim || !previous) throw error;
         return {
           created: false,
@@ -100,7 +104,10 @@ export function dynamoOrderRepository(client: DynamoDBDocumentClient, tableName:
         ]);
         return true;
       } catch (error) {
-        if (error instanceof TransactionCancelledError && error.reasons[0]?.code === 'ConditionalCheckFailed') {
+        if (
+          error instanceof TransactionCancelledError &&
+          error.reasons[0]?.code === 'ConditionalCheckFailed'
+        ) {
           return false;
         }
         throw error;

@@ -60,13 +60,20 @@ export function mergeLines(items: CreateOrderRequest['items']): OrderLine[] {
   if (over.length > 0) {
     throw new ValidationError(
       'The request body is invalid.',
-      over.map((line) => ({ path: 'items', message: `sku ${line.sku} adds up to ${line.quantity}, more than 999` })),
+      over.map((line) => ({
+        path: 'items',
+        message: `sku ${line.sku} adds up to ${line.quantity}, more than 999`,
+      })),
     );
   }
   return lines;
 }
 
-export function newOrder(request: CreateOrderRequest, orderId: string, now: Date): { order: Order; event: CloudEvent } {
+export function newOrder(
+  request: CreateOrderRequest,
+  orderId: string,
+  now: Date,
+): { order: Order; event: CloudEvent } {
   const at = now.toISOString();
   const order: Order = {
     orderId,
@@ -121,7 +128,10 @@ export const SagaStepSchema = z.discriminatedUnion('step', [
 ]);
 export type SagaStep = z.infer<typeof SagaStepSchema>;
 
-const TARGET: Record<SagaStep['step'], { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }> = {
+const TARGET: Record<
+  SagaStep['step'],
+  { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }
+> = {
   STOCK_RESERVED: { status: 'STOCK_RESERVED', sagaState: 'STOCK_RESERVED', from: ['STARTED'] },
   PAYMENT_PENDING: { status: 'PAYMENT_PENDING', sagaState: 'PAYMENT_PENDING', from: ['STOCK_RESERVED'] },
   COMPLETED: { status: 'COMPLETED', sagaState: 'COMPLETED', from: ['PAYMENT_PENDING'] },
@@ -136,7 +146,8 @@ export class InvalidTransitionError extends Error {
   }
 }
 
-export type StepOutcome = { changed: false; order: Order } | { changed: true; order: Order; events: CloudEvent[] };
+export type StepOutcome =
+  { changed: false; order: Order } | { changed: true; order: Order; events: CloudEvent[] };
 
 /**
  * Applies one saga step. Repeating a step that already happened is a no-op (`changed: false`),
@@ -145,7 +156,8 @@ export type StepOutcome = { changed: false; order: Order } | { changed: true; or
 export function applySagaStep(order: Order, command: SagaStep, now: Date): StepOutcome {
   const target = TARGET[command.step];
   if (order.sagaState === target.sagaState) return { changed: false, order };
-  if (!target.from.includes(order.sagaState)) throw new InvalidTransitionError(order.orderId, order.sagaState, command.step);
+  if (!target.from.includes(order.sagaState))
+    throw new InvalidTransitionError(order.orderId, order.sagaState, command.step);
 
   const at = now.toISOString();
   const next: Order = {

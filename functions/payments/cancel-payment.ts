@@ -6,4 +6,6 @@ import { cancelPayment } from './payments.ts';
 const cancel = cancelPayment(await paymentDeps());
 
 /** Saga compensation: cancel the PaymentIntent, or refund it if it was paid. */
-export const handler = middy().handler(async (event: unknown) => cancel(CancelPaymentCommandSchema.parse(event)));
+export const handler = middy().handler(async (event: unknown) =>
+  cancel(CancelPaymentCommandSchema.parse(event)),
+);

@@ -18,11 +18,17 @@ const ConfigSchema = z
     /** Another Stripe API base, e.g. the local emulator; unset means api.stripe.com. */
     STRIPE_API_URL: z.url().optional(),
   })
-  .refine((config) => (config.STRIPE_SECRET_KEY && config.STRIPE_WEBHOOK_SECRET) || config.STRIPE_SECRET_ARN, {
-    message: 'set STRIPE_SECRET_ARN, or both STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET',
-  });
+  .refine(
+    (config) => (config.STRIPE_SECRET_KEY && config.STRIPE_WEBHOOK_SECRET) || config.STRIPE_SECRET_ARN,
+    {
+      message: 'set STRIPE_SECRET_ARN, or both STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET',
+    },
+  );
 
-const StripeSecretSchema = z.object({ apiKey: z.string().startsWith('sk_'), webhookSecret: z.string().startsWith('whsec_') });
+const StripeSecretSchema = z.object({
+  apiKey: z.string().startsWith('sk_'),
+  webhookSecret: z.string().startsWith('whsec_'),
+});
 
 /** Builds the payment handlers' ports once per execution environment; the Stripe secret is fetched once. */
 export async function paymentDeps(): Promise<PaymentDeps> {
@@ -30,7 +36,9 @@ export async function paymentDeps(): Promise<PaymentDeps> {
   const secret =
     config.STRIPE_SECRET_KEY && config.STRIPE_WEBHOOK_SECRET
       ? { apiKey: config.STRIPE_SECRET_KEY, webhookSecret: config.STRIPE_WEBHOOK_SECRET }
-      : StripeSecretSchema.parse(await getSecret(config.STRIPE_SECRET_ARN!, { transform: 'json', maxAge: 3600 }));
+      : StripeSecretSchema.parse(
+          await getSecret(config.STRIPE_SECRET_ARN!, { transform: 'json', maxAge: 3600 }),
+        );
   return {
     payments: dynamoPaymentRepository(dynamoDocumentClient(), config.PAYMENTS_TABLE_NAME),
     gateway: stripeGateway({

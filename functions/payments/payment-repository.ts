@@ -1,6 +1,11 @@
 import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { CloudEvent } from '../../events/envelope.ts';
-import { outboxPut, transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import {
+  outboxPut,
+  transactWrite,
+  TransactionCancelledError,
+  type TransactItem,
+} from '../../shared/dynamo.ts';
 import { ALLOWED_FROM, type Payment, type PaymentStatus } from './payment.ts';
 
 /*
@@ -21,7 +26,10 @@ export interface PaymentRepository {
   get(orderId: string): Promise<Payment | undefined>;
   findByPaymentIntent(paymentIntentId: string): Promise<Payment | undefined>;
   /** Creates the payment, or hands an existing one the new task token. Returns it as stored. */
-  begin(command: { orderId: string; amount: number; currency: string; taskToken: string }, now: Date): Promise<Payment>;
+  begin(
+    command: { orderId: string; amount: number; currency: string; taskToken: string },
+    now: Date,
+  ): Promise<Payment>;
   /** Moves the status forward with its event; `stripeEventId` is recorded in the same transaction. */
   transition(
     orderId: string,
@@ -56,10 +64,15 @@ function stripeEventPut(tableName: string, stripeEventId: string, now: Date): Tr
   };
 }
 
-export function dynamoPaymentRepository(client: DynamoDBDocumentClient, tableName: string): PaymentRepository {
+export function dynamoPaymentRepository(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+): PaymentRepository {
   return {
     async get(orderId) {
-      const { Item } = await client.send(new GetCommand({ TableName: tableName, Key: paymentKey(orderId), ConsistentRead: true }));
+      const { Item } = await client.send(
+        new GetCommand({ TableName: tableName, Key: paymentKey(orderId), ConsistentRead: true }),
+      );
       return Item ? strip(Item) : undefined;
     },
 
@@ -151,17 +164,19 @@ export function dynamoPaymentRepository(client: DynamoDBDocumentClient, tableNam
     },
 
     async markNotified(orderId, taskToken) {
-      await client.send(
-        new UpdateCommand({
-          TableName: tableName,
-          Key: paymentKey(orderId),
-          UpdateExpression: 'SET notifiedToken = :token',
-          ConditionExpression: 'taskToken = :token',
-          ExpressionAttributeValues: { ':token': taskToken },
-        }),
-      ).catch((error: unknown) => {
-        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-      });
+      await client
+        .send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: paymentKey(orderId),
+            UpdateExpression: 'SET notifiedToken = :token',
+            ConditionExpression: 'taskToken = :token',
+            ExpressionAttributeValues: { ':token': taskToken },
+          }),
+        )
+        .catch((error: unknown) => {
+          if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        });
     },
   };
 }

@@ -21,13 +21,10 @@ export interface PaymentDeps {
   now: () => Date;
 }
 
-function paymentEvent<S extends 'payment.initiated' | 'payment.succeeded' | 'payment.failed' | 'payment.cancelled' | 'payment.refunded'>(
-  type: S,
-  payment: Payment,
-  paymentIntentId: string,
-  extra: Record<string, unknown>,
-  now: Date,
-): CloudEvent {
+function paymentEvent<
+  S extends
+    'payment.initiated' | 'payment.succeeded' | 'payment.failed' | 'payment.cancelled' | 'payment.refunded',
+>(type: S, payment: Payment, paymentIntentId: string, extra: Record<string, unknown>, now: Date): CloudEvent {
   return createEvent(type, {
     source: PAYMENT_SOURCE,
     subject: payment.orderId,
@@ -62,7 +59,8 @@ export async function notifySaga(deps: PaymentDeps, payment: Payment): Promise<v
           failureCode: payment.failureCode,
           message: payment.failureMessage,
         });
-  if (result === 'closed') logger.info('saga step no longer waiting for payment', { orderId: payment.orderId });
+  if (result === 'closed')
+    logger.info('saga step no longer waiting for payment', { orderId: payment.orderId });
   await deps.payments.markNotified(payment.orderId, token);
 }
 
@@ -135,8 +133,20 @@ export const applyStripeEvent =
       to === 'SUCCEEDED'
         ? paymentEvent('payment.succeeded', settled, intent.id, {}, now)
         : to === 'FAILED'
-          ? paymentEvent('payment.failed', settled, intent.id, { reason: 'DECLINED', failureCode: fields.failureCode }, now)
-          : paymentEvent('payment.cancelled', settled, intent.id, { reason: intent.cancellation_reason ?? 'CANCELED' }, now);
+          ? paymentEvent(
+              'payment.failed',
+              settled,
+              intent.id,
+              { reason: 'DECLINED', failureCode: fields.failureCode },
+              now,
+            )
+          : paymentEvent(
+              'payment.cancelled',
+              settled,
+              intent.id,
+              { reason: intent.cancellation_reason ?? 'CANCELED' },
+              now,
+            );
 
     const result = await deps.payments.transition(payment.orderId, to, fields, domainEvent, now, event.id);
     if (result === 'stale') await deps.payments.recordStripeEvent(event.id, now);
@@ -156,7 +166,9 @@ export const cancelPayment =
     const payment = await deps.payments.get(command.orderId);
     if (!payment) return { status: 'NONE' };
     const reason =
-      (command.failure ? cancellationReasonFor(command.failure.Error) : undefined) ?? command.failure?.Error ?? 'COMPENSATION';
+      (command.failure ? cancellationReasonFor(command.failure.Error) : undefined) ??
+      command.failure?.Error ??
+      'COMPENSATION';
     const now = deps.now();
     const intentId = payment.paymentIntentId;
 
@@ -172,7 +184,13 @@ export const cancelPayment =
       const { refundId } = await deps.gateway.refund(payment.orderId, intentId);
       if (payment.status !== 'SUCCEEDED') {
         // Paid, but its webhook has not been applied yet: record the success first.
-        await deps.payments.transition(payment.orderId, 'SUCCEEDED', {}, paymentEvent('payment.succeeded', payment, intentId, {}, now), now);
+        await deps.payments.transition(
+          payment.orderId,
+          'SUCCEEDED',
+          {},
+          paymentEvent('payment.succeeded', payment, intentId, {}, now),
+          now,
+        );
       }
       await deps.payments.transition(
         payment.orderId,

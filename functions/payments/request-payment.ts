@@ -6,4 +6,6 @@ import { requestPayment } from './payments.ts';
 const request = requestPayment(await paymentDeps());
 
 /** Saga callback step (waitForTaskToken): create the PaymentIntent; the webhook reports the outcome. */
-export const handler = middy().handler(async (event: unknown) => request(RequestPaymentCommandSchema.parse(event)));
+export const handler = middy().handler(async (event: unknown) =>
+  request(RequestPaymentCommandSchema.parse(event)),
+);

@@ -39,7 +39,11 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
     maxNetworkRetries: 2,
     timeout: 10_000,
     ...(url
-      ? { host: url.hostname, port: Number(url.port || 80), protocol: url.protocol.replace(':', '') as 'http' | 'https' }
+      ? {
+          host: url.hostname,
+          port: Number(url.port || 80),
+          protocol: url.protocol.replace(':', '') as 'http' | 'https',
+        }
       : {}),
   });
 
@@ -73,10 +77,17 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
 
     async cancelIntent(orderId, paymentIntentId) {
       try {
-        await stripe.paymentIntents.cancel(paymentIntentId, {}, { idempotencyKey: `order-${orderId}-cancel` });
+        await stripe.paymentIntents.cancel(
+          paymentIntentId,
+          {},
+          { idempotencyKey: `order-${orderId}-cancel` },
+        );
         return { status: 'canceled' };
       } catch (error) {
-        if (!(error instanceof Stripe.errors.StripeInvalidRequestError) || error.code !== 'payment_intent_unexpected_state') {
+        if (
+          !(error instanceof Stripe.errors.StripeInvalidRequestError) ||
+          error.code !== 'payment_intent_unexpected_state'
+        ) {
           throw error;
         }
         const intent = await stripe.paymentIntents.retrieve(paymentIntentId);
@@ -96,7 +107,8 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
 
     verifyWebhook(rawBody, signatureHeader) {
       if (!options.webhookSecret) throw new Error('this gateway was built without a webhook secret');
-      if (!signatureHeader) throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
+      if (!signatureHeader)
+        throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
       try {
         return stripe.webhooks.constructEvent(
           rawBody,
@@ -105,9 +117,13 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
           options.toleranceSeconds ?? 300,
         );
       } catch (error) {
-        throw new WebhookSignatureError('INVALID_SIGNATURE', 'The Stripe-Signature does not match this body.', {
-          cause: error,
-        });
+        throw new WebhookSignatureError(
+          'INVALID_SIGNATURE',
+          'The Stripe-Signature does not match this body.',
+          {
+            cause: error,
+          },
+        );
       }
     },
   };

@@ -14,7 +14,8 @@ export const handler = httpRoute({}, async ({ rawBody, headers }) => {
   try {
     event = deps.gateway.verifyWebhook(rawBody, headers['stripe-signature']);
   } catch (error) {
-    if (error instanceof WebhookSignatureError) throw new ValidationError(error.message, [], error.code, { cause: error });
+    if (error instanceof WebhookSignatureError)
+      throw new ValidationError(error.message, [], error.code, { cause: error });
     throw error;
   }
   const result = await apply(event);

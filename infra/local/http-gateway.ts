@@ -1,4 +1,8 @@
-import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyResultV2,
+  APIGatewayProxyStructuredResultV2,
+} from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { LambdaHost } from './lambda-host.ts';
@@ -50,7 +54,13 @@ async function readBody(request: IncomingMessage): Promise<Buffer | 'too-large'>
   return Buffer.concat(chunks);
 }
 
-function toEvent(request: IncomingMessage, url: URL, compiled: CompiledRoute, match: RegExpExecArray, body: Buffer): APIGatewayProxyEventV2 {
+function toEvent(
+  request: IncomingMessage,
+  url: URL,
+  compiled: CompiledRoute,
+  match: RegExpExecArray,
+  body: Buffer,
+): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {};
   for (let i = 0; i < request.rawHeaders.length; i += 2) {
     const name = request.rawHeaders[i]!.toLowerCase();
@@ -58,10 +68,16 @@ function toEvent(request: IncomingMessage, url: URL, compiled: CompiledRoute, ma
     if (name === 'cookie') continue;
     headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
   }
-  const cookies = request.headers.cookie?.split(';').map((cookie) => cookie.trim()).filter(Boolean);
+  const cookies = request.headers.cookie
+    ?.split(';')
+    .map((cookie) => cookie.trim())
+    .filter(Boolean);
   const query: Record<string, string> = {};
-  for (const [name, value] of url.searchParams) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
-  const pathParameters = Object.fromEntries(compiled.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
+  for (const [name, value] of url.searchParams)
+    query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
+  const pathParameters = Object.fromEntries(
+    compiled.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]),
+  );
   const isText = TEXT_TYPES.test(headers['content-type'] ?? 'application/json');
   const now = new Date();
   const routeKey = `${compiled.route.method} ${compiled.route.path}`;
@@ -103,7 +119,12 @@ function send(response: ServerResponse, result: APIGatewayProxyResultV2) {
     typeof result === 'object' && result !== null && 'statusCode' in result
       ? result
       : { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(result) };
-  const body = structured.body === undefined ? '' : structured.isBase64Encoded ? Buffer.from(structured.body, 'base64') : structured.body;
+  const body =
+    structured.body === undefined
+      ? ''
+      : structured.isBase64Encoded
+        ? Buffer.from(structured.body, 'base64')
+        : structured.body;
   response.writeHead(structured.statusCode ?? 200, {
     ...(structured.headers as Record<string, string> | undefined),
     ...(structured.cookies?.length ? { 'set-cookie': structured.cookies } : {}),
@@ -144,7 +165,10 @@ export async function startHttpGateway(options: {
       const body = await readBody(request);
       if (body === 'too-large') return sendJson(response, 413, { message: 'Request Entity Too Large' });
       try {
-        const result = await options.lambdas.invoke(found.compiled.route.functionId, toEvent(request, url, found.compiled, found.match, body));
+        const result = await options.lambdas.invoke(
+          found.compiled.route.functionId,
+          toEvent(request, url, found.compiled, found.match, body),
+        );
         send(response, result as APIGatewayProxyResultV2);
       } catch (error) {
         options.onError?.(error);

@@ -74,7 +74,9 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
   return {
     functionArn,
     async invoke(functionRef, event) {
-      const name = functionRef.includes(':function:') ? functionRef.split(':function:')[1]!.split(':')[0]! : functionRef;
+      const name = functionRef.includes(':function:')
+        ? functionRef.split(':function:')[1]!.split(':')[0]!
+        : functionRef;
       const target = handlers.get(name);
       if (!target) {
         const error = new Error(`Function not found: ${functionRef}`);
@@ -98,11 +100,17 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
       } satisfies Context;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new LambdaTimeoutError(name, target.spec.timeoutSeconds)), deadline - Date.now());
+        timer = setTimeout(
+          () => reject(new LambdaTimeoutError(name, target.spec.timeoutSeconds)),
+          deadline - Date.now(),
+        );
       });
       try {
         // Event and result cross a process boundary as JSON on AWS.
-        const result = await Promise.race([target.handler(JSON.parse(JSON.stringify(event ?? null)), context), timeout]);
+        const result = await Promise.race([
+          target.handler(JSON.parse(JSON.stringify(event ?? null)), context),
+          timeout,
+        ]);
         return result === undefined ? null : JSON.parse(JSON.stringify(result));
       } finally {
         clearTimeout(timer);

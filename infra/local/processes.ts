@@ -98,7 +98,11 @@ export async function canConnect(host: string, port: number, timeoutMs = 500): P
 export async function waitUntil(
   what: string,
   probe: () => Promise<boolean>,
-  { timeoutMs = 30_000, intervalMs = 100, process: proc }: { timeoutMs?: number; intervalMs?: number; process?: SupervisedProcess } = {},
+  {
+    timeoutMs = 30_000,
+    intervalMs = 100,
+    process: proc,
+  }: { timeoutMs?: number; intervalMs?: number; process?: SupervisedProcess } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
@@ -141,7 +145,10 @@ export async function startDynamoDbLocal(): Promise<LocalService> {
     ],
     { cwd: jarDir },
   );
-  await waitUntil('DynamoDB Local', () => canConnect('127.0.0.1', port), { timeoutMs: 60_000, process: proc });
+  await waitUntil('DynamoDB Local', () => canConnect('127.0.0.1', port), {
+    timeoutMs: 60_000,
+    process: proc,
+  });
   return { url: `http://127.0.0.1:${port}`, process: proc, stop: () => proc.stop() };
 }
 
@@ -149,7 +156,15 @@ export async function startDynamoDbLocal(): Promise<LocalService> {
 export async function startNatsServer(): Promise<LocalService> {
   const port = await freePort();
   const storeDir = await mkdtemp(join(tmpdir(), 'order-saga-nats-'));
-  const proc = spawnSupervised('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir]);
+  const proc = spawnSupervised('nats-server', [
+    '-js',
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-sd',
+    storeDir,
+  ]);
   await waitUntil('nats-server', () => canConnect('127.0.0.1', port), { timeoutMs: 20_000, process: proc });
   return {
     url: `nats://127.0.0.1:${port}`,

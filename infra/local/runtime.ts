@@ -52,7 +52,10 @@ export interface LocalRuntime {
 /** Table logical id → local table name: the id itself, which is stable and unique within the stack. */
 const tableName = (logicalId: string) => logicalId;
 
-async function createTables(client: DynamoDBClient, tables: Array<{ logicalId: string; properties: Record<string, Json> }>) {
+async function createTables(
+  client: DynamoDBClient,
+  tables: Array<{ logicalId: string; properties: Record<string, Json> }>,
+) {
   const streamArns = new Map<string, string>();
   for (const { logicalId, properties } of tables) {
     // CloudFormation's table properties, translated to the CreateTable call (the shapes differ slightly).
@@ -62,9 +65,15 @@ async function createTables(client: DynamoDBClient, tables: Array<{ logicalId: s
       KeySchema: properties.KeySchema,
       AttributeDefinitions: properties.AttributeDefinitions,
       BillingMode: properties.BillingMode ?? 'PAY_PER_REQUEST',
-      ...(properties.GlobalSecondaryIndexes ? { GlobalSecondaryIndexes: properties.GlobalSecondaryIndexes } : {}),
-      ...(properties.LocalSecondaryIndexes ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes } : {}),
-      ...(stream?.StreamViewType ? { StreamSpecification: { StreamEnabled: true, StreamViewType: stream.StreamViewType } } : {}),
+      ...(properties.GlobalSecondaryIndexes
+        ? { GlobalSecondaryIndexes: properties.GlobalSecondaryIndexes }
+        : {}),
+      ...(properties.LocalSecondaryIndexes
+        ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes }
+        : {}),
+      ...(stream?.StreamViewType
+        ? { StreamSpecification: { StreamEnabled: true, StreamViewType: stream.StreamViewType } }
+        : {}),
     } as unknown as CreateTableCommandInput;
     try {
       await client.send(new CreateTableCommand(input));
@@ -72,10 +81,16 @@ async function createTables(client: DynamoDBClient, tables: Array<{ logicalId: s
       if (!(error instanceof ResourceInUseException)) throw error;
     }
     await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: tableName(logicalId) });
-    const ttl = properties.TimeToLiveSpecification as { AttributeName?: string; Enabled?: boolean } | undefined;
+    const ttl = properties.TimeToLiveSpecification as
+      { AttributeName?: string; Enabled?: boolean } | undefined;
     if (ttl?.Enabled && ttl.AttributeName) {
       await client
-        .send(new UpdateTimeToLiveCommand({ TableName: tableName(logicalId), TimeToLiveSpecification: { AttributeName: ttl.AttributeName, Enabled: true } }))
+        .send(
+          new UpdateTimeToLiveCommand({
+            TableName: tableName(logicalId),
+            TimeToLiveSpecification: { AttributeName: ttl.AttributeName, Enabled: true },
+          }),
+        )
         .catch((error: Error) => {
           if (!/already enabled/i.test(error.message)) throw error;
         });
@@ -86,7 +101,10 @@ async function createTables(client: DynamoDBClient, tables: Array<{ logicalId: s
   return streamArns;
 }
 
-function bindingsFor(template: Template, values: { natsUrl: string; stateMachineArn: (id: string) => string; streamArns: Map<string, string> }): Bindings {
+function bindingsFor(
+  template: Template,
+  values: { natsUrl: string; stateMachineArn: (id: string) => string; streamArns: Map<string, string> },
+): Bindings {
   const typeOf = (id: string) => template.Resources[id]?.Type;
   return {
     ref(id) {
@@ -110,8 +128,10 @@ function bindingsFor(template: Template, values: { natsUrl: string; stateMachine
     },
     getAtt(id, attribute) {
       const type = typeOf(id);
-      if (type === 'AWS::Lambda::Function' && attribute === 'Arn') return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`;
-      if (type === 'AWS::DynamoDB::Table' && attribute === 'Arn') return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName(id)}`;
+      if (type === 'AWS::Lambda::Function' && attribute === 'Arn')
+        return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`;
+      if (type === 'AWS::DynamoDB::Table' && attribute === 'Arn')
+        return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName(id)}`;
       if (type === 'AWS::DynamoDB::Table' && attribute === 'StreamArn') {
         const arn = values.streamArns.get(id);
         if (!arn) throw new Error(`table ${id} has no stream`);
@@ -133,7 +153,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const log = options.log ?? ((line: string) => console.log(line));
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop().catch((error: unknown) => log(`stop failed: ${String(error)}`));
+    for (const stop of stops.reverse())
+      await stop().catch((error: unknown) => log(`stop failed: ${String(error)}`));
   };
 
   try {
@@ -150,7 +171,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         : startDynamoDbLocal(),
       resolveNats(config.NATS_URL),
     ]);
-    stops.push(() => dynamodb.stop(), () => nats.stop());
+    stops.push(
+      () => dynamodb.stop(),
+      () => nats.stop(),
+    );
 
     // The SDK reads these lazily (credentials on first call), so the runtime's own process has them too.
     const awsEnvironment = {
@@ -162,7 +186,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     };
     Object.assign(process.env, awsEnvironment);
 
-    const dynamoClient = new DynamoDBClient({ region: REGION, endpoint: dynamodb.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const dynamoClient = new DynamoDBClient({
+      region: REGION,
+      endpoint: dynamodb.url,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     const templateTables = Object.entries(template.Resources)
       .filter(([, resource]) => resource.Type === 'AWS::DynamoDB::Table')
       .map(([logicalId, resource]) => ({ logicalId, properties: resource.Properties ?? {} }));
@@ -171,16 +199,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ensureStreams(nats.url, streamDefinitions(1)),
     ]);
 
-    let lambdas: LambdaHost | undefined;
+    // The endpoint needs the handlers and the handlers need the endpoint's URL: bind late.
+    const loaded: { lambdas?: LambdaHost } = {};
     const stateMachineName = (id: string) => id;
-    const stateMachineArn = (id: string) => `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${stateMachineName(id)}`;
-    const topology = readTopology(template, bindingsFor(template, { natsUrl: nats.url, stateMachineArn, streamArns }));
+    const stateMachineArn = (id: string) =>
+      `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${stateMachineName(id)}`;
+    const topology = readTopology(
+      template,
+      bindingsFor(template, { natsUrl: nats.url, stateMachineArn, streamArns }),
+    );
 
     const stepFunctions = await startStepFunctionsEndpoint({
-      stateMachines: [{ name: stateMachineName(topology.stateMachine.logicalId), definition: topology.stateMachine.definition }],
+      stateMachines: [
+        {
+          name: stateMachineName(topology.stateMachine.logicalId),
+          definition: topology.stateMachine.definition,
+        },
+      ],
       invoke: (arn, payload) => {
-        if (!lambdas) throw new Error('handlers are not loaded yet');
-        return lambdas.invoke(arn, payload);
+        if (!loaded.lambdas) throw new Error('handlers are not loaded yet');
+        return loaded.lambdas.invoke(arn, payload);
       },
       region: REGION,
       accountId: ACCOUNT,
@@ -193,7 +231,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     });
     stops.push(() => stripe.close());
 
-    lambdas = await startLambdaHost({
+    const host = await startLambdaHost({
       projectRoot: PROJECT_ROOT,
       functions: topology.functions,
       region: REGION,
@@ -207,9 +245,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         POWERTOOLS_LOG_LEVEL: config.LOG_LEVEL,
       },
     });
-    const host = lambdas;
+    loaded.lambdas = host;
 
-    const streamsClient = new DynamoDBStreamsClient({ region: REGION, endpoint: dynamodb.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const streamsClient = new DynamoDBStreamsClient({
+      region: REGION,
+      endpoint: dynamodb.url,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     stops.push(async () => streamsClient.destroy());
     const pollers: StreamPoller[] = topology.eventSources.map((source) => {
       const streamArn = streamArns.get(source.tableId);
@@ -225,8 +267,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         reportBatchItemFailures: source.reportBatchItemFailures,
         maximumRetryAttempts: source.maximumRetryAttempts,
         invoke: (event) => host.invoke(source.functionId, event),
-        onError: (error, attempt) => log(`stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`),
-        onDiscard: (records) => log(`stream ${source.tableId}: gave up on ${records.length} record(s) after retries`),
+        onError: (error, attempt) =>
+          log(`stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`),
+        onDiscard: (records) =>
+          log(`stream ${source.tableId}: gave up on ${records.length} record(s) after retries`),
       });
       stops.push(() => poller.stop());
       return poller;
@@ -238,7 +282,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         if (running) return;
         running = true;
         host
-          .invoke(schedule.functionId, { source: 'aws.events', 'detail-type': 'Scheduled Event', time: new Date().toISOString() })
+          .invoke(schedule.functionId, {
+            source: 'aws.events',
+            'detail-type': 'Scheduled Event',
+            time: new Date().toISOString(),
+          })
           .catch((error: unknown) => log(`scheduled ${schedule.functionId} failed: ${String(error)}`))
           .finally(() => (running = false));
       }, schedule.intervalSeconds * 1000);
@@ -266,7 +314,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     };
 
     if (config.SEED_DEMO_DATA) {
-      const { Count } = await dynamoClient.send(new ScanCommand({ TableName: tableNames.inventory, Limit: 1, Select: 'COUNT' }));
+      const { Count } = await dynamoClient.send(
+        new ScanCommand({ TableName: tableNames.inventory, Limit: 1, Select: 'COUNT' }),
+      );
       if (!Count) {
         for (const product of DEMO_CATALOGUE) {
           const { sku, ...body } = product;
@@ -275,7 +325,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify(body),
           });
-          if (!response.ok) throw new Error(`seeding ${sku} failed: ${response.status} ${await response.text()}`);
+          if (!response.ok)
+            throw new Error(`seeding ${sku} failed: ${response.status} ${await response.text()}`);
         }
         log(`seeded ${DEMO_CATALOGUE.length} demo products`);
       }

@@ -140,7 +140,8 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
   const functions = ofType(template, 'AWS::Lambda::Function').flatMap(([logicalId, resource]) => {
     const entry = resource.Metadata?.[ENTRY_METADATA];
     if (typeof entry !== 'string') return []; // CDK's own helper functions (log retention, etc.)
-    const variables = ((props(resource).Environment as Record<string, Json> | undefined)?.Variables ?? {}) as Record<string, Json>;
+    const variables = ((props(resource).Environment as Record<string, Json> | undefined)?.Variables ??
+      {}) as Record<string, Json>;
     const environment = Object.fromEntries(
       Object.entries(variables).map(([name, value]) => [name, String(resolve(value, bindings))]),
     );
@@ -159,7 +160,10 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
   if (machines.length !== 1) throw new Error(`expected one state machine, found ${machines.length}`);
   const [machineId, machine] = machines[0]!;
   const definitionString = resolve(props(machine).DefinitionString!, bindings);
-  const stateMachine = { logicalId: machineId, definition: JSON.parse(String(definitionString)) as Record<string, unknown> };
+  const stateMachine = {
+    logicalId: machineId,
+    definition: JSON.parse(String(definitionString)) as Record<string, unknown>,
+  };
 
   const integrations = new Map(
     ofType(template, 'AWS::ApiGatewayV2::Integration').map(([logicalId, resource]) => [
@@ -172,12 +176,19 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
     const target = String(resolve(props(resource).Target!, bindings)).replace(/^integrations\//, '');
     const functionId = integrations.get(target);
     if (!functionId) throw new Error(`route ${method} ${path} targets unknown integration ${target}`);
-    return { method, path, functionId, authorizationType: String(props(resource).AuthorizationType ?? 'NONE') };
+    return {
+      method,
+      path,
+      functionId,
+      authorizationType: String(props(resource).AuthorizationType ?? 'NONE'),
+    };
   });
 
   const eventSources = ofType(template, 'AWS::Lambda::EventSourceMapping').map(([, resource]) => {
     const p = props(resource);
-    const filters = ((p.FilterCriteria as Record<string, Json> | undefined)?.Filters ?? []) as Array<{ Pattern: string }>;
+    const filters = ((p.FilterCriteria as Record<string, Json> | undefined)?.Filters ?? []) as Array<{
+      Pattern: string;
+    }>;
     return {
       functionId: logicalIdOf(p.FunctionName!),
       tableId: logicalIdOf(p.EventSourceArn!),
@@ -185,7 +196,9 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
       maximumBatchingWindowSeconds: Number(p.MaximumBatchingWindowInSeconds ?? 0),
       startingPosition: (p.StartingPosition ?? 'TRIM_HORIZON') as 'TRIM_HORIZON' | 'LATEST',
       filters,
-      reportBatchItemFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes('ReportBatchItemFailures'),
+      reportBatchItemFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes(
+        'ReportBatchItemFailures',
+      ),
       maximumRetryAttempts: Number(p.MaximumRetryAttempts ?? -1),
     };
   });

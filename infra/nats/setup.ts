@@ -17,5 +17,7 @@ const servers = config.NATS_URL.split(',').map((url) => url.trim());
 const definitions = streamDefinitions(config.NATS_REPLICAS);
 await ensureStreams(servers, definitions);
 for (const definition of definitions) {
-  console.log(`stream ${definition.name}: ${definition.subjects.join(', ')} (replicas ${definition.replicas})`);
+  console.log(
+    `stream ${definition.name}: ${definition.subjects.join(', ')} (replicas ${definition.replicas})`,
+  );
 }

@@ -43,7 +43,13 @@ async function putProduct(sku: string, available: number, unitPrice = 1250) {
   const response = await api(`/products/${sku}`, {
     method: 'PUT',
     headers: json,
-    body: JSON.stringify({ name: `Product ${sku}`, unitPrice, currency: 'usd', available, lowStockThreshold: 0 }),
+    body: JSON.stringify({
+      name: `Product ${sku}`,
+      unitPrice,
+      currency: 'usd',
+      available,
+      lowStockThreshold: 0,
+    }),
   });
   expect(response.status).toBe(200);
 }
@@ -55,8 +61,15 @@ async function getProduct(sku: string) {
 }
 
 async function placeOrder(body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  const response = await api('/orders', { method: 'POST', headers: { ...json, ...headers }, body: JSON.stringify(body) });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> & { orderId: string } };
+  const response = await api('/orders', {
+    method: 'POST',
+    headers: { ...json, ...headers },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown> & { orderId: string },
+  };
 }
 
 type OrderView = {
@@ -70,11 +83,19 @@ type OrderView = {
 
 const getOrder = async (orderId: string) => (await (await api(`/orders/${orderId}`)).json()) as OrderView;
 const settledOrder = (orderId: string) =>
-  pollUntil(`order ${orderId} settles`, () => getOrder(orderId), (order) => ['COMPLETED', 'COMPENSATED'].includes(order.sagaState));
+  pollUntil(
+    `order ${orderId} settles`,
+    () => getOrder(orderId),
+    (order) => ['COMPLETED', 'COMPENSATED'].includes(order.sagaState),
+  );
 
 function repositories() {
   const client = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: runtime.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+    new DynamoDBClient({
+      endpoint: runtime.dynamodbEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    }),
   );
   return {
     inventory: dynamoInventoryRepository(client, runtime.tableNames.inventory),
@@ -89,24 +110,43 @@ describe('an order paid with a card that succeeds', () => {
     const tee = sku();
     await putProduct(tee, 10, 2500);
 
-    const placed = await placeOrder({ customerId: 'cust-1', items: [{ sku: tee, quantity: 3 }], paymentMethodId: 'pm_card_visa' });
+    const placed = await placeOrder({
+      customerId: 'cust-1',
+      items: [{ sku: tee, quantity: 3 }],
+      paymentMethodId: 'pm_card_visa',
+    });
     expect(placed.status).toBe(202);
     expect(placed.body).toMatchObject({ status: 'PENDING', sagaState: 'STARTED', currency: 'usd' });
 
     const order = await settledOrder(placed.body.orderId);
     expect(order).toMatchObject({ status: 'COMPLETED', sagaState: 'COMPLETED', amount: 7500 });
     expect(order.payment?.paymentIntentId).toMatch(/^pi_/);
-    expect(order.history.map((step) => step.sagaState)).toEqual(['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING', 'COMPLETED']);
+    expect(order.history.map((step) => step.sagaState)).toEqual([
+      'STARTED',
+      'STOCK_RESERVED',
+      'PAYMENT_PENDING',
+      'COMPLETED',
+    ]);
 
     expect(await getProduct(tee)).toMatchObject({ available: 7, reserved: 0 });
     const { inventory, payments } = repositories();
     expect(await inventory.getReservation(placed.body.orderId)).toMatchObject({ status: 'CONFIRMED' });
     expect(await payments.get(placed.body.orderId)).toMatchObject({ status: 'SUCCEEDED', amount: 7500 });
 
-    const events = await waitForEvents(natsUrl, placed.body.orderId, (seen) => countOf(seen, 'order.completed') > 0);
+    const events = await waitForEvents(
+      natsUrl,
+      placed.body.orderId,
+      (seen) => countOf(seen, 'order.completed') > 0,
+    );
     await runtime.drained();
     const settled = await waitForEvents(natsUrl, placed.body.orderId, (seen) => seen.length >= events.length);
-    for (const type of ['order.created', 'inventory.reserved', 'payment.initiated', 'payment.succeeded', 'order.completed']) {
+    for (const type of [
+      'order.created',
+      'inventory.reserved',
+      'payment.initiated',
+      'payment.succeeded',
+      'order.completed',
+    ]) {
       expect(countOf(settled, type), type).toBe(1);
     }
     for (const stored of settled) {
@@ -117,7 +157,11 @@ describe('an order paid with a card that succeeds', () => {
     expect(typesOf(orderEvents)[0]).toBe('order.created');
     expect(typesOf(orderEvents).at(-1)).toBe('order.completed');
     const created = settled.find((stored) => stored.event.type === 'order.created')!.event;
-    expect(created.data).toMatchObject({ customerId: 'cust-1', items: [{ sku: tee, quantity: 3 }], currency: 'usd' });
+    expect(created.data).toMatchObject({
+      customerId: 'cust-1',
+      items: [{ sku: tee, quantity: 3 }],
+      currency: 'usd',
+    });
   });
 });
 
@@ -134,7 +178,11 @@ describe('an order paid with a declined card', () => {
     expect(placed.status).toBe(202);
 
     const order = await settledOrder(placed.body.orderId);
-    expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED', cancellationReason: 'PAYMENT_FAILED' });
+    expect(order).toMatchObject({
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      cancellationReason: 'PAYMENT_FAILED',
+    });
     expect(order.history.map((step) => step.sagaState)).toEqual([
       'STARTED',
       'STOCK_RESERVED',
@@ -146,16 +194,39 @@ describe('an order paid with a declined card', () => {
     expect(await getProduct(mug)).toMatchObject({ available: 5, reserved: 0 });
     const { inventory, payments } = repositories();
     expect(await inventory.getReservation(placed.body.orderId)).toMatchObject({ status: 'RELEASED' });
-    expect(await payments.get(placed.body.orderId)).toMatchObject({ status: 'CANCELLED', failureCode: 'generic_decline' });
+    expect(await payments.get(placed.body.orderId)).toMatchObject({
+      status: 'CANCELLED',
+      failureCode: 'generic_decline',
+    });
 
-    const events = await waitForEvents(natsUrl, placed.body.orderId, (seen) => countOf(seen, 'order.cancelled') > 0);
-    for (const type of ['order.created', 'inventory.reserved', 'payment.failed', 'payment.cancelled', 'inventory.released', 'order.cancelled']) {
+    const events = await waitForEvents(
+      natsUrl,
+      placed.body.orderId,
+      (seen) => countOf(seen, 'order.cancelled') > 0,
+    );
+    for (const type of [
+      'order.created',
+      'inventory.reserved',
+      'payment.failed',
+      'payment.cancelled',
+      'inventory.released',
+      'order.cancelled',
+    ]) {
       expect(countOf(events, type), type).toBe(1);
     }
     const failed = events.find((stored) => stored.event.type === 'payment.failed')!.event;
-    expect(failed.data).toMatchObject({ orderId: placed.body.orderId, failureCode: 'generic_decline', amount: 3600, currency: 'usd' });
+    expect(failed.data).toMatchObject({
+      orderId: placed.body.orderId,
+      failureCode: 'generic_decline',
+      amount: 3600,
+      currency: 'usd',
+    });
     const cancelled = events.find((stored) => stored.event.type === 'order.cancelled')!.event;
-    expect(cancelled.data).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED', reason: 'PAYMENT_FAILED' });
+    expect(cancelled.data).toMatchObject({
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      reason: 'PAYMENT_FAILED',
+    });
   });
 });
 
@@ -178,7 +249,11 @@ describe('an order for more than is in stock', () => {
     expect(await getProduct(plenty)).toMatchObject({ available: 10, reserved: 0 });
     expect(await getProduct(scarce)).toMatchObject({ available: 1, reserved: 0 });
 
-    const events = await waitForEvents(natsUrl, placed.body.orderId, (seen) => countOf(seen, 'order.cancelled') > 0);
+    const events = await waitForEvents(
+      natsUrl,
+      placed.body.orderId,
+      (seen) => countOf(seen, 'order.cancelled') > 0,
+    );
     const outOfStock = events.find((stored) => stored.event.type === 'inventory.out_of_stock')!.event;
     expect(outOfStock.data).toMatchObject({ reason: 'OUT_OF_STOCK', skus: [scarce] });
     expect(countOf(events, 'inventory.reserved')).toBe(0);
@@ -209,13 +284,17 @@ describe('the HTTP API', () => {
     expect((await post('customerId=x', 'application/x-www-form-urlencoded')).status).toBe(415);
     expect((await post(JSON.stringify({ customerId: 'x'.repeat(70 * 1024), items: [] }))).status).toBe(413);
 
-    const unknownField = await post(JSON.stringify({ customerId: 'c', items: [{ sku: 'a', quantity: 1 }], coupon: 'FREE' }));
+    const unknownField = await post(
+      JSON.stringify({ customerId: 'c', items: [{ sku: 'a', quantity: 1 }], coupon: 'FREE' }),
+    );
     expect(unknownField.status).toBe(400);
     const body = (await unknownField.json()) as { error: { code: string; details: unknown[] } };
     expect(body.error.code).toBe('VALIDATION_FAILED');
     expect(body.error.details.length).toBeGreaterThan(0);
 
-    const badQuantity = await post(JSON.stringify({ customerId: 'c', items: [{ sku: 'a', quantity: 1000 }] }));
+    const badQuantity = await post(
+      JSON.stringify({ customerId: 'c', items: [{ sku: 'a', quantity: 1000 }] }),
+    );
     expect(badQuantity.status).toBe(400);
 
     const badSku = await api('/products/bad%20sku', { method: 'PUT', headers: json, body: '{}' });
@@ -233,7 +312,11 @@ describe('the HTTP API', () => {
     const item = sku();
     await putProduct(item, 10);
     const key = randomUUID();
-    const request = { customerId: 'cust-4', items: [{ sku: item, quantity: 1 }], paymentMethodId: 'pm_card_visa' };
+    const request = {
+      customerId: 'cust-4',
+      items: [{ sku: item, quantity: 1 }],
+      paymentMethodId: 'pm_card_visa',
+    };
     const [first, second] = await Promise.all([
       placeOrder(request, { 'idempotency-key': key }),
       placeOrder(request, { 'idempotency-key': key }),
@@ -241,7 +324,10 @@ describe('the HTTP API', () => {
     expect(first.status).toBe(202);
     expect(second.body.orderId).toBe(first.body.orderId);
 
-    const reused = await placeOrder({ ...request, items: [{ sku: item, quantity: 2 }] }, { 'idempotency-key': key });
+    const reused = await placeOrder(
+      { ...request, items: [{ sku: item, quantity: 2 }] },
+      { 'idempotency-key': key },
+    );
     expect(reused.status).toBe(409);
     expect(reused.body).toMatchObject({ error: { code: 'IDEMPOTENCY_KEY_REUSED' } });
 

@@ -50,11 +50,14 @@ export async function waitForEvents(
     const events = (await readStoredEvents(natsUrl)).filter((stored) => stored.event.subject === subject);
     if (done(events)) return events;
     if (Date.now() > deadline) {
-      throw new Error(`events for ${subject} never matched; saw ${events.map((e) => e.event.type).join(', ') || 'none'}`);
+      throw new Error(
+        `events for ${subject} never matched; saw ${events.map((e) => e.event.type).join(', ') || 'none'}`,
+      );
     }
     await sleep(100);
   }
 }
 
 export const typesOf = (events: StoredEvent[]) => events.map((stored) => stored.event.type);
-export const countOf = (events: StoredEvent[], type: string) => events.filter((stored) => stored.event.type === type).length;
+export const countOf = (events: StoredEvent[], type: string) =>
+  events.filter((stored) => stored.event.type === type).length;
