@@ -12,5 +12,6 @@ export function cancellationReasonFor(error: string): CancellationReason | undef
   const known = CancellationReasonSchema.safeParse(error);
   if (known.success) return known.data;
   if (error === 'ReservationExpiredError') return 'RESERVATION_EXPIRED';
+  if (error === 'PaymentMethodRejectedError') return 'PAYMENT_FAILED';
   return undefined;
 }

@@ -24,6 +24,14 @@ export class WebhookSignatureError extends Error {
   }
 }
 
+/** Stripe refused the order's payment method outright (unknown, detached, wrong type). */
+export class PaymentMethodRejectedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PaymentMethodRejectedError';
+  }
+}
+
 export interface StripeGatewayOptions {
   apiKey: string;
   webhookSecret?: string;
@@ -63,6 +71,9 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
         );
         return { id: intent.id, status: intent.status };
       } catch (error) {
+        if (error instanceof Stripe.errors.StripeInvalidRequestError && error.param === 'payment_method') {
+          throw new PaymentMethodRejectedError(error.message, { cause: error });
+        }
         if (error instanceof Stripe.errors.StripeCardError && error.payment_intent) {
           return {
             id: error.payment_intent.id,
@@ -109,13 +120,17 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
       if (!options.webhookSecret) throw new Error('this gateway was built without a webhook secret');
       if (!signatureHeader)
         throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
-      try {
-        return stripe.webhooks.constructEvent(
-          rawBody,
-          signatureHeader,
-          options.webhookSecret,
-          options.toleranceSeconds ?? 300,
+      // The SDK only refuses old timestamps; a signature dated in the future is refused too.
+      const tolerance = options.toleranceSeconds ?? 300;
+      const timestamp = Number(/(?:^|,)t=(\d+)/.exec(signatureHeader)?.[1]);
+      if (Number.isFinite(timestamp) && timestamp - Date.now() / 1000 > tolerance) {
+        throw new WebhookSignatureError(
+          'INVALID_SIGNATURE',
+          'The Stripe-Signature timestamp is in the future.',
         );
+      }
+      try {
+        return stripe.webhooks.constructEvent(rawBody, signatureHeader, options.webhookSecret, tolerance);
       } catch (error) {
         throw new WebhookSignatureError(
           'INVALID_SIGNATURE',

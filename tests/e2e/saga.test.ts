@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dynamoInventoryRepository } from '../../functions/inventory/inventory-repository.ts';
 import { dynamoPaymentRepository } from '../../functions/payments/payment-repository.ts';
-import { localConfigFrom } from '../../infra/local/config.ts';
+import { DEFAULT_WEBHOOK_SECRET, localConfigFrom } from '../../infra/local/config.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
 import { countOf, typesOf, waitForEvents } from '../support/nats-events.ts';
 import { pollUntil } from '../support/poll.ts';
@@ -266,6 +267,21 @@ describe('an order for more than is in stock', () => {
   });
 });
 
+describe('an order with a payment method Stripe does not know', () => {
+  it('is cancelled PAYMENT_FAILED with its stock back', async () => {
+    const item = sku();
+    await putProduct(item, 4);
+    const placed = await placeOrder({
+      customerId: 'cust-5',
+      items: [{ sku: item, quantity: 1 }],
+      paymentMethodId: 'pm_card_nonsense',
+    });
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({ status: 'CANCELLED', cancellationReason: 'PAYMENT_FAILED' });
+    expect(await getProduct(item)).toMatchObject({ available: 4, reserved: 0 });
+  });
+});
+
 describe('the HTTP API', () => {
   it('answers health', async () => {
     const response = await api('/health');
@@ -347,5 +363,42 @@ describe('the HTTP API', () => {
     });
     expect(forged.status).toBe(400);
     expect(await forged.json()).toMatchObject({ error: { code: 'INVALID_SIGNATURE' } });
+
+    const future = Math.floor(Date.now() / 1000) + 600;
+    const fromTheFuture = await api('/payments/webhook', {
+      method: 'POST',
+      headers: {
+        ...json,
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+          payload: body,
+          secret: DEFAULT_WEBHOOK_SECRET,
+          timestamp: future,
+        }),
+      },
+      body,
+    });
+    expect(fromTheFuture.status).toBe(400);
+  });
+
+  it('acknowledges a signed event about a PaymentIntent it does not know', async () => {
+    const body = JSON.stringify({
+      id: `evt_${randomUUID()}`,
+      object: 'event',
+      type: 'payment_intent.succeeded',
+      data: { object: { id: 'pi_unknown', object: 'payment_intent', status: 'succeeded', metadata: {} } },
+    });
+    const response = await api('/payments/webhook', {
+      method: 'POST',
+      headers: {
+        ...json,
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+          payload: body,
+          secret: DEFAULT_WEBHOOK_SECRET,
+        }),
+      },
+      body,
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ received: true });
   });
 });
