@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   INVALID_SIGNATURE: {
     status: 400,
     description:
-      'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s old (the Stripe SDK does not reject timestamps in the future).',
+      'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s away from now (in the past or the future).',
   },
   ORDER_NOT_FOUND: { status: 404, description: 'No order has this id.' },
   PRODUCT_NOT_FOUND: { status: 404, description: 'No product has this sku.' },
