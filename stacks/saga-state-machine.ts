@@ -37,6 +37,9 @@ const TRANSIENT_ERRORS = [
   'ProvisionedThroughputExceededException',
   'RequestLimitExceeded',
   'TransactionConflictException',
+  // A transaction cancelled for anything but a failed condition (conflict, throttling); conditions
+  // are business outcomes and never escape as this error.
+  'TransactionCancelledError',
   'InternalServerError',
   'ServiceUnavailable',
   'StripeConnectionError',

@@ -12,7 +12,7 @@ import {
   TransactionCancelledError,
   type TransactItem,
 } from '../../shared/dynamo.ts';
-import type { Product, PutProductRequest, Reservation, ReservedLine } from './stock.ts';
+import type { Product, PutProductRequest, Reservation, ReservationStatus, ReservedLine } from './stock.ts';
 
 /*
  * Inventory table layout (pk, sk):
@@ -87,6 +87,43 @@ export function dynamoInventoryRepository(
         ExpressionAttributeValues: { ':q': line.quantity },
       },
     }));
+
+  /**
+   * ACTIVE → `to`, moving each line's units as `stock` says, in one transaction. False when the
+   * reservation was no longer ACTIVE (or its hold condition failed): someone else closed it first.
+   */
+  async function closeReservation(
+    reservation: Reservation,
+    now: Date,
+    change: { to: ReservationStatus; holdCondition?: string; stock: string; event?: CloudEvent },
+  ): Promise<boolean> {
+    try {
+      await transactWrite(client, [
+        {
+          Update: {
+            TableName: tableName,
+            Key: reservationKey(reservation.orderId),
+            UpdateExpression:
+              'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
+            ConditionExpression: ['#status = :active', change.holdCondition].filter(Boolean).join(' AND '),
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':to': change.to,
+              ':active': 'ACTIVE',
+              ':now': now.toISOString(),
+              ...(change.holdCondition ? { ':nowSeconds': epochSeconds(now) } : {}),
+            },
+          },
+        },
+        ...productLines(reservation.lines, change.stock, 'reserved >= :q'),
+        ...(change.event ? [outboxPut(tableName, reservationKey(reservation.orderId).pk, change.event)] : []),
+      ]);
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error) && error.reasons[0]?.code === 'ConditionalCheckFailed') return false;
+      throw error;
+    }
+  }
 
   return {
     async getProduct(sku) {
@@ -216,66 +253,20 @@ export function dynamoInventoryRepository(
     },
 
     async confirm(reservation, now) {
-      try {
-        await transactWrite(client, [
-          {
-            Update: {
-              TableName: tableName,
-              Key: reservationKey(reservation.orderId),
-              UpdateExpression:
-                'SET #status = :confirmed, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
-              ConditionExpression: '#status = :active AND holdUntil > :nowSeconds',
-              ExpressionAttributeNames: { '#status': 'status' },
-              ExpressionAttributeValues: {
-                ':confirmed': 'CONFIRMED',
-                ':active': 'ACTIVE',
-                ':now': now.toISOString(),
-                ':nowSeconds': epochSeconds(now),
-              },
-            },
-          },
-          ...productLines(reservation.lines, 'SET reserved = reserved - :q', 'reserved >= :q'),
-        ]);
-        return true;
-      } catch (error) {
-        if (isConditionFailure(error)) return false;
-        throw error;
-      }
+      return closeReservation(reservation, now, {
+        to: 'CONFIRMED',
+        holdCondition: 'holdUntil > :nowSeconds',
+        stock: 'SET reserved = reserved - :q',
+      });
     },
 
     async release(reservation, to, event, now) {
-      const condition =
-        to === 'EXPIRED' ? '#status = :active AND holdUntil <= :nowSeconds' : '#status = :active';
-      try {
-        await transactWrite(client, [
-          {
-            Update: {
-              TableName: tableName,
-              Key: reservationKey(reservation.orderId),
-              UpdateExpression:
-                'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
-              ConditionExpression: condition,
-              ExpressionAttributeNames: { '#status': 'status' },
-              ExpressionAttributeValues: {
-                ':to': to,
-                ':active': 'ACTIVE',
-                ':now': now.toISOString(),
-                ...(to === 'EXPIRED' ? { ':nowSeconds': epochSeconds(now) } : {}),
-              },
-            },
-          },
-          ...productLines(
-            reservation.lines,
-            'SET available = available + :q, reserved = reserved - :q',
-            'reserved >= :q',
-          ),
-          outboxPut(tableName, reservationKey(reservation.orderId).pk, event),
-        ]);
-        return true;
-      } catch (error) {
-        if (isConditionFailure(error) && error.reasons[0]?.code === 'ConditionalCheckFailed') return false;
-        throw error;
-      }
+      return closeReservation(reservation, now, {
+        to,
+        ...(to === 'EXPIRED' ? { holdCondition: 'holdUntil <= :nowSeconds' } : {}),
+        stock: 'SET available = available + :q, reserved = reserved - :q',
+        event,
+      });
     },
 
     async listExpired(now, limit, cursor) {

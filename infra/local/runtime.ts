@@ -1,13 +1,4 @@
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  DynamoDBClient,
-  ResourceInUseException,
-  ScanCommand,
-  UpdateTimeToLiveCommand,
-  waitUntilTableExists,
-  type CreateTableCommandInput,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +12,8 @@ import { resolveNats, startDynamoDbLocal, type LocalService } from './processes.
 import { startStepFunctionsEndpoint } from './step-functions.ts';
 import { startStreamPoller, type StreamPoller } from './stream-poller.ts';
 import { startStripeEmulator } from './stripe-emulator.ts';
-import { readTopology, synthesizeTemplate, type Bindings, type Json, type Template } from './template.ts';
+import { createTables, tableName, templateTables } from './tables.ts';
+import { readTopology, synthesizeTemplate, type Bindings, type Template } from './template.ts';
 
 const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const REGION = 'us-east-1';
@@ -47,58 +39,6 @@ export interface LocalRuntime {
   /** Resolves when every outbox record written so far has been handed to the bridge. */
   drained(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** Table logical id → local table name: the id itself, which is stable and unique within the stack. */
-const tableName = (logicalId: string) => logicalId;
-
-async function createTables(
-  client: DynamoDBClient,
-  tables: Array<{ logicalId: string; properties: Record<string, Json> }>,
-) {
-  const streamArns = new Map<string, string>();
-  for (const { logicalId, properties } of tables) {
-    // CloudFormation's table properties, translated to the CreateTable call (the shapes differ slightly).
-    const stream = properties.StreamSpecification as { StreamViewType?: string } | undefined;
-    const input = {
-      TableName: tableName(logicalId),
-      KeySchema: properties.KeySchema,
-      AttributeDefinitions: properties.AttributeDefinitions,
-      BillingMode: properties.BillingMode ?? 'PAY_PER_REQUEST',
-      ...(properties.GlobalSecondaryIndexes
-        ? { GlobalSecondaryIndexes: properties.GlobalSecondaryIndexes }
-        : {}),
-      ...(properties.LocalSecondaryIndexes
-        ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes }
-        : {}),
-      ...(stream?.StreamViewType
-        ? { StreamSpecification: { StreamEnabled: true, StreamViewType: stream.StreamViewType } }
-        : {}),
-    } as unknown as CreateTableCommandInput;
-    try {
-      await client.send(new CreateTableCommand(input));
-    } catch (error) {
-      if (!(error instanceof ResourceInUseException)) throw error;
-    }
-    await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: tableName(logicalId) });
-    const ttl = properties.TimeToLiveSpecification as
-      { AttributeName?: string; Enabled?: boolean } | undefined;
-    if (ttl?.Enabled && ttl.AttributeName) {
-      await client
-        .send(
-          new UpdateTimeToLiveCommand({
-            TableName: tableName(logicalId),
-            TimeToLiveSpecification: { AttributeName: ttl.AttributeName, Enabled: true },
-          }),
-        )
-        .catch((error: Error) => {
-          if (!/already enabled/i.test(error.message)) throw error;
-        });
-    }
-    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName(logicalId) }));
-    if (Table?.LatestStreamArn) streamArns.set(logicalId, Table.LatestStreamArn);
-  }
-  return streamArns;
 }
 
 function bindingsFor(
@@ -191,11 +131,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       endpoint: dynamodb.url,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    const templateTables = Object.entries(template.Resources)
-      .filter(([, resource]) => resource.Type === 'AWS::DynamoDB::Table')
-      .map(([logicalId, resource]) => ({ logicalId, properties: resource.Properties ?? {} }));
     const [streamArns] = await Promise.all([
-      createTables(dynamoClient, templateTables),
+      createTables(dynamoClient, templateTables(template)),
       ensureStreams(nats.url, streamDefinitions(1)),
     ]);
 

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
+import { synthesizeTemplate } from '../../infra/local/template.ts';
+import { dynamoInventoryRepository, type InventoryRepository } from './inventory-repository.ts';
+import {
+  confirmStock,
+  releaseStock,
+  reserveStock,
+  sweepExpired,
+  type ReservationDeps,
+} from './reservations.ts';
+import { ReservationConfirmedError, ReservationExpiredError } from './stock.ts';
+
+/*
+ * The inventory rules against the real engine: DynamoDB Local, with the inventory table exactly as
+ * the stack defines it (synthesized, then created from the template).
+ */
+
+let client: DynamoDBDocumentClient;
+let inventory: InventoryRepository;
+let table: string;
+
+beforeAll(async () => {
+  const raw = new DynamoDBClient({
+    endpoint: inject('dynamodbEndpoint'),
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  client = DynamoDBDocumentClient.from(raw);
+  const prefix = `it-${randomUUID().slice(0, 6)}-`;
+  const inventoryTable = templateTables(await synthesizeTemplate({})).filter((t) =>
+    t.logicalId.startsWith('Inventory'),
+  );
+  await createTables(raw, inventoryTable, prefix);
+  table = tableName(inventoryTable[0]!.logicalId, prefix);
+  inventory = dynamoInventoryRepository(client, table);
+});
+
+const deps = (ttlSeconds = 900): ReservationDeps => ({ inventory, now: () => new Date(), ttlSeconds });
+const sku = () => `sku-${randomUUID().slice(0, 8)}`;
+const order = () => randomUUID();
+
+async function stock(units: number, price = 1000) {
+  const id = sku();
+  await inventory.putProduct(
+    id,
+    { name: id, unitPrice: price, currency: 'usd', available: units },
+    new Date(),
+  );
+  return id;
+}
+
+async function levels(id: string) {
+  const product = await inventory.getProduct(id);
+  return { available: product!.available, reserved: product!.reserved };
+}
+
+async function eventsOf(orderId: string) {
+  const { Items } = await client.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :events)',
+      ExpressionAttributeValues: { ':pk': `RESERVATION#${orderId}`, ':events': 'EVENT#' },
+    }),
+  );
+  return (Items ?? []).map(
+    (item) => JSON.parse(String(item.event)) as { type: string; data: Record<string, unknown> },
+  );
+}
+
+describe('reserving stock', () => {
+  it('never oversells: 20 orders racing for 5 units reserve exactly 5', async () => {
+    const id = await stock(5);
+    const reserve = reserveStock(deps());
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        reserve({ orderId: order(), currency: 'usd', items: [{ sku: id, quantity: 1 }] }),
+      ),
+    );
+    expect(outcomes.filter((outcome) => outcome.outcome === 'RESERVED')).toHaveLength(5);
+    expect(
+      outcomes.filter((outcome) => outcome.outcome === 'REJECTED' && outcome.reason === 'OUT_OF_STOCK'),
+    ).toHaveLength(15);
+    expect(await levels(id)).toEqual({ available: 0, reserved: 5 });
+  });
+
+  it('is all or nothing across lines', async () => {
+    const [plenty, scarce] = [await stock(10), await stock(1)];
+    const orderId = order();
+    const outcome = await reserveStock(deps())({
+      orderId,
+      currency: 'usd',
+      items: [
+        { sku: plenty, quantity: 3 },
+        { sku: scarce, quantity: 2 },
+      ],
+    });
+    expect(outcome).toEqual({ outcome: 'REJECTED', reason: 'OUT_OF_STOCK', skus: [scarce] });
+    expect(await levels(plenty)).toEqual({ available: 10, reserved: 0 });
+    expect(await levels(scarce)).toEqual({ available: 1, reserved: 0 });
+    expect((await eventsOf(orderId)).map((event) => event.type)).toEqual(['inventory.out_of_stock']);
+  });
+
+  it('reserves a 50-line order in one transaction', async () => {
+    const skus = await Promise.all(Array.from({ length: 50 }, () => stock(2, 100)));
+    const outcome = await reserveStock(deps())({
+      orderId: order(),
+      currency: 'usd',
+      items: skus.map((id) => ({ sku: id, quantity: 2 })),
+    });
+    expect(outcome).toMatchObject({ outcome: 'RESERVED', amount: 50 * 2 * 100 });
+    for (const id of skus) expect(await levels(id)).toEqual({ available: 0, reserved: 2 });
+  });
+
+  it('answers a repeat with the first decision and writes nothing more', async () => {
+    const id = await stock(3);
+    const orderId = order();
+    const command = { orderId, currency: 'usd', items: [{ sku: id, quantity: 2 }] };
+    const [first, second] = await Promise.all([reserveStock(deps())(command), reserveStock(deps())(command)]);
+    expect(second).toEqual(first);
+    expect(await reserveStock(deps())(command)).toEqual(first);
+    expect(await levels(id)).toEqual({ available: 1, reserved: 2 });
+    expect((await eventsOf(orderId)).map((event) => event.type)).toEqual(['inventory.reserved']);
+  });
+
+  it('tells an unknown product from an out-of-stock one', async () => {
+    const missing = sku();
+    const outcome = await reserveStock(deps())({
+      orderId: order(),
+      currency: 'usd',
+      items: [{ sku: missing, quantity: 1 }],
+    });
+    expect(outcome).toEqual({ outcome: 'REJECTED', reason: 'UNKNOWN_PRODUCT', skus: [missing] });
+  });
+});
+
+describe('confirming and releasing', () => {
+  it('a confirmed sale lowers reserved, and confirming again changes nothing', async () => {
+    const id = await stock(4);
+    const orderId = order();
+    await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 3 }] });
+    await confirmStock(deps())(orderId);
+    await confirmStock(deps())(orderId);
+    expect(await levels(id)).toEqual({ available: 1, reserved: 0 });
+    expect(await inventory.getReservation(orderId)).toMatchObject({ status: 'CONFIRMED' });
+  });
+
+  it('a release returns the stock once, however often it is repeated', async () => {
+    const id = await stock(4);
+    const orderId = order();
+    await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 3 }] });
+    const release = releaseStock(deps());
+    await Promise.all([release(orderId), release(orderId), release(orderId)]);
+    expect(await levels(id)).toEqual({ available: 4, reserved: 0 });
+    const released = (await eventsOf(orderId)).filter((event) => event.type === 'inventory.released');
+    expect(released).toHaveLength(1);
+    expect(released[0]!.data).toMatchObject({ reason: 'COMPENSATION', items: [{ sku: id, quantity: 3 }] });
+  });
+
+  it('refuses to release a confirmed sale', async () => {
+    const id = await stock(2);
+    const orderId = order();
+    await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 1 }] });
+    await confirmStock(deps())(orderId);
+    await expect(releaseStock(deps())(orderId)).rejects.toBeInstanceOf(ReservationConfirmedError);
+    expect(await levels(id)).toEqual({ available: 1, reserved: 0 });
+  });
+});
+
+describe('expiry', () => {
+  it('the sweeper releases an expired hold once, and a late confirm fails with ReservationExpiredError', async () => {
+    const id = await stock(5);
+    const orderId = order();
+    await reserveStock(deps(1))({ orderId, currency: 'usd', items: [{ sku: id, quantity: 2 }] });
+    await sleep(2100);
+
+    await expect(confirmStock(deps())(orderId)).rejects.toBeInstanceOf(ReservationExpiredError);
+    const sweep = sweepExpired(deps());
+    const results = await Promise.all([sweep(), sweep()]);
+    expect(results.reduce((sum, result) => sum + result.expired, 0)).toBeGreaterThanOrEqual(1);
+    expect(await inventory.getReservation(orderId)).toMatchObject({ status: 'EXPIRED' });
+    expect(await levels(id)).toEqual({ available: 5, reserved: 0 });
+    const released = (await eventsOf(orderId)).filter((event) => event.type === 'inventory.released');
+    expect(released).toHaveLength(1);
+    expect(released[0]!.data).toMatchObject({ reason: 'EXPIRED' });
+
+    // Compensation after expiry is a no-op: no stock is created twice.
+    await releaseStock(deps())(orderId);
+    expect(await levels(id)).toEqual({ available: 5, reserved: 0 });
+  });
+});
