@@ -25,7 +25,7 @@ beforeAll(async () => {
       NATS_URL: natsUrl,
       SEED_DEMO_DATA: 'false',
       LOG_LEVEL: 'SILENT',
-      PAYMENT_TIMEOUT_SECONDS: '20',
+      PAYMENT_TIMEOUT_SECONDS: '8',
     }),
     dynamodbEndpoint: inject('dynamodbEndpoint'),
     webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
@@ -265,6 +265,45 @@ describe('an order for more than is in stock', () => {
     const order = await settledOrder(placed.body.orderId);
     expect(order).toMatchObject({ status: 'CANCELLED', cancellationReason: 'UNKNOWN_PRODUCT' });
   });
+});
+
+describe('an order whose payment never completes', () => {
+  it('times out after PAYMENT_TIMEOUT_SECONDS: PaymentIntent canceled, stock back, PAYMENT_TIMEOUT', async () => {
+    const item = sku();
+    await putProduct(item, 3);
+    const placed = await placeOrder({
+      customerId: 'cust-6',
+      items: [{ sku: item, quantity: 2 }],
+      paymentMethodId: 'pm_card_authenticationRequired',
+    });
+    const pending = await pollUntil(
+      'payment pending',
+      () => getOrder(placed.body.orderId),
+      (order) => order.sagaState === 'PAYMENT_PENDING',
+    );
+    expect(pending.status).toBe('PAYMENT_PENDING');
+    expect(await getProduct(item)).toMatchObject({ available: 1, reserved: 2 });
+
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      cancellationReason: 'PAYMENT_TIMEOUT',
+    });
+    expect(await getProduct(item)).toMatchObject({ available: 3, reserved: 0 });
+    const { payments } = repositories();
+    expect(await payments.get(placed.body.orderId)).toMatchObject({
+      status: 'CANCELLED',
+      stripeStatus: 'canceled',
+    });
+    const events = await waitForEvents(
+      natsUrl,
+      placed.body.orderId,
+      (seen) => countOf(seen, 'order.cancelled') > 0,
+    );
+    expect(countOf(events, 'payment.cancelled')).toBe(1);
+    expect(countOf(events, 'payment.succeeded') + countOf(events, 'payment.failed')).toBe(0);
+  }, 40_000);
 });
 
 describe('an order with a payment method Stripe does not know', () => {
