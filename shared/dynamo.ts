@@ -1,6 +1,7 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudEvent } from '../events/envelope.ts';
 
 type TransactItems = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>;
@@ -20,34 +21,42 @@ export class TransactionCancelledError extends Error {
     this.name = 'TransactionCancelledError';
     this.reasons = reasons;
   }
-
-  /** True when every failure is a condition check (a business outcome, not a fault). */
-  get onlyConditionsFailed(): boolean {
-    return this.reasons.every(
-      (reason) => reason.code === 'None' || reason.code === 'ConditionalCheckFailed' || !reason.code,
-    );
-  }
 }
 
-/** TransactWriteItems that turns a cancellation into a typed error carrying per-item reasons. */
+const CONFLICT_ATTEMPTS = 4;
+
+/**
+ * TransactWriteItems that turns a cancellation into a typed error carrying per-item reasons.
+ * A cancellation caused only by conflicting concurrent transactions (which DynamoDB on AWS raises
+ * where DynamoDB Local serialises) is retried with jittered backoff: a cancelled transaction wrote
+ * nothing, so repeating it is safe, and its conditions then judge against the winner's result.
+ */
 export async function transactWrite(
   client: DynamoDBDocumentClient,
   items: TransactItem[],
   clientRequestToken?: string,
 ): Promise<void> {
-  try {
-    await client.send(
-      new TransactWriteCommand({ TransactItems: items, ClientRequestToken: clientRequestToken }),
-    );
-  } catch (error) {
-    if (error instanceof TransactionCanceledException) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.send(
+        new TransactWriteCommand({ TransactItems: items, ClientRequestToken: clientRequestToken }),
+      );
+      return;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = (error.CancellationReasons ?? []).map((reason) => ({
         code: reason.Code,
         item: reason.Item ? unmarshall(reason.Item as Parameters<typeof unmarshall>[0]) : undefined,
       }));
-      throw new TransactionCancelledError(reasons, { cause: error });
+      const onlyConflicts =
+        reasons.some((reason) => reason.code === 'TransactionConflict') &&
+        reasons.every(
+          (reason) => !reason.code || reason.code === 'None' || reason.code === 'TransactionConflict',
+        );
+      if (!onlyConflicts || attempt >= CONFLICT_ATTEMPTS)
+        throw new TransactionCancelledError(reasons, { cause: error });
+      await sleep(Math.random() * 25 * 2 ** attempt);
     }
-    throw error;
   }
 }
 
@@ -58,8 +67,9 @@ const OUTBOX_RETENTION_SECONDS = 7 * 24 * 3600;
 export const OUTBOX_KIND = 'event';
 
 /**
- * The outbox item for one domain event. It shares the partition key of the aggregate it reports,
- * so DynamoDB Streams delivers one aggregate's events in commit order.
+ * The outbox item for one domain event. It shares the partition key of the aggregate it reports:
+ * DynamoDB Streams documents order per item, and items of one partition key share a stream shard,
+ * so one aggregate's events arrive in commit order (docs/architecture.md has the caveats).
  */
 export function outboxPut(tableName: string, partitionKey: string, event: CloudEvent): TransactItem {
   return {

@@ -1,4 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 
-/** One structured logger per function; the service name comes from POWERTOOLS_SERVICE_NAME. */
-export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'order-saga' });
+/**
+ * One structured logger per function. Powertools reads POWERTOOLS_SERVICE_NAME and
+ * POWERTOOLS_LOG_LEVEL itself; the stack sets both on every function.
+ */
+export const logger = new Logger();

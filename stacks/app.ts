@@ -28,6 +28,6 @@ export function buildApp(
   return { app, stack };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.main) {
   buildApp().app.synth();
 }

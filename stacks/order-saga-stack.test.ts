@@ -109,7 +109,6 @@ const FORWARD_TASKS = [
   'MarkPaymentPending',
   'RequestPayment',
   'ConfirmStock',
-  'CompleteOrder',
 ];
 const COMPENSATION_CHAIN = ['MarkCompensating', 'CancelPayment', 'ReleaseStock', 'MarkCompensated'];
 
@@ -237,7 +236,7 @@ describe('OrderSagaStack (defaults)', () => {
       expect(states.OrderCompleted?.Type).toBe('Succeed');
 
       const entries = Object.fromEntries(
-        [...FORWARD_TASKS, ...COMPENSATION_CHAIN].map((name) => [
+        [...FORWARD_TASKS, 'CompleteOrder', ...COMPENSATION_CHAIN].map((name) => [
           name,
           entryInvokedBy(template, states[name]!),
         ]),
@@ -281,10 +280,21 @@ describe('OrderSagaStack (defaults)', () => {
 
     it('every Task has a timeout', () => {
       const tasks = Object.entries(definition.States).filter(([, state]) => state.Type === 'Task');
-      expect(tasks.map(([name]) => name).sort()).toEqual([...FORWARD_TASKS, ...COMPENSATION_CHAIN].sort());
+      expect(tasks.map(([name]) => name).sort()).toEqual(
+        [...FORWARD_TASKS, 'CompleteOrder', ...COMPENSATION_CHAIN].sort(),
+      );
       for (const [name, state] of tasks) {
         expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
       }
+    });
+
+    it('never compensates once paid and sold: CompleteOrder retries, then fails to CompletionFailed', () => {
+      const complete = definition.States.CompleteOrder!;
+      expect(complete.Retry).toContainEqual(expect.objectContaining({ ErrorEquals: ['States.ALL'] }));
+      expect(complete.Catch).toEqual([
+        expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'CompletionFailed' }),
+      ]);
+      expect(definition.States.CompletionFailed).toMatchObject({ Type: 'Fail', Error: 'CompletionFailed' });
     });
 
     it.each(FORWARD_TASKS)('%s compensates on any error', (name) => {

@@ -31,14 +31,21 @@ export interface SagaStateMachineProps {
   paymentTimeoutSeconds: number;
 }
 
-/** Faults worth another attempt: throttling and brief unavailability of DynamoDB, Stripe or the network. */
+/**
+ * Faults worth another attempt: throttling and brief unavailability of DynamoDB, Stripe or the
+ * network, and a task timing out (every task but the payment wait is idempotent, so a task that
+ * committed and then timed out is simply repeated).
+ */
 const TRANSIENT_ERRORS = [
+  'States.Timeout',
+  'Sandbox.Timedout',
+  'Lambda.Unknown',
   'ThrottlingException',
   'ProvisionedThroughputExceededException',
   'RequestLimitExceeded',
   'TransactionConflictException',
-  // A transaction cancelled for anything but a failed condition (conflict, throttling); conditions
-  // are business outcomes and never escape as this error.
+  // A transaction cancelled by conflicts or throttling. The repositories turn failed conditions into
+  // outcomes, so one escapes only where it means inconsistent data; it then fails again, and compensates.
   'TransactionCancelledError',
   'InternalServerError',
   'ServiceUnavailable',
@@ -164,21 +171,29 @@ export class SagaStateMachine extends Construct {
     requestPaymentTask.addCatch(paymentTimedOut, { errors: [Errors.TIMEOUT], resultPath: '$.failure' });
     const requestPayment = forward(requestPaymentTask);
     const confirm = forward(task('ConfirmStock', props.confirmStock, { orderId }, null));
-    const complete = forward(
-      task(
-        'CompleteOrder',
-        props.orderStep,
-        {
-          step: 'COMPLETED',
-          orderId,
-          payment: {
-            paymentIntentId: JsonPath.stringAt('$.payment.paymentIntentId'),
-            status: JsonPath.stringAt('$.payment.status'),
-          },
+    // Paid and sold: from here the order can only complete. Retry until it does; if it still cannot,
+    // fail (and alarm) rather than refund a sale whose stock is already gone.
+    const complete = task(
+      'CompleteOrder',
+      props.orderStep,
+      {
+        step: 'COMPLETED',
+        orderId,
+        payment: {
+          paymentIntentId: JsonPath.stringAt('$.payment.paymentIntentId'),
+          status: JsonPath.stringAt('$.payment.status'),
         },
-        null,
-      ),
-    );
+      },
+      null,
+    )
+      .addRetry({ errors: [Errors.ALL], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 8 })
+      .addCatch(
+        new Fail(this, 'CompletionFailed', {
+          error: 'CompletionFailed',
+          causePath: JsonPath.stringAt('$.completionError.Cause'),
+        }),
+        { errors: [Errors.ALL], resultPath: '$.completionError' },
+      );
 
     const definition = reserve.next(
       new Choice(this, 'StockReserved?')

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseConfig } from '../shared/config.ts';
 
 /**
  * Knobs the stack honours, by the same names as the local runtime (CONTRACT §1). Read from the
@@ -18,11 +19,5 @@ export const SettingsSchema = z.object({
 export type Settings = z.infer<typeof SettingsSchema>;
 
 export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
-  const result = SettingsSchema.safeParse(env);
-  if (!result.success) {
-    throw new Error(
-      `Invalid stack settings: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  }
-  return result.data;
+  return parseConfig(SettingsSchema, env);
 }

@@ -20,9 +20,9 @@ export function eventFromRecord(record: DynamoDBRecord): CloudEvent {
 
 /**
  * Publishes each record's event in stream order and stops at the first failure: that record and
- * every later one are reported, so Lambda retries from there and one order's events never overtake
- * each other. Records already published before the failure are sent again on retry and dropped by
- * JetStream's duplicate window (Nats-Msg-Id = event id).
+ * every later one are reported, so Lambda checkpoints before it and retries from there, and one
+ * aggregate's events never overtake each other. A publish whose PubAck was lost is sent again on
+ * retry and dropped by JetStream's duplicate window (Nats-Msg-Id = event id).
  */
 export const forwardEvents =
   (publisher: EventPublisher, onError: (error: unknown, record: DynamoDBRecord) => void) =>

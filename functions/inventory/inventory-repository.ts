@@ -22,8 +22,9 @@ import type { Product, PutProductRequest, Reservation, ReservationStatus, Reserv
  *   RESERVATION#<orderId>    EVENT#<time>#<eventId>    outbox events of that reservation
  * GSI `active-by-expiry` (activeShard, activeUntil) is sparse: only ACTIVE reservations carry the
  * attributes, so the sweeper reads exactly what may need releasing. `holdUntil` is when the hold
- * ends; `expiresAt`, the table's TTL attribute, equals it while ACTIVE and is removed when the
- * reservation is confirmed or released, so closed reservations stay on record.
+ * ends; `expiresAt`, the table's TTL attribute, trails it by a day while ACTIVE (the sweeper, not
+ * TTL, returns stock) and is removed when the reservation is confirmed or released, so closed
+ * reservations stay on record.
  */
 export const ACTIVE_BY_EXPIRY_INDEX = 'active-by-expiry';
 const ACTIVE_SHARD = 'ACTIVE';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
+import { pollUntil } from '../../tests/support/poll.ts';
 import { synthesizeTemplate } from '../../infra/local/template.ts';
 import { dynamoInventoryRepository, type InventoryRepository } from './inventory-repository.ts';
 import {
@@ -11,6 +11,7 @@ import {
   releaseStock,
   reserveStock,
   sweepExpired,
+  TTL_GRACE_SECONDS,
   type ReservationDeps,
 } from './reservations.ts';
 import { ReservationConfirmedError, ReservationExpiredError } from './stock.ts';
@@ -175,9 +176,22 @@ describe('expiry', () => {
   it('the sweeper releases an expired hold once, and a late confirm fails with ReservationExpiredError', async () => {
     const id = await stock(5);
     const orderId = order();
-    await reserveStock(deps(1))({ orderId, currency: 'usd', items: [{ sku: id, quantity: 2 }] });
-    await sleep(2100);
+    const reserved = await reserveStock(deps(1))({
+      orderId,
+      currency: 'usd',
+      items: [{ sku: id, quantity: 2 }],
+    });
+    expect(reserved.outcome).toBe('RESERVED');
+    const holdEnds = Date.parse((reserved as { expiresAt: string }).expiresAt);
+    await pollUntil(
+      'the hold ends',
+      async () => Date.now(),
+      (now) => now >= holdEnds + 1000,
+      5_000,
+    );
 
+    const held = await inventory.getReservation(orderId);
+    expect(held!.expiresAt! - held!.holdUntil).toBe(TTL_GRACE_SECONDS); // TTL never beats the sweeper
     await expect(confirmStock(deps())(orderId)).rejects.toBeInstanceOf(ReservationExpiredError);
     const sweep = sweepExpired(deps());
     const results = await Promise.all([sweep(), sweep()]);

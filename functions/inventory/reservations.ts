@@ -21,6 +21,13 @@ export interface ReservationDeps {
   ttlSeconds: number;
 }
 
+/**
+ * The TTL attribute of an ACTIVE reservation trails its hold by a day: the sweeper is what returns
+ * stock, and DynamoDB's TTL (hours to days on AWS, seconds on DynamoDB Local) must never delete a
+ * hold before the sweeper has released it.
+ */
+export const TTL_GRACE_SECONDS = 24 * 3600;
+
 /** Catalogue prices may change between our read and our write; a few fresh attempts settle it. */
 const MAX_RESERVE_ATTEMPTS = 3;
 
@@ -53,7 +60,7 @@ export const reserveStock =
         amount: priced.amount,
         currency: command.currency,
         holdUntil,
-        expiresAt: holdUntil,
+        expiresAt: holdUntil + TTL_GRACE_SECONDS,
         createdAt: now.toISOString(),
         updatedAt: now.toISOString(),
       };

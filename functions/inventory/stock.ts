@@ -43,7 +43,7 @@ export interface Reservation {
   currency: string;
   /** Epoch seconds when the hold ends; kept for the record after the reservation closes. */
   holdUntil: number;
-  /** The table's TTL attribute: `holdUntil` while ACTIVE, removed once confirmed or released. */
+  /** The table's TTL attribute: a day after `holdUntil` while ACTIVE, removed once confirmed or released. */
   expiresAt?: number;
   createdAt: string;
   updatedAt: string;

@@ -65,8 +65,10 @@ export async function notifySaga(deps: PaymentDeps, payment: Payment): Promise<v
 }
 
 /**
- * The saga's callback step: stores the task token with the payment, then creates (and, with a
- * payment method, confirms) the PaymentIntent. The outcome arrives later through the webhook.
+ * The saga's callback step: stores the task token with the payment, creates the PaymentIntent
+ * unconfirmed and records its id, then confirms it with the order's payment method. Nothing can be
+ * charged before the id is on record, so compensation can always find what to cancel or refund.
+ * The outcome arrives later through the webhook.
  */
 export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaymentCommand) => {
   const payment = await deps.payments.begin(command, deps.now());
@@ -74,13 +76,14 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
     await notifySaga(deps, payment);
     return { paymentIntentId: payment.paymentIntentId, status: payment.status };
   }
-  const intent = await deps.gateway.createIntent({
-    orderId: command.orderId,
-    amount: payment.amount,
-    currency: payment.currency,
-    ...(command.paymentMethodId ? { paymentMethodId: command.paymentMethodId } : {}),
-  });
-  if (payment.status === 'CREATING') {
+  let intentId = payment.paymentIntentId;
+  let status = payment.stripeStatus ?? 'requires_payment_method';
+  if (!intentId) {
+    const intent = await deps.gateway.createIntent({
+      orderId: command.orderId,
+      amount: payment.amount,
+      currency: payment.currency,
+    });
     await deps.payments.transition(
       command.orderId,
       'INITIATED',
@@ -88,8 +91,13 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
       paymentEvent('payment.initiated', payment, intent.id, { status: intent.status }, deps.now()),
       deps.now(),
     );
+    intentId = intent.id;
+    status = intent.status;
   }
-  return { paymentIntentId: intent.id, status: intent.status };
+  if (command.paymentMethodId) {
+    status = (await deps.gateway.confirmIntent(command.orderId, intentId, command.paymentMethodId)).status;
+  }
+  return { paymentIntentId: intentId, status };
 };
 
 type IntentEvent = 'payment_intent.succeeded' | 'payment_intent.payment_failed' | 'payment_intent.canceled';
@@ -174,6 +182,7 @@ export const cancelPayment =
 
     if (payment.status === 'CANCELLED' || payment.status === 'REFUNDED') return { status: payment.status };
     if (!intentId) {
+      // No intent on record means none was confirmed: an intent is only confirmed after its id is stored.
       await deps.payments.transition(payment.orderId, 'CANCELLED', {}, undefined, now);
       return { status: 'CANCELLED' };
     }

@@ -2,12 +2,18 @@ import Stripe from 'stripe';
 
 /** What the payment service needs from Stripe, in its own words. */
 export interface PaymentGateway {
+  /** Creates the order's PaymentIntent, unconfirmed: nothing is charged until it is confirmed. */
   createIntent(request: {
     orderId: string;
     amount: number;
     currency: string;
-    paymentMethodId?: string;
-  }): Promise<{ id: string; status: string; failureCode?: string; failureMessage?: string }>;
+  }): Promise<{ id: string; status: string }>;
+  /** Confirms with the customer's payment method; a decline is returned, not thrown. */
+  confirmIntent(
+    orderId: string,
+    paymentIntentId: string,
+    paymentMethodId: string,
+  ): Promise<{ status: string; failureCode?: string; failureMessage?: string }>;
   /** Cancels the intent; reports `succeeded` instead when it turns out to be paid already. */
   cancelIntent(orderId: string, paymentIntentId: string): Promise<{ status: 'canceled' | 'succeeded' }>;
   refund(orderId: string, paymentIntentId: string): Promise<{ refundId: string }>;
@@ -44,8 +50,9 @@ export interface StripeGatewayOptions {
 export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
   const url = options.apiUrl ? new URL(options.apiUrl) : undefined;
   const stripe = new Stripe(options.apiKey, {
-    maxNetworkRetries: 2,
-    timeout: 10_000,
+    // Worst case ≈ 2 × 8 s plus backoff: well inside the saga task's 30 s.
+    maxNetworkRetries: 1,
+    timeout: 8_000,
     ...(url
       ? {
           host: url.hostname,
@@ -56,27 +63,35 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
   });
 
   return {
-    async createIntent({ orderId, amount, currency, paymentMethodId }) {
+    async createIntent({ orderId, amount, currency }) {
+      const intent = await stripe.paymentIntents.create(
+        {
+          amount,
+          currency,
+          metadata: { orderId },
+          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        },
+        // One intent per order, however often the saga step is retried.
+        { idempotencyKey: `order-${orderId}-payment-intent` },
+      );
+      return { id: intent.id, status: intent.status };
+    },
+
+    async confirmIntent(orderId, paymentIntentId, paymentMethodId) {
       try {
-        const intent = await stripe.paymentIntents.create(
-          {
-            amount,
-            currency,
-            metadata: { orderId },
-            automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-            ...(paymentMethodId ? { payment_method: paymentMethodId, confirm: true } : {}),
-          },
-          // One intent per order, however often the saga step is retried.
-          { idempotencyKey: `order-${orderId}-payment-intent` },
+        const intent = await stripe.paymentIntents.confirm(
+          paymentIntentId,
+          { payment_method: paymentMethodId },
+          { idempotencyKey: `order-${orderId}-confirm` },
         );
-        return { id: intent.id, status: intent.status };
+        return { status: intent.status };
       } catch (error) {
         if (error instanceof Stripe.errors.StripeInvalidRequestError && error.param === 'payment_method') {
           throw new PaymentMethodRejectedError(error.message, { cause: error });
         }
         if (error instanceof Stripe.errors.StripeCardError && error.payment_intent) {
+          // A decline is an outcome: Stripe reports it again with payment_intent.payment_failed.
           return {
-            id: error.payment_intent.id,
             status: error.payment_intent.status,
             failureCode: error.decline_code ?? error.code ?? 'card_declined',
             failureMessage: error.message,

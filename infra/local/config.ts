@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseConfig } from '../../shared/config.ts';
 import { SettingsSchema } from '../../stacks/settings.ts';
 
 /** The webhook secret the local runtime verifies with and the Stripe emulator signs with, unless overridden. */
@@ -24,10 +25,5 @@ export const LocalConfigSchema = SettingsSchema.extend({
 export type LocalConfig = z.infer<typeof LocalConfigSchema>;
 
 export function localConfigFrom(env: NodeJS.ProcessEnv): LocalConfig {
-  const result = LocalConfigSchema.safeParse(env);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new Error(`Invalid local configuration:\n  ${problems.join('\n  ')}`);
-  }
-  return result.data;
+  return parseConfig(LocalConfigSchema, env);
 }

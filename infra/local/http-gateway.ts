@@ -162,9 +162,10 @@ export async function startHttpGateway(options: {
         }
       }
       if (!found) return sendJson(response, 404, { message: 'Not Found' });
-      const body = await readBody(request);
-      if (body === 'too-large') return sendJson(response, 413, { message: 'Request Entity Too Large' });
       try {
+        // Inside the try: a client that hangs up mid-body must not take the runtime down.
+        const body = await readBody(request);
+        if (body === 'too-large') return sendJson(response, 413, { message: 'Request Entity Too Large' });
         const result = await options.lambdas.invoke(
           found.compiled.route.functionId,
           toEvent(request, url, found.compiled, found.match, body),
@@ -172,7 +173,8 @@ export async function startHttpGateway(options: {
         send(response, result as APIGatewayProxyResultV2);
       } catch (error) {
         options.onError?.(error);
-        sendJson(response, 500, { message: 'Internal Server Error' });
+        if (!response.headersSent && !response.destroyed)
+          sendJson(response, 500, { message: 'Internal Server Error' });
       }
     })();
   });
