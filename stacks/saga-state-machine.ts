@@ -31,15 +31,8 @@ export interface SagaStateMachineProps {
   paymentTimeoutSeconds: number;
 }
 
-/**
- * Faults worth another attempt: throttling and brief unavailability of DynamoDB, Stripe or the
- * network, and a task timing out (every task but the payment wait is idempotent, so a task that
- * committed and then timed out is simply repeated).
- */
-const TRANSIENT_ERRORS = [
-  'States.Timeout',
-  'Sandbox.Timedout',
-  'Lambda.Unknown',
+/** Faults worth another attempt: throttling and brief unavailability of DynamoDB, Stripe or the network. */
+const FAULTS = [
   'ThrottlingException',
   'ProvisionedThroughputExceededException',
   'RequestLimitExceeded',
@@ -49,11 +42,15 @@ const TRANSIENT_ERRORS = [
   'TransactionCancelledError',
   'InternalServerError',
   'ServiceUnavailable',
-  'StripeConnectionError',
-  'StripeAPIError',
-  'StripeRateLimitError',
+  'PaymentProviderUnavailableError',
   'TimeoutError',
 ];
+
+/**
+ * For every task but the payment wait: those are idempotent, so one that committed and then timed
+ * out is simply repeated. (The payment wait's own timeout means PAYMENT_TIMEOUT.)
+ */
+const TRANSIENT_ERRORS = ['States.Timeout', 'Sandbox.Timedout', 'Lambda.Unknown', ...FAULTS];
 
 /**
  * The order saga (Standard workflow, JSONPath): reserve → payment (callback, with a timeout) →
@@ -167,6 +164,13 @@ export class SagaStateMachine extends Construct {
       resultPath: '$.payment',
       taskTimeout: Timeout.duration(Duration.seconds(props.paymentTimeoutSeconds)),
       retryOnServiceExceptions: true,
+    });
+    // Retried with a fresh token: the step is idempotent (one intent per order, keyed confirms).
+    requestPaymentTask.addRetry({
+      errors: FAULTS,
+      interval: Duration.seconds(1),
+      backoffRate: 2,
+      maxAttempts: 3,
     });
     requestPaymentTask.addCatch(paymentTimedOut, { errors: [Errors.TIMEOUT], resultPath: '$.failure' });
     const requestPayment = forward(requestPaymentTask);

@@ -38,6 +38,33 @@ export class PaymentMethodRejectedError extends Error {
   }
 }
 
+/**
+ * Stripe could not answer (network, 5xx, rate limit): worth another attempt. The SDK's own errors
+ * leave `name` as 'Error', which retry rules cannot tell apart; this one is named.
+ */
+export class PaymentProviderUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PaymentProviderUnavailableError';
+  }
+}
+
+/** Runs a Stripe call, naming the failures that are worth retrying. */
+async function call<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (
+      error instanceof Stripe.errors.StripeConnectionError ||
+      error instanceof Stripe.errors.StripeAPIError ||
+      error instanceof Stripe.errors.StripeRateLimitError
+    ) {
+      throw new PaymentProviderUnavailableError(error.message, { cause: error });
+    }
+    throw error;
+  }
+}
+
 export interface StripeGatewayOptions {
   apiKey: string;
   webhookSecret?: string;
@@ -64,25 +91,29 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
 
   return {
     async createIntent({ orderId, amount, currency }) {
-      const intent = await stripe.paymentIntents.create(
-        {
-          amount,
-          currency,
-          metadata: { orderId },
-          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-        },
-        // One intent per order, however often the saga step is retried.
-        { idempotencyKey: `order-${orderId}-payment-intent` },
+      const intent = await call(() =>
+        stripe.paymentIntents.create(
+          {
+            amount,
+            currency,
+            metadata: { orderId },
+            automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          },
+          // One intent per order, however often the saga step is retried.
+          { idempotencyKey: `order-${orderId}-payment-intent` },
+        ),
       );
       return { id: intent.id, status: intent.status };
     },
 
     async confirmIntent(orderId, paymentIntentId, paymentMethodId) {
       try {
-        const intent = await stripe.paymentIntents.confirm(
-          paymentIntentId,
-          { payment_method: paymentMethodId },
-          { idempotencyKey: `order-${orderId}-confirm` },
+        const intent = await call(() =>
+          stripe.paymentIntents.confirm(
+            paymentIntentId,
+            { payment_method: paymentMethodId },
+            { idempotencyKey: `order-${orderId}-confirm` },
+          ),
         );
         return { status: intent.status };
       } catch (error) {
@@ -103,10 +134,8 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
 
     async cancelIntent(orderId, paymentIntentId) {
       try {
-        await stripe.paymentIntents.cancel(
-          paymentIntentId,
-          {},
-          { idempotencyKey: `order-${orderId}-cancel` },
+        await call(() =>
+          stripe.paymentIntents.cancel(paymentIntentId, {}, { idempotencyKey: `order-${orderId}-cancel` }),
         );
         return { status: 'canceled' };
       } catch (error) {
@@ -116,7 +145,7 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
         ) {
           throw error;
         }
-        const intent = await stripe.paymentIntents.retrieve(paymentIntentId);
+        const intent = await call(() => stripe.paymentIntents.retrieve(paymentIntentId));
         if (intent.status === 'succeeded') return { status: 'succeeded' };
         if (intent.status === 'canceled') return { status: 'canceled' };
         throw error;
@@ -124,9 +153,11 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
     },
 
     async refund(orderId, paymentIntentId) {
-      const refund = await stripe.refunds.create(
-        { payment_intent: paymentIntentId, metadata: { orderId } },
-        { idempotencyKey: `order-${orderId}-refund` },
+      const refund = await call(() =>
+        stripe.refunds.create(
+          { payment_intent: paymentIntentId, metadata: { orderId } },
+          { idempotencyKey: `order-${orderId}-refund` },
+        ),
       );
       return { refundId: refund.id };
     },
