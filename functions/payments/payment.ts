@@ -7,6 +7,7 @@ export const PAYMENT_SOURCE = 'order-saga/payments';
  * The payment's own state machine; it only moves forward:
  *   CREATING → INITIATED → SUCCEEDED → REFUNDED
  *                        ↘ FAILED → CANCELLED
+ *                                 ↘ REFUNDED (paid after all, refunded by compensation)
  *                        ↘ CANCELLED
  */
 export type PaymentStatus = 'CREATING' | 'INITIATED' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'REFUNDED';
@@ -17,7 +18,8 @@ export const ALLOWED_FROM: Record<PaymentStatus, readonly PaymentStatus[]> = {
   SUCCEEDED: ['CREATING', 'INITIATED'],
   FAILED: ['CREATING', 'INITIATED'],
   CANCELLED: ['CREATING', 'INITIATED', 'FAILED'],
-  REFUNDED: ['SUCCEEDED'],
+  // FAILED too: a customer may pay with another card after a decline; compensation finds it paid.
+  REFUNDED: ['SUCCEEDED', 'FAILED'],
 };
 
 /** Outcomes the saga waits for; once one is reached the waiting task is told exactly once. */
@@ -56,3 +58,11 @@ export const CancelPaymentCommandSchema = z.object({
   failure: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
 });
 export type CancelPaymentCommand = z.infer<typeof CancelPaymentCommandSchema>;
+
+/** The stored payment is not where this step needs it: a fault to retry or to look at, never a silent no-op. */
+export class PaymentStateError extends Error {
+  constructor(orderId: string, found: PaymentStatus | undefined, wanted: PaymentStatus) {
+    super(`Payment of order ${orderId} is ${found ?? 'missing'}; it cannot become ${wanted}`);
+    this.name = 'PaymentStateError';
+  }
+}

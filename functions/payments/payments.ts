@@ -4,6 +4,7 @@ import { logger } from '../../shared/logger.ts';
 import { cancellationReasonFor, PAYMENT_CANCELED, PAYMENT_FAILED } from '../../shared/saga.ts';
 import {
   PAYMENT_SOURCE,
+  PaymentStateError,
   SETTLED,
   type CancelPaymentCommand,
   type Payment,
@@ -84,13 +85,24 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
       amount: payment.amount,
       currency: payment.currency,
     });
-    await deps.payments.transition(
+    const recorded = await deps.payments.transition(
       command.orderId,
       'INITIATED',
       { paymentIntentId: intent.id, stripeStatus: intent.status },
       paymentEvent('payment.initiated', payment, intent.id, { status: intent.status }, deps.now()),
       deps.now(),
     );
+    if (recorded !== 'applied') {
+      const current = await deps.payments.get(command.orderId);
+      if (current?.paymentIntentId !== intent.id) {
+        // Compensation closed the payment while this intent was being created: never confirm it.
+        if (current?.status === 'CANCELLED') {
+          await deps.gateway.cancelIntent(command.orderId, intent.id);
+          return { paymentIntentId: intent.id, status: 'canceled' };
+        }
+        throw new PaymentStateError(command.orderId, current?.status, 'INITIATED');
+      }
+    }
     intentId = intent.id;
     status = intent.status;
   }
@@ -183,7 +195,7 @@ export const cancelPayment =
     if (payment.status === 'CANCELLED' || payment.status === 'REFUNDED') return { status: payment.status };
     if (!intentId) {
       // No intent on record means none was confirmed: an intent is only confirmed after its id is stored.
-      await deps.payments.transition(payment.orderId, 'CANCELLED', {}, undefined, now);
+      await moveTo(deps, payment.orderId, 'CANCELLED', {}, undefined, now);
       return { status: 'CANCELLED' };
     }
 
@@ -191,9 +203,10 @@ export const cancelPayment =
     if (!paid) paid = (await deps.gateway.cancelIntent(payment.orderId, intentId)).status === 'succeeded';
     if (paid) {
       const { refundId } = await deps.gateway.refund(payment.orderId, intentId);
-      if (payment.status !== 'SUCCEEDED') {
+      if (payment.status === 'CREATING' || payment.status === 'INITIATED') {
         // Paid, but its webhook has not been applied yet: record the success first.
-        await deps.payments.transition(
+        await moveTo(
+          deps,
           payment.orderId,
           'SUCCEEDED',
           {},
@@ -201,7 +214,8 @@ export const cancelPayment =
           now,
         );
       }
-      await deps.payments.transition(
+      await moveTo(
+        deps,
         payment.orderId,
         'REFUNDED',
         { refundId },
@@ -210,7 +224,8 @@ export const cancelPayment =
       );
       return { status: 'REFUNDED' };
     }
-    await deps.payments.transition(
+    await moveTo(
+      deps,
       payment.orderId,
       'CANCELLED',
       { stripeStatus: 'canceled' },
@@ -219,3 +234,17 @@ export const cancelPayment =
     );
     return { status: 'CANCELLED' };
   };
+
+/** A transition that must happen: already there (a concurrent run) is fine, anything else is a fault. */
+async function moveTo(
+  deps: PaymentDeps,
+  orderId: string,
+  to: PaymentStatus,
+  fields: Partial<Payment>,
+  event: CloudEvent | undefined,
+  now: Date,
+): Promise<void> {
+  if ((await deps.payments.transition(orderId, to, fields, event, now)) === 'applied') return;
+  const current = await deps.payments.get(orderId);
+  if (current?.status !== to) throw new PaymentStateError(orderId, current?.status, to);
+}

@@ -1,0 +1,827 @@
+import type Stripe from 'stripe';
+import { describe, expect, it } from 'vitest';
+import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
+import type { Subject } from '../../events/subjects.ts';
+import { ALLOWED_FROM, type Payment, type PaymentStatus, type RequestPaymentCommand } from './payment.ts';
+import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
+import { applyStripeEvent, cancelPayment, notifySaga, requestPayment, type PaymentDeps } from './payments.ts';
+import type { SagaNotifier } from './saga-notifier.ts';
+import type { PaymentGateway } from './stripe-gateway.ts';
+
+const NOW = new Date('2025-01-01T00:00:00.000Z');
+const ORDER = 'order-1';
+
+/**
+ * The repository contract in memory: the status only moves forward (ALLOWED_FROM), and the status,
+ * its outbox event and the Stripe event id commit together or not at all.
+ */
+class InMemoryPayments implements PaymentRepository {
+  readonly payments = new Map<string, Payment>();
+  readonly outbox: CloudEvent[] = [];
+  readonly stripeEvents = new Set<string>();
+
+  async get(orderId: string) {
+    const payment = this.payments.get(orderId);
+    return payment ? structuredClone(payment) : undefined;
+  }
+
+  async findByPaymentIntent(paymentIntentId: string) {
+    const payment = [...this.payments.values()].find((p) => p.paymentIntentId === paymentIntentId);
+    return payment ? structuredClone(payment) : undefined;
+  }
+
+  async begin(command: { orderId: string; amount: number; currency: string; taskToken: string }, now: Date) {
+    const existing = this.payments.get(command.orderId);
+    const payment: Payment = existing
+      ? { ...existing, taskToken: command.taskToken, updatedAt: now.toISOString() }
+      : {
+          orderId: command.orderId,
+          amount: command.amount,
+          currency: command.currency,
+          status: 'CREATING',
+          taskToken: command.taskToken,
+          createdAt: now.toISOString(),
+          updatedAt: now.toISOString(),
+        };
+    this.payments.set(command.orderId, payment);
+    return structuredClone(payment);
+  }
+
+  async transition(
+    orderId: string,
+    to: PaymentStatus,
+    fields: Partial<Payment>,
+    event: CloudEvent | undefined,
+    now: Date,
+    stripeEventId?: string,
+  ): Promise<TransitionResult> {
+    if (stripeEventId && this.stripeEvents.has(stripeEventId)) return 'duplicate';
+    const payment = this.payments.get(orderId);
+    if (!payment || !ALLOWED_FROM[to].includes(payment.status)) return 'stale';
+    this.payments.set(orderId, { ...payment, ...fields, status: to, updatedAt: now.toISOString() });
+    if (event) this.outbox.push(event);
+    if (stripeEventId) this.stripeEvents.add(stripeEventId);
+    return 'applied';
+  }
+
+  async recordStripeEvent(stripeEventId: string) {
+    if (this.stripeEvents.has(stripeEventId)) return false;
+    this.stripeEvents.add(stripeEventId);
+    return true;
+  }
+
+  async markNotified(orderId: string, taskToken: string) {
+    const payment = this.payments.get(orderId);
+    if (payment?.taskToken === taskToken)
+      this.payments.set(orderId, { ...payment, notifiedToken: taskToken });
+  }
+
+  /** Seeds a payment as a previous run would have left it. */
+  put(payment: Partial<Payment> & Pick<Payment, 'status'>) {
+    this.payments.set(ORDER, {
+      orderId: ORDER,
+      amount: 2500,
+      currency: 'usd',
+      taskToken: 'token-1',
+      createdAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+      ...payment,
+    });
+  }
+
+  /** Every outbox event, decoded with its contract schema. */
+  events() {
+    return this.outbox.map((event) => parseEvent(event));
+  }
+
+  eventsOf(type: Subject) {
+    return this.events().filter((event) => event.type === type);
+  }
+}
+
+/** Stripe test mode in memory: one intent per order (the gateway's idempotency key), outcomes by payment method. */
+class FakeGateway implements PaymentGateway {
+  readonly calls: string[] = [];
+  readonly intents = new Map<string, { id: string; orderId: string; status: string }>();
+  refunds = 0;
+  /** Runs when confirmIntent is called, before it answers: lets a test look at the state at that moment. */
+  onConfirm: (paymentIntentId: string) => Promise<void> = async () => {};
+  /** What cancelIntent answers; `succeeded` mimics an intent that was paid before it could be canceled. */
+  cancelAnswer: 'canceled' | 'succeeded' = 'canceled';
+
+  async createIntent(request: { orderId: string; amount: number; currency: string }) {
+    this.calls.push('createIntent');
+    const id = `pi_${request.orderId}`;
+    const intent = this.intents.get(id) ?? {
+      id,
+      orderId: request.orderId,
+      status: 'requires_payment_method',
+    };
+    this.intents.set(id, intent);
+    return { id: intent.id, status: intent.status };
+  }
+
+  async confirmIntent(_orderId: string, paymentIntentId: string, paymentMethodId: string) {
+    this.calls.push(`confirmIntent:${paymentIntentId}:${paymentMethodId}`);
+    await this.onConfirm(paymentIntentId);
+    const intent = this.intents.get(paymentIntentId);
+    if (!intent) throw new Error(`no such PaymentIntent ${paymentIntentId}`);
+    if (paymentMethodId === 'pm_card_chargeDeclined') {
+      intent.status = 'requires_payment_method';
+      return {
+        status: intent.status,
+        failureCode: 'generic_decline',
+        failureMessage: 'Your card was declined.',
+      };
+    }
+    intent.status = paymentMethodId === 'pm_card_authenticationRequired' ? 'requires_action' : 'succeeded';
+    return { status: intent.status };
+  }
+
+  async cancelIntent(_orderId: string, paymentIntentId: string) {
+    this.calls.push(`cancelIntent:${paymentIntentId}`);
+    return { status: this.cancelAnswer };
+  }
+
+  async refund(_orderId: string, paymentIntentId: string) {
+    this.calls.push(`refund:${paymentIntentId}`);
+    this.refunds += 1;
+    return { refundId: `re_${this.refunds}` };
+  }
+
+  verifyWebhook(): Stripe.Event {
+    throw new Error('not used by the use cases');
+  }
+}
+
+type SagaCall =
+  | { kind: 'succeed'; token: string; output: unknown }
+  | { kind: 'fail'; token: string; error: string; cause: unknown };
+
+class RecordingSaga implements SagaNotifier {
+  readonly calls: SagaCall[] = [];
+  /** `closed` mimics a step that no longer waits (timed out, execution over). */
+  answer: 'sent' | 'closed' = 'sent';
+
+  async succeed(token: string, output: unknown) {
+    this.calls.push({ kind: 'succeed', token, output });
+    return this.answer;
+  }
+
+  async fail(token: string, error: string, cause: unknown) {
+    this.calls.push({ kind: 'fail', token, error, cause });
+    return this.answer;
+  }
+}
+
+type Context = ReturnType<typeof setup>;
+
+function setup() {
+  const payments = new InMemoryPayments();
+  const gateway = new FakeGateway();
+  const saga = new RecordingSaga();
+  const deps: PaymentDeps = { payments, gateway, saga, now: () => NOW };
+  return {
+    payments,
+    gateway,
+    saga,
+    deps,
+    request: requestPayment(deps),
+    apply: applyStripeEvent(deps),
+    cancel: cancelPayment(deps),
+  };
+}
+
+const command = (overrides: Partial<RequestPaymentCommand> = {}): RequestPaymentCommand => ({
+  orderId: ORDER,
+  customerId: 'cust-1',
+  amount: 2500,
+  currency: 'usd',
+  paymentMethodId: 'pm_card_visa',
+  taskToken: 'token-1',
+  ...overrides,
+});
+
+function stripeEvent(
+  id: string,
+  type: string,
+  intent: Partial<Stripe.PaymentIntent> & { id: string },
+): Stripe.Event {
+  return {
+    id,
+    object: 'event',
+    type,
+    created: NOW.getTime() / 1000,
+    data: { object: { object: 'payment_intent', metadata: { orderId: ORDER }, ...intent } },
+  } as unknown as Stripe.Event;
+}
+
+const succeeded = (id = 'evt_succeeded', intentId = `pi_${ORDER}`) =>
+  stripeEvent(id, 'payment_intent.succeeded', { id: intentId, status: 'succeeded' });
+
+const paymentFailed = (id = 'evt_failed', intentId = `pi_${ORDER}`) =>
+  stripeEvent(id, 'payment_intent.payment_failed', {
+    id: intentId,
+    status: 'requires_payment_method',
+    last_payment_error: {
+      type: 'card_error',
+      code: 'card_declined',
+      decline_code: 'insufficient_funds',
+      message: 'Your card has insufficient funds.',
+    } as Stripe.PaymentIntent.LastPaymentError,
+  });
+
+const canceled = (id = 'evt_canceled', intentId = `pi_${ORDER}`) =>
+  stripeEvent(id, 'payment_intent.canceled', {
+    id: intentId,
+    status: 'canceled',
+    cancellation_reason: 'abandoned',
+  });
+
+/** A payment whose intent was created, recorded and confirmed; the webhook has not come yet. */
+async function initiated() {
+  const context = setup();
+  await context.request(command());
+  context.gateway.calls.length = 0;
+  return context;
+}
+
+describe('requestPayment', () => {
+  it('stores the task token, creates the intent unconfirmed and records it before confirming it', async () => {
+    const { payments, gateway, request } = setup();
+    let recordedAtConfirm: Payment | undefined;
+    gateway.onConfirm = async () => {
+      recordedAtConfirm = await payments.get(ORDER);
+    };
+
+    const result = await request(command());
+
+    expect(gateway.calls).toEqual(['createIntent', `confirmIntent:pi_${ORDER}:pm_card_visa`]);
+    expect(recordedAtConfirm).toMatchObject({
+      status: 'INITIATED',
+      paymentIntentId: `pi_${ORDER}`,
+      stripeStatus: 'requires_payment_method',
+    });
+    expect(result).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'succeeded' });
+    expect(await payments.get(ORDER)).toMatchObject({
+      orderId: ORDER,
+      amount: 2500,
+      currency: 'usd',
+      status: 'INITIATED',
+      paymentIntentId: `pi_${ORDER}`,
+      taskToken: 'token-1',
+    });
+    expect(payments.events()).toEqual([
+      expect.objectContaining({
+        type: 'payment.initiated',
+        subject: ORDER,
+        time: NOW.toISOString(),
+        data: {
+          orderId: ORDER,
+          paymentIntentId: `pi_${ORDER}`,
+          amount: 2500,
+          currency: 'usd',
+          status: 'requires_payment_method',
+        },
+      }),
+    ]);
+  });
+
+  it('never confirms an intent whose payment compensation closed while it was being created', async () => {
+    const { payments, gateway, request, deps } = setup();
+    const create = gateway.createIntent.bind(gateway);
+    gateway.createIntent = async (intent) => {
+      await cancelPayment(deps)({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } });
+      return create(intent);
+    };
+
+    expect(await request(command())).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'canceled' });
+    expect(gateway.calls).toEqual(['createIntent', `cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED' });
+    expect(payments.eventsOf('payment.initiated')).toHaveLength(0);
+  });
+
+  it('leaves the intent unconfirmed when the order carries no payment method', async () => {
+    const { payments, gateway, request } = setup();
+
+    const result = await request(command({ paymentMethodId: undefined }));
+
+    expect(gateway.calls).toEqual(['createIntent']);
+    expect(result).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'requires_payment_method' });
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'INITIATED', paymentIntentId: `pi_${ORDER}` });
+    expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
+  });
+
+  it('returns a decline on confirmation as the intent status and leaves the verdict to the webhook', async () => {
+    const { payments, saga, request } = setup();
+
+    const result = await request(command({ paymentMethodId: 'pm_card_chargeDeclined' }));
+
+    expect(result).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'requires_payment_method' });
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'INITIATED' });
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('does not tell the saga anything while the payment is still open', async () => {
+    const { saga, request } = setup();
+    await request(command());
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('on a retry with a new token reuses the recorded intent: no second intent, no second payment.initiated', async () => {
+    const { payments, gateway, request } = await initiated();
+
+    const result = await request(command({ taskToken: 'token-2' }));
+
+    expect(gateway.calls).toEqual([`confirmIntent:pi_${ORDER}:pm_card_visa`]);
+    expect(gateway.intents.size).toBe(1);
+    expect(result.paymentIntentId).toBe(`pi_${ORDER}`);
+    expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'INITIATED',
+      paymentIntentId: `pi_${ORDER}`,
+      taskToken: 'token-2',
+    });
+  });
+
+  it('when the payment already settled, tells the saga at once with the new token and does not call Stripe', async () => {
+    const { payments, gateway, saga, request, apply } = await initiated();
+    saga.answer = 'closed'; // the first attempt's step is gone
+    await apply(succeeded());
+    saga.calls.length = 0;
+    saga.answer = 'sent';
+
+    const result = await request(command({ taskToken: 'token-2' }));
+
+    expect(gateway.calls).toEqual([]);
+    expect(result).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'SUCCEEDED' });
+    expect(saga.calls).toEqual([
+      {
+        kind: 'succeed',
+        token: 'token-2',
+        output: { paymentIntentId: `pi_${ORDER}`, status: 'succeeded', amount: 2500, currency: 'usd' },
+      },
+    ]);
+    expect(await payments.get(ORDER)).toMatchObject({ taskToken: 'token-2', notifiedToken: 'token-2' });
+    expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
+  });
+
+  it('when the payment already failed, fails the retried step with PAYMENT_FAILED', async () => {
+    const { saga, gateway, request, apply } = await initiated();
+    await apply(paymentFailed());
+    saga.calls.length = 0;
+
+    await request(command({ taskToken: 'token-2' }));
+
+    expect(gateway.calls).toEqual([]);
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', token: 'token-2', error: 'PAYMENT_FAILED' }),
+    ]);
+  });
+});
+
+describe('applyStripeEvent', () => {
+  it('payment_intent.succeeded settles the payment as SUCCEEDED and tells the saga once', async () => {
+    const { payments, saga, apply } = await initiated();
+
+    expect(await apply(succeeded())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'SUCCEEDED',
+      stripeStatus: 'succeeded',
+      notifiedToken: 'token-1',
+    });
+    expect(payments.eventsOf('payment.succeeded')).toEqual([
+      expect.objectContaining({
+        subject: ORDER,
+        data: { orderId: ORDER, paymentIntentId: `pi_${ORDER}`, amount: 2500, currency: 'usd' },
+      }),
+    ]);
+    expect(saga.calls).toEqual([
+      {
+        kind: 'succeed',
+        token: 'token-1',
+        output: { paymentIntentId: `pi_${ORDER}`, status: 'succeeded', amount: 2500, currency: 'usd' },
+      },
+    ]);
+  });
+
+  it('payment_intent.payment_failed settles the payment as FAILED with the decline code and fails the step', async () => {
+    const { payments, saga, apply } = await initiated();
+
+    expect(await apply(paymentFailed())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'insufficient_funds',
+      failureMessage: 'Your card has insufficient funds.',
+    });
+    expect(payments.eventsOf('payment.failed')).toEqual([
+      expect.objectContaining({
+        data: {
+          orderId: ORDER,
+          paymentIntentId: `pi_${ORDER}`,
+          amount: 2500,
+          currency: 'usd',
+          reason: 'DECLINED',
+          failureCode: 'insufficient_funds',
+        },
+      }),
+    ]);
+    expect(saga.calls).toEqual([
+      {
+        kind: 'fail',
+        token: 'token-1',
+        error: 'PAYMENT_FAILED',
+        cause: {
+          paymentIntentId: `pi_${ORDER}`,
+          failureCode: 'insufficient_funds',
+          message: 'Your card has insufficient funds.',
+        },
+      },
+    ]);
+  });
+
+  it('a failure without a decline code falls back to the error code', async () => {
+    const { payments, apply } = await initiated();
+    const event = stripeEvent('evt_failed', 'payment_intent.payment_failed', {
+      id: `pi_${ORDER}`,
+      status: 'requires_payment_method',
+      last_payment_error: {
+        type: 'card_error',
+        code: 'expired_card',
+        message: 'Your card has expired.',
+      } as Stripe.PaymentIntent.LastPaymentError,
+    });
+
+    await apply(event);
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'FAILED', failureCode: 'expired_card' });
+  });
+
+  it('payment_intent.canceled settles the payment as CANCELLED and fails the step with PAYMENT_CANCELED', async () => {
+    const { payments, saga, apply } = await initiated();
+
+    expect(await apply(canceled())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED', stripeStatus: 'canceled' });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'abandoned' }) }),
+    ]);
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', token: 'token-1', error: 'PAYMENT_CANCELED' }),
+    ]);
+  });
+
+  it('applies the same event id once: the second delivery is a duplicate, without a second event or saga call', async () => {
+    const { payments, saga, apply } = await initiated();
+
+    expect(await apply(succeeded('evt_1'))).toBe('applied');
+    expect(await apply(succeeded('evt_1'))).toBe('duplicate');
+
+    expect(payments.eventsOf('payment.succeeded')).toHaveLength(1);
+    expect(saga.calls).toHaveLength(1);
+  });
+
+  it('a duplicate delivery still tells the saga when the first delivery stopped before it could', async () => {
+    const { payments, saga, apply } = await initiated();
+    await payments.transition(ORDER, 'SUCCEEDED', {}, undefined, NOW, 'evt_1');
+
+    expect(await apply(succeeded('evt_1'))).toBe('duplicate');
+
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'succeed', token: 'token-1' })]);
+    expect(await payments.get(ORDER)).toMatchObject({ notifiedToken: 'token-1' });
+  });
+
+  it('ignores a success that arrives after a failure, and changes nothing', async () => {
+    const { payments, saga, apply } = await initiated();
+    await apply(paymentFailed());
+    const before = await payments.get(ORDER);
+    const eventCount = payments.outbox.length;
+
+    expect(await apply(succeeded())).toBe('ignored');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.outbox).toHaveLength(eventCount);
+    expect(saga.calls.map((call) => call.kind)).toEqual(['fail']);
+  });
+
+  it('ignores a failure that arrives after a success, and changes nothing', async () => {
+    const { payments, saga, apply } = await initiated();
+    await apply(succeeded());
+    const before = await payments.get(ORDER);
+    const eventCount = payments.outbox.length;
+
+    expect(await apply(paymentFailed())).toBe('ignored');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.outbox).toHaveLength(eventCount);
+    expect(saga.calls.map((call) => call.kind)).toEqual(['succeed']);
+  });
+
+  it('remembers an ignored event so that it is never applied later either', async () => {
+    const { payments, apply } = await initiated();
+    await apply(succeeded());
+
+    expect(await apply(paymentFailed('evt_late'))).toBe('ignored');
+
+    expect(payments.stripeEvents.has('evt_late')).toBe(true);
+    expect(await apply(paymentFailed('evt_late'))).toBe('duplicate');
+  });
+
+  it('finds the payment by its PaymentIntent id even when the metadata names no order', async () => {
+    const { payments, apply } = await initiated();
+    const event = stripeEvent('evt_1', 'payment_intent.succeeded', {
+      id: `pi_${ORDER}`,
+      status: 'succeeded',
+      metadata: {},
+    });
+
+    expect(await apply(event)).toBe('applied');
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED' });
+  });
+
+  it('falls back to metadata.orderId when the PaymentIntent id is not on record, and records that id', async () => {
+    const { payments, saga, apply } = setup();
+    payments.put({ status: 'CREATING' }); // intent created, its id never stored
+
+    expect(await apply(succeeded('evt_1', 'pi_unrecorded'))).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'SUCCEEDED',
+      paymentIntentId: 'pi_unrecorded',
+    });
+    expect(payments.eventsOf('payment.succeeded')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ paymentIntentId: 'pi_unrecorded' }) }),
+    ]);
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'succeed', token: 'token-1' })]);
+  });
+
+  it('answers unknown-payment for an intent of no known order, and changes nothing', async () => {
+    const { payments, saga, apply } = await initiated();
+    const before = await payments.get(ORDER);
+    const event = stripeEvent('evt_1', 'payment_intent.succeeded', {
+      id: 'pi_elsewhere',
+      status: 'succeeded',
+      metadata: { orderId: 'order-unknown' },
+    });
+
+    expect(await apply(event)).toBe('unknown-payment');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.eventsOf('payment.succeeded')).toEqual([]);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('answers unhandled-type for other event types, and changes nothing', async () => {
+    const { payments, saga, apply } = await initiated();
+    const before = await payments.get(ORDER);
+    const eventCount = payments.outbox.length;
+    const event = {
+      id: 'evt_refund',
+      object: 'event',
+      type: 'charge.refunded',
+      data: { object: { id: 'ch_1', object: 'charge', payment_intent: `pi_${ORDER}` } },
+    } as unknown as Stripe.Event;
+
+    expect(await apply(event)).toBe('unhandled-type');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.outbox).toHaveLength(eventCount);
+    expect(payments.stripeEvents.size).toBe(0);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('treats a closed token (the step timed out) as no error and marks it notified', async () => {
+    const { payments, saga, apply } = await initiated();
+    saga.answer = 'closed';
+
+    expect(await apply(succeeded())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED', notifiedToken: 'token-1' });
+    expect(saga.calls).toHaveLength(1);
+    expect(await apply(succeeded('evt_again'))).toBe('ignored');
+    expect(saga.calls).toHaveLength(1);
+  });
+});
+
+describe('notifySaga', () => {
+  const settled = (overrides: Partial<Payment> = {}): Payment => ({
+    orderId: ORDER,
+    amount: 2500,
+    currency: 'usd',
+    status: 'SUCCEEDED',
+    paymentIntentId: `pi_${ORDER}`,
+    taskToken: 'token-1',
+    createdAt: NOW.toISOString(),
+    updatedAt: NOW.toISOString(),
+    ...overrides,
+  });
+
+  it('tells nothing while the payment is open', async () => {
+    const { payments, saga, deps } = setup();
+    payments.put({ status: 'INITIATED' });
+    await notifySaga(deps, settled({ status: 'INITIATED' }));
+    expect(saga.calls).toEqual([]);
+    expect(await payments.get(ORDER)).not.toHaveProperty('notifiedToken');
+  });
+
+  it('tells nothing without a task token, or when that token was already told', async () => {
+    const { saga, deps } = setup();
+    await notifySaga(deps, settled({ taskToken: undefined }));
+    await notifySaga(deps, settled({ notifiedToken: 'token-1' }));
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('tells a new token even when an earlier one was told', async () => {
+    const { payments, saga, deps } = setup();
+    payments.put({ status: 'SUCCEEDED', taskToken: 'token-2', notifiedToken: 'token-1' });
+    await notifySaga(deps, settled({ taskToken: 'token-2', notifiedToken: 'token-1' }));
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'succeed', token: 'token-2' })]);
+    expect(await payments.get(ORDER)).toMatchObject({ notifiedToken: 'token-2' });
+  });
+
+  it('does not mark a token notified when the payment has moved on to another token meanwhile', async () => {
+    const { payments, deps } = setup();
+    payments.put({ status: 'SUCCEEDED', taskToken: 'token-2' });
+    await notifySaga(deps, settled({ taskToken: 'token-1' }));
+    expect(await payments.get(ORDER)).not.toHaveProperty('notifiedToken');
+  });
+});
+
+describe('cancelPayment', () => {
+  it('answers NONE when the order never reached payment', async () => {
+    const { gateway, cancel } = setup();
+    expect(await cancel({ orderId: ORDER })).toEqual({ status: 'NONE' });
+    expect(gateway.calls).toEqual([]);
+  });
+
+  it('cancels an open intent: CANCELLED with payment.cancelled carrying the saga failure as reason', async () => {
+    const { payments, gateway, cancel } = await initiated();
+
+    const result = await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_FAILED', Cause: 'declined' } });
+
+    expect(result).toEqual({ status: 'CANCELLED' });
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED', stripeStatus: 'canceled' });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({
+        subject: ORDER,
+        data: {
+          orderId: ORDER,
+          paymentIntentId: `pi_${ORDER}`,
+          amount: 2500,
+          currency: 'usd',
+          reason: 'PAYMENT_FAILED',
+        },
+      }),
+    ]);
+  });
+
+  it.each([
+    [{ Error: 'PAYMENT_TIMEOUT' }, 'PAYMENT_TIMEOUT'],
+    [{ Error: 'CUSTOMER_CANCELLED' }, 'CUSTOMER_CANCELLED'],
+    [{ Error: 'ReservationExpiredError' }, 'RESERVATION_EXPIRED'],
+    [{ Error: 'PaymentMethodRejectedError' }, 'PAYMENT_FAILED'],
+    [{ Error: 'States.Timeout' }, 'States.Timeout'],
+    [undefined, 'COMPENSATION'],
+  ])('maps the saga failure %o to the reason %s', async (failure, reason) => {
+    const { payments, cancel } = await initiated();
+    await cancel({ orderId: ORDER, failure });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason }) }),
+    ]);
+  });
+
+  it('cancels a payment that already failed, calling Stripe to cancel its intent', async () => {
+    const { payments, gateway, cancel, apply } = await initiated();
+    await apply(paymentFailed());
+
+    expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_FAILED' } })).toEqual({
+      status: 'CANCELLED',
+    });
+
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'CANCELLED',
+      failureCode: 'insufficient_funds',
+    });
+  });
+
+  it('refunds a payment that succeeded: REFUNDED with payment.refunded carrying the refund id', async () => {
+    const { payments, gateway, cancel, apply } = await initiated();
+    await apply(succeeded());
+
+    const result = await cancel({ orderId: ORDER, failure: { Error: 'States.TaskFailed' } });
+
+    expect(result).toEqual({ status: 'REFUNDED' });
+    expect(gateway.calls).toEqual([`refund:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'REFUNDED', refundId: 're_1' });
+    expect(payments.eventsOf('payment.refunded')).toEqual([
+      expect.objectContaining({
+        subject: ORDER,
+        data: {
+          orderId: ORDER,
+          paymentIntentId: `pi_${ORDER}`,
+          amount: 2500,
+          currency: 'usd',
+          reason: 'States.TaskFailed',
+          refundId: 're_1',
+        },
+      }),
+    ]);
+  });
+
+  it('records the success and then refunds an intent that turns out paid when it is cancelled', async () => {
+    const { payments, gateway, cancel } = await initiated();
+    gateway.cancelAnswer = 'succeeded';
+
+    const result = await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } });
+
+    expect(result).toEqual({ status: 'REFUNDED' });
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`, `refund:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'REFUNDED', refundId: 're_1' });
+    expect(payments.events().map((event) => event.type)).toEqual([
+      'payment.initiated',
+      'payment.succeeded',
+      'payment.refunded',
+    ]);
+    expect(payments.eventsOf('payment.refunded')).toEqual([
+      expect.objectContaining({
+        data: expect.objectContaining({ reason: 'PAYMENT_TIMEOUT', refundId: 're_1' }),
+      }),
+    ]);
+  });
+
+  it('refunds a failed payment that turns out paid (another card after the decline), once', async () => {
+    const { payments, gateway, cancel, apply } = await initiated();
+    await apply(paymentFailed());
+    gateway.cancelAnswer = 'succeeded';
+
+    expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_FAILED' } })).toEqual({
+      status: 'REFUNDED',
+    });
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'REFUNDED', refundId: 're_1' });
+    expect(payments.eventsOf('payment.refunded')).toHaveLength(1);
+
+    expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_FAILED' } })).toEqual({
+      status: 'REFUNDED',
+    });
+    expect(gateway.refunds).toBe(1);
+  });
+
+  it('a late webhook for the refunded payment changes nothing', async () => {
+    const { payments, cancel, apply } = await initiated();
+    await apply(succeeded('evt_1'));
+    await cancel({ orderId: ORDER });
+    const before = await payments.get(ORDER);
+    const eventCount = payments.outbox.length;
+
+    expect(await apply(succeeded('evt_2'))).toBe('ignored');
+    expect(await apply(canceled('evt_3'))).toBe('ignored');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.outbox).toHaveLength(eventCount);
+  });
+
+  it.each([
+    ['an open intent', 'CANCELLED', async (_: Context) => {}],
+    ['a paid intent', 'REFUNDED', async ({ apply }: Context) => void (await apply(succeeded()))],
+    [
+      'an intent found paid when cancelling',
+      'REFUNDED',
+      async ({ gateway }: Context) => void (gateway.cancelAnswer = 'succeeded'),
+    ],
+  ])(
+    'repeating the compensation of %s changes nothing and calls Stripe no more',
+    async (_, status, arrange) => {
+      const context = await initiated();
+      const { payments, gateway, cancel } = context;
+      await arrange(context);
+      await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } });
+      const before = await payments.get(ORDER);
+      const eventCount = payments.outbox.length;
+      const stripeCalls = gateway.calls.length;
+
+      expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } })).toEqual({ status });
+
+      expect(before).toMatchObject({ status });
+      expect(gateway.calls).toHaveLength(stripeCalls);
+      expect(await payments.get(ORDER)).toEqual(before);
+      expect(payments.outbox).toHaveLength(eventCount);
+    },
+  );
+
+  it('cancels a payment with no intent on record without calling Stripe and without an event', async () => {
+    const { payments, gateway, cancel } = setup();
+    payments.put({ status: 'CREATING' });
+
+    expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } })).toEqual({
+      status: 'CANCELLED',
+    });
+
+    expect(gateway.calls).toEqual([]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED' });
+    expect(payments.outbox).toEqual([]);
+  });
+});
