@@ -157,7 +157,7 @@ function componentSchemas(): Record<string, Json> {
   add(
     SagaStateSchema,
     'SagaState',
-    '`STARTED` → `STOCK_RESERVED` → `PAYMENT_PENDING` → `COMPLETED`, or on any failure `COMPENSATING` → `COMPENSATED`. A compensation that itself fails leaves `COMPENSATING` (the execution fails and alarms).',
+    '`STARTED` → `STOCK_RESERVED` → `PAYMENT_PENDING` → `COMPLETED`, or on a failure before the stock is sold `COMPENSATING` → `COMPENSATED`. A compensation that itself fails leaves `COMPENSATING`; a paid and sold order that cannot be completed stays `PAYMENT_PENDING` (in both cases the execution fails and alarms).',
   );
   add(CancellationReasonSchema, 'CancellationReason', 'Why an order was cancelled.');
   add(
@@ -414,7 +414,7 @@ function paths(): Json {
         tags: ['payments'],
         summary: 'Stripe webhook endpoint',
         description:
-          'Verifies `Stripe-Signature` over the raw body (signatures more than 300 s old are refused), then applies the event at most once (keyed by `event.id`). ' +
+          'Verifies `Stripe-Signature` over the raw body (signatures dated more than 300 s before or after now are refused), then applies the event at most once (keyed by `event.id`). ' +
           'Handled: `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`, matched by PaymentIntent id, then `metadata.orderId`. ' +
           'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing. ' +
           'A `500` makes Stripe retry. The `Content-Type` is not checked; the body must be the bytes Stripe sent.',

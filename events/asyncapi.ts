@@ -71,7 +71,7 @@ const SUBJECT_DESCRIPTIONS: Record<Subject, string> = {
   'inventory.low_stock':
     'Declared by the contract: `{sku, available, threshold}`, with the CloudEvent `subject` set to the sku. Not produced by this build yet (see docs/known-gaps.md).',
   'payment.initiated':
-    'The PaymentIntent was created, and confirmed when the order had a `paymentMethodId`. `status` is the PaymentIntent status Stripe answered (e.g. `succeeded`, `requires_payment_method`, `requires_action`).',
+    "The PaymentIntent was created, unconfirmed, and its id recorded; it is confirmed with the order's `paymentMethodId` (if any) only after this. `status` is the status Stripe answered on creation (`requires_payment_method`).",
   'payment.succeeded':
     'Stripe reported `payment_intent.succeeded`, or compensation found the PaymentIntent already paid and records the success before refunding it.',
   'payment.failed':
@@ -138,7 +138,7 @@ const EXAMPLE_DATA: { [S in Subject]: EventData<S> } = {
     paymentIntentId: PAYMENT_INTENT_ID,
     amount: 5000,
     currency: 'usd',
-    status: 'succeeded',
+    status: 'requires_payment_method',
   },
   'payment.succeeded': {
     orderId: ORDER_ID,

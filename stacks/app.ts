@@ -11,6 +11,7 @@ export function buildApp(
 ): { app: App; stack: OrderSagaStack } {
   const issuer = app.node.tryGetContext('jwtIssuer') as string | undefined;
   const audience = app.node.tryGetContext('jwtAudience') as string | undefined;
+  const stripeApiUrl = app.node.tryGetContext('stripeApiUrl') as string | undefined;
   const stack = new OrderSagaStack(app, STACK_NAME, {
     settings: settingsFrom(env),
     ephemeral: app.node.tryGetContext('ephemeral') === 'true' || app.node.tryGetContext('ephemeral') === true,
@@ -23,6 +24,7 @@ export function buildApp(
           },
         }
       : {}),
+    ...(stripeApiUrl ? { stripeApiUrl } : {}),
     env: { account: env.CDK_DEFAULT_ACCOUNT, region: env.CDK_DEFAULT_REGION },
   });
   return { app, stack };

@@ -499,3 +499,35 @@ describe('OrderSagaStack (configured by environment)', () => {
     expect(() => synth({ PAYMENT_TIMEOUT_SECONDS: '0' })).toThrow(/PAYMENT_TIMEOUT_SECONDS/);
   });
 });
+
+describe('OrderSagaStack for a LocalStack run', () => {
+  it('points only the payment functions at another Stripe API when stripeApiUrl is given', () => {
+    const template = synth({}, { stripeApiUrl: 'http://host.docker.internal:12111' });
+    const functions = resources(template, 'AWS::Lambda::Function').filter(
+      ([, fn]) => typeof fn.Metadata?.['order-saga:entry'] === 'string',
+    );
+    for (const [id, fn] of functions) {
+      const entry = String(fn.Metadata?.['order-saga:entry']);
+      const variables = (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+        ?.Variables;
+      if (entry.startsWith('functions/payments/')) {
+        expect(variables?.STRIPE_API_URL, id).toBe('http://host.docker.internal:12111');
+      } else {
+        expect(variables?.STRIPE_API_URL, id).toBeUndefined();
+      }
+    }
+    const defaults = synth();
+    for (const [, fn] of resources(defaults, 'AWS::Lambda::Function')) {
+      const variables = (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+        ?.Variables;
+      expect(variables?.STRIPE_API_URL).toBeUndefined();
+    }
+  });
+
+  it('outputs the three table names', () => {
+    const outputs = synth().toJSON().Outputs as Record<string, unknown>;
+    expect(Object.keys(outputs)).toEqual(
+      expect.arrayContaining(['OrdersTableName', 'InventoryTableName', 'PaymentsTableName']),
+    );
+  });
+});

@@ -1,4 +1,4 @@
-import { CfnParameter, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -18,6 +18,8 @@ export interface OrderSagaStackProps extends StackProps {
   /** Destroy tables with the stack (dev, LocalStack); production keeps them. */
   ephemeral?: boolean;
   jwt?: { issuer: string; audience: string[]; adminScope: string };
+  /** Point the payment functions at a Stripe emulator (LocalStack runs); never set in production. */
+  stripeApiUrl?: string;
 }
 
 /** Composes the services; every dependency between them is a grant or an environment variable here. */
@@ -47,7 +49,18 @@ export class OrderSagaStack extends Stack {
     const payments = new PaymentsService(this, 'Payments', {
       removalPolicy,
       stripeSecret: Secret.fromSecretCompleteArn(this, 'StripeSecret', stripeSecretArn.valueAsString),
+      ...(props.stripeApiUrl ? { stripeApiUrl: props.stripeApiUrl } : {}),
     });
+    for (const [name, table] of Object.entries({
+      Orders: orders.table,
+      Inventory: inventory.table,
+      Payments: payments.table,
+    })) {
+      new CfnOutput(this, `${name}TableName`, {
+        value: table.tableName,
+        description: `The ${name.toLowerCase()} service's table`,
+      });
+    }
 
     const saga = new SagaStateMachine(this, 'Saga', {
       orderStep: orders.sagaStep.function,
@@ -124,7 +137,8 @@ export class OrderSagaStack extends Stack {
 
     // A failed execution means a compensation could not finish: someone has to look.
     new Alarm(this, 'SagaExecutionsFailed', {
-      alarmDescription: 'An order saga failed; its order is left COMPENSATING',
+      alarmDescription:
+        'An order saga failed: COMPENSATING after CompensationFailed, or paid and sold but PAYMENT_PENDING after CompletionFailed',
       metric: saga.stateMachine.metricFailed({ period: Duration.minutes(1) }),
       threshold: 1,
       evaluationPeriods: 1,

@@ -12,6 +12,8 @@ export interface PaymentsServiceProps {
   removalPolicy: RemovalPolicy;
   /** Secrets Manager secret holding {"apiKey": "sk_...", "webhookSecret": "whsec_..."}. */
   stripeSecret: ISecret;
+  /** Another Stripe API base (a Stripe emulator, for LocalStack); unset means Stripe itself. */
+  stripeApiUrl?: string;
 }
 
 /** The payments service: Stripe PaymentIntents, the webhook, refunds. */
@@ -27,7 +29,10 @@ export class PaymentsService extends Construct {
       removalPolicy: props.removalPolicy,
       indexes: [{ name: BY_PAYMENT_INTENT_INDEX, partitionKey: 'paymentIntentId', include: ['orderId'] }],
     });
-    const environment = { STRIPE_SECRET_ARN: props.stripeSecret.secretArn };
+    const environment = {
+      STRIPE_SECRET_ARN: props.stripeSecret.secretArn,
+      ...(props.stripeApiUrl ? { STRIPE_API_URL: props.stripeApiUrl } : {}),
+    };
     const fn = (name: string, entry: string, description: string) => {
       const created = new ServiceFunction(this, name, {
         entry,

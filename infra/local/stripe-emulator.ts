@@ -37,8 +37,10 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface StripeEmulatorOptions {
-  /** 0 or undefined: a free port. The emulator binds 127.0.0.1 only. */
+  /** 0 or undefined: a free port. */
   port?: number;
+  /** Address to bind; default 127.0.0.1. Only a LocalStack run, whose Lambdas live in containers, needs another. */
+  host?: string;
   /** The endpoint secret (whsec_…) webhooks are signed with. */
   webhookSecret: string;
   /** Where events are POSTed; may be set later with setWebhookUrl. Until then events queue. */
@@ -83,7 +85,7 @@ export async function startStripeEmulator(options: StripeEmulatorOptions): Promi
   const server = createServer((req, res) => void api.handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, HOST, () => {
+    server.listen(options.port ?? 0, options.host ?? HOST, () => {
       server.off('error', reject);
       resolve();
     });
@@ -98,8 +100,8 @@ export async function startStripeEmulator(options: StripeEmulatorOptions): Promi
     });
   };
   return {
-    url: `http://${HOST}:${port}`,
-    host: HOST,
+    url: `http://${options.host ?? HOST}:${port}`,
+    host: options.host ?? HOST,
     port,
     setWebhookUrl: (url) => webhooks.setUrl(url),
     idle: () => webhooks.idle(),

@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { parseConfig } from '../../shared/config.ts';
+import { DEFAULT_WEBHOOK_SECRET } from './config.ts';
+import { startStripeEmulator } from './stripe-emulator.ts';
+
+/**
+ * `npm run stripe:emulator`: the local Stripe emulator on its own, for a deployed stack (LocalStack)
+ * whose payment functions were pointed at it with the `stripeApiUrl` context.
+ */
+const config = parseConfig(
+  z.object({
+    STRIPE_EMULATOR_PORT: z.coerce.number().int().min(0).max(65_535).default(12_111),
+    // LocalStack's Lambda containers reach the host on the Docker bridge, not on 127.0.0.1.
+    STRIPE_EMULATOR_HOST: z.string().min(1).default('127.0.0.1'),
+    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+    STRIPE_WEBHOOK_URL: z.url({ message: 'set STRIPE_WEBHOOK_URL to <API base>/payments/webhook' }),
+  }),
+);
+
+const emulator = await startStripeEmulator({
+  port: config.STRIPE_EMULATOR_PORT,
+  host: config.STRIPE_EMULATOR_HOST,
+  webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+  webhookUrl: config.STRIPE_WEBHOOK_URL,
+});
+console.log(`Stripe emulator on ${emulator.url}; webhooks → ${config.STRIPE_WEBHOOK_URL}. Ctrl-C stops it.`);
+const stop = () => void emulator.close().then(() => process.exit(0));
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

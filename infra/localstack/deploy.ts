@@ -1,0 +1,82 @@
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  ResourceExistsException,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { z } from 'zod';
+import { parseConfig } from '../../shared/config.ts';
+import { DEFAULT_WEBHOOK_SECRET, LOCAL_STRIPE_API_KEY } from '../local/config.ts';
+
+/**
+ * `npm run deploy:localstack`: the same stack, deployed to a running LocalStack (which needs Docker,
+ * so this path is not exercised on the project's CI machines). It stores the Stripe keys in
+ * LocalStack's Secrets Manager, bootstraps, and deploys with throwaway tables.
+ *
+ *   NATS_URL=nats://host.docker.internal:4222 \
+ *   STRIPE_API_URL=http://host.docker.internal:12111 npm run deploy:localstack
+ *
+ * NATS_URL and STRIPE_API_URL must be reachable from LocalStack's Lambda containers; run the
+ * emulator with `STRIPE_EMULATOR_HOST=0.0.0.0 STRIPE_WEBHOOK_URL=<API>/payments/webhook npm run stripe:emulator`.
+ */
+const config = parseConfig(
+  z.object({
+    LOCALSTACK_URL: z.url().default('http://localhost:4566'),
+    AWS_REGION: z.string().default('us-east-1'),
+    NATS_URL: z.string().min(1, 'NATS_URL must name a NATS server reachable from LocalStack'),
+    STRIPE_API_URL: z.url().optional(),
+    STRIPE_SECRET_KEY: z.string().startsWith('sk_').default(LOCAL_STRIPE_API_KEY),
+    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+  }),
+);
+
+const env = {
+  ...process.env,
+  AWS_ENDPOINT_URL: config.LOCALSTACK_URL,
+  AWS_ENDPOINT_URL_S3: config.LOCALSTACK_URL.replace('localhost', 's3.localhost.localstack.cloud'),
+  AWS_REGION: config.AWS_REGION,
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  CDK_DEFAULT_ACCOUNT: '000000000000',
+  CDK_DEFAULT_REGION: config.AWS_REGION,
+  CDK_DISABLE_CLI_TELEMETRY: 'true',
+  CDK_DISABLE_VERSION_CHECK: '1',
+};
+
+const secrets = new SecretsManagerClient({
+  endpoint: config.LOCALSTACK_URL,
+  region: config.AWS_REGION,
+  credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+});
+const SecretString = JSON.stringify({
+  apiKey: config.STRIPE_SECRET_KEY,
+  webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+});
+let secretArn: string;
+try {
+  secretArn = (await secrets.send(new CreateSecretCommand({ Name: 'order-saga/stripe', SecretString }))).ARN!;
+} catch (error) {
+  if (!(error instanceof ResourceExistsException)) throw error;
+  secretArn = (await secrets.send(new PutSecretValueCommand({ SecretId: 'order-saga/stripe', SecretString })))
+    .ARN!;
+}
+
+mkdirSync('.tmp', { recursive: true });
+const cdk = (...args: string[]) => execFileSync('npx', ['cdk', ...args], { stdio: 'inherit', env });
+cdk('bootstrap', `aws://000000000000/${config.AWS_REGION}`);
+cdk(
+  'deploy',
+  '--require-approval',
+  'never',
+  '--context',
+  'ephemeral=true',
+  ...(config.STRIPE_API_URL ? ['--context', `stripeApiUrl=${config.STRIPE_API_URL}`] : []),
+  '--parameters',
+  `NatsUrl=${config.NATS_URL}`,
+  '--parameters',
+  `StripeSecretArn=${secretArn}`,
+  '--outputs-file',
+  '.tmp/localstack-outputs.json',
+);
