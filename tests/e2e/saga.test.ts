@@ -2,42 +2,33 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoInventoryRepository } from '../../functions/inventory/inventory-repository.ts';
 import { dynamoPaymentRepository } from '../../functions/payments/payment-repository.ts';
-import { DEFAULT_WEBHOOK_SECRET, localConfigFrom } from '../../infra/local/config.ts';
-import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
+import { DEFAULT_WEBHOOK_SECRET } from '../../infra/local/config.ts';
 import { countOf, typesOf, waitForEvents } from '../support/nats-events.ts';
 import { pollUntil } from '../support/poll.ts';
+import { startTarget, type Target } from '../support/target.ts';
 
 /*
  * The whole saga through the local runtime: real DynamoDB Local, real nats-server (JetStream), the
- * synthesized state machine, the Stripe emulator driven by the real `stripe` SDK.
+ * synthesized state machine, the Stripe emulator driven by the real `stripe` SDK. The same tests run
+ * against a deployed stack with E2E_API_URL (tests/support/target.ts).
  */
 
-let runtime: LocalRuntime;
-const natsUrl = inject('natsUrl');
+let target: Target;
+let natsUrl: string;
 
 beforeAll(async () => {
-  runtime = await startLocalRuntime({
-    config: localConfigFrom({
-      PORT: '0',
-      NATS_URL: natsUrl,
-      SEED_DEMO_DATA: 'false',
-      LOG_LEVEL: 'SILENT',
-      PAYMENT_TIMEOUT_SECONDS: '8',
-    }),
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
-    log: () => {},
-  });
+  target = await startTarget();
+  natsUrl = target.natsUrl;
 });
 
 afterAll(async () => {
-  await runtime?.stop();
+  await target?.stop();
 });
 
-const api = (path: string, init?: RequestInit) => fetch(`${runtime.apiUrl}${path}`, init);
+const api = (path: string, init?: RequestInit) => fetch(`${target.apiUrl}${path}`, init);
 const json = { 'content-type': 'application/json' };
 
 async function putProduct(sku: string, available: number, unitPrice = 1250) {
@@ -92,15 +83,19 @@ const settledOrder = (orderId: string) =>
 
 function repositories() {
   const client = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: runtime.dynamodbEndpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
+    new DynamoDBClient(
+      target.dynamodbEndpoint
+        ? {
+            endpoint: target.dynamodbEndpoint,
+            region: 'us-east-1',
+            credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+          }
+        : {},
+    ),
   );
   return {
-    inventory: dynamoInventoryRepository(client, runtime.tableNames.inventory),
-    payments: dynamoPaymentRepository(client, runtime.tableNames.payments),
+    inventory: dynamoInventoryRepository(client, target.tableNames.inventory),
+    payments: dynamoPaymentRepository(client, target.tableNames.payments),
   };
 }
 
@@ -139,7 +134,7 @@ describe('an order paid with a card that succeeds', () => {
       placed.body.orderId,
       (seen) => countOf(seen, 'order.completed') > 0,
     );
-    await runtime.drained();
+    await target.drained();
     const settled = await waitForEvents(natsUrl, placed.body.orderId, (seen) => seen.length >= events.length);
     for (const type of [
       'order.created',

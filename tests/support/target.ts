@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { inject } from 'vitest';
+import { z } from 'zod';
+import { localConfigFrom } from '../../infra/local/config.ts';
+import { startLocalRuntime } from '../../infra/local/runtime.ts';
+
+/**
+ * What the end-to-end tests run against. By default the local runtime on the tests' own DynamoDB
+ * Local and nats-server. With E2E_API_URL set, a deployed stack (e.g. `npm run deploy:localstack`
+ * with PAYMENT_TIMEOUT_SECONDS=8 and the Stripe emulator): E2E_NATS_URL is the NATS it publishes
+ * to, the table names come from the CDK outputs file, and DynamoDB is reached through the usual
+ * AWS_ENDPOINT_URL / credentials of the environment.
+ */
+export interface Target {
+  apiUrl: string;
+  natsUrl: string;
+  /** Undefined: the SDK's default endpoint resolution (AWS, or AWS_ENDPOINT_URL). */
+  dynamodbEndpoint: string | undefined;
+  tableNames: { orders: string; inventory: string; payments: string };
+  /** Resolves when the outbox has been handed to the bridge (immediately for a deployed stack). */
+  drained(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTarget(): Promise<Target> {
+  if (process.env.E2E_API_URL) return deployedTarget();
+  const runtime = await startLocalRuntime({
+    config: localConfigFrom({
+      PORT: '0',
+      NATS_URL: inject('natsUrl'),
+      SEED_DEMO_DATA: 'false',
+      LOG_LEVEL: 'SILENT',
+      PAYMENT_TIMEOUT_SECONDS: '8',
+    }),
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
+    log: () => {},
+  });
+  return {
+    apiUrl: runtime.apiUrl,
+    natsUrl: runtime.natsUrl,
+    dynamodbEndpoint: runtime.dynamodbEndpoint,
+    tableNames: runtime.tableNames,
+    drained: () => runtime.drained(),
+    stop: () => runtime.stop(),
+  };
+}
+
+function deployedTarget(): Target {
+  const env = z
+    .object({
+      E2E_API_URL: z.url(),
+      E2E_NATS_URL: z.string().min(1),
+      E2E_OUTPUTS_FILE: z.string().default('.tmp/localstack-outputs.json'),
+      E2E_STACK_NAME: z.string().default('OrderSaga'),
+    })
+    .parse(process.env);
+  const outputs = z
+    .record(
+      z.string(),
+      z.object({
+        OrdersTableName: z.string(),
+        InventoryTableName: z.string(),
+        PaymentsTableName: z.string(),
+      }),
+    )
+    .parse(JSON.parse(readFileSync(env.E2E_OUTPUTS_FILE, 'utf8')))[env.E2E_STACK_NAME];
+  if (!outputs) throw new Error(`${env.E2E_OUTPUTS_FILE} has no stack ${env.E2E_STACK_NAME}`);
+  return {
+    apiUrl: env.E2E_API_URL.replace(/\/$/, ''),
+    natsUrl: env.E2E_NATS_URL,
+    dynamodbEndpoint: undefined,
+    tableNames: {
+      orders: outputs.OrdersTableName,
+      inventory: outputs.InventoryTableName,
+      payments: outputs.PaymentsTableName,
+    },
+    drained: async () => {},
+    stop: async () => {},
+  };
+}
