@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { createEvent, type CloudEvent } from '../../events/envelope.ts';
+import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
 import { cancellationReasonFor, PAYMENT_CANCELED, PAYMENT_FAILED } from '../../shared/saga.ts';
 import {
@@ -22,21 +22,29 @@ export interface PaymentDeps {
   now: () => Date;
 }
 
-function paymentEvent<
-  S extends
-    'payment.initiated' | 'payment.succeeded' | 'payment.failed' | 'payment.cancelled' | 'payment.refunded',
->(type: S, payment: Payment, paymentIntentId: string, extra: Record<string, unknown>, now: Date): CloudEvent {
+type PaymentSubject =
+  'payment.initiated' | 'payment.succeeded' | 'payment.failed' | 'payment.cancelled' | 'payment.refunded';
+
+/** A payment event: the fields every payment event carries, plus the subject's own. */
+function paymentEvent<S extends PaymentSubject>(
+  type: S,
+  payment: Payment,
+  paymentIntentId: string,
+  extra: Omit<EventData<S>, 'orderId' | 'paymentIntentId' | 'amount' | 'currency'>,
+  now: Date,
+): CloudEvent {
+  const data = {
+    orderId: payment.orderId,
+    paymentIntentId,
+    amount: payment.amount,
+    currency: payment.currency,
+    ...extra,
+  };
   return createEvent(type, {
     source: PAYMENT_SOURCE,
     subject: payment.orderId,
     time: now,
-    data: {
-      orderId: payment.orderId,
-      paymentIntentId,
-      amount: payment.amount,
-      currency: payment.currency,
-      ...extra,
-    } as never,
+    data: data as EventData<S>,
   });
 }
 
