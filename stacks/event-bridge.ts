@@ -1,10 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { FilterCriteria, FilterRule, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { OUTBOX_KIND } from '../shared/dynamo.ts';
+import { outboxFilterPattern } from '../shared/outbox.ts';
 import { ServiceFunction } from './service-function.ts';
 
 export interface EventBridgeProps {
@@ -48,12 +48,7 @@ export class EventBridge extends Construct {
           maxRecordAge: Duration.hours(24),
           parallelizationFactor: 1,
           onFailure: new SqsDlq(this.deadLetters),
-          filters: [
-            FilterCriteria.filter({
-              eventName: FilterRule.isEqual('INSERT'),
-              dynamodb: { NewImage: { kind: { S: FilterRule.isEqual(OUTBOX_KIND) } } },
-            }),
-          ],
+          filters: [FilterCriteria.filter(outboxFilterPattern())],
         }),
       );
     }

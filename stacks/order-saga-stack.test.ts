@@ -352,7 +352,10 @@ describe('OrderSagaStack (defaults)', () => {
 
   describe('outbox bridge', () => {
     it('reads all three table streams, outbox inserts only, reporting partial failures to a dead-letter queue', () => {
-      const mappings = resources(template, 'AWS::Lambda::EventSourceMapping');
+      const bridgeId = functionIdFor(template, 'functions/bridge/publish-events.ts');
+      const mappings = resources(template, 'AWS::Lambda::EventSourceMapping').filter(
+        ([, m]) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: bridgeId }),
+      );
       expect(mappings).toHaveLength(3);
       const tableIds = resources(template, 'AWS::DynamoDB::Table').map(([id]) => id);
       const queueIds = resources(template, 'AWS::SQS::Queue').map(([id]) => id);
@@ -375,10 +378,26 @@ describe('OrderSagaStack (defaults)', () => {
             Destination: { 'Fn::GetAtt': [expect.toSatisfy((q: string) => queueIds.includes(q)), 'Arn'] },
           },
         });
-        expect(properties.FunctionName, id).toEqual({
-          Ref: functionIdFor(template, 'functions/bridge/publish-events.ts'),
-        });
       }
+    });
+
+    it('starts every committed order.created saga from the orders stream', () => {
+      const starterId = functionIdFor(template, 'functions/orders/start-sagas.ts');
+      const [[, mapping]] = resources(template, 'AWS::Lambda::EventSourceMapping').filter(
+        ([, m]) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: starterId }),
+      ) as [[string, Resource]];
+      const ordersTableId = resources(template, 'AWS::DynamoDB::Table').find(([id]) =>
+        id.startsWith('Orders'),
+      )![0];
+      expect(mapping.Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': [ordersTableId, 'StreamArn'] });
+      expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      const filters = (mapping.Properties.FilterCriteria as { Filters: Array<{ Pattern: string }> }).Filters;
+      expect(filters.map((filter) => JSON.parse(filter.Pattern))).toEqual([
+        {
+          eventName: ['INSERT'],
+          dynamodb: { NewImage: { kind: { S: ['event'] }, eventType: { S: ['order.created'] } } },
+        },
+      ]);
     });
   });
 
@@ -392,10 +411,13 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
-    it('only the create-order function may start the saga', () => {
+    it('only the create-order and start-sagas functions may start the saga', () => {
+      const starters = ['functions/orders/create-order.ts', 'functions/orders/start-sagas.ts'].map((entry) =>
+        functionIdFor(template, entry),
+      );
       for (const [id] of resources(template, 'AWS::Lambda::Function')) {
         const statements = statementsOf(template, roleIdOf(template, id));
-        const expected = id === functionIdFor(template, 'functions/orders/create-order.ts');
+        const expected = starters.includes(id);
         expect(allows(statements, 'states:StartExecution', { Ref: stateMachineId }), id).toBe(expected);
       }
     });

@@ -2,8 +2,11 @@ import { CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, type StackProp
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { outboxFilterPattern } from '../shared/outbox.ts';
 import { EventBridge } from './event-bridge.ts';
 import { OrderSagaHttpApi } from './http-api.ts';
 import { InventoryService } from './inventory-service.ts';
@@ -72,8 +75,10 @@ export class OrderSagaStack extends Stack {
       paymentTimeoutSeconds: props.settings.PAYMENT_TIMEOUT_SECONDS,
     });
     // Orders start sagas; payments answer the waiting payment step.
-    saga.stateMachine.grantStartExecution(orders.createOrder.function);
-    orders.createOrder.function.addEnvironment('STATE_MACHINE_ARN', saga.stateMachine.stateMachineArn);
+    for (const starter of [orders.createOrder.function, orders.startSagas.function]) {
+      saga.stateMachine.grantStartExecution(starter);
+      starter.addEnvironment('STATE_MACHINE_ARN', saga.stateMachine.stateMachineArn);
+    }
     // A separate policy, not the functions' default one: the state machine invokes RequestPayment,
     // and a function waits for its default policy, so granting there would be a dependency cycle.
     new Policy(this, 'PaymentTaskResponse', {
@@ -90,6 +95,19 @@ export class OrderSagaStack extends Stack {
       tables: [orders.table, inventory.table, payments.table],
       natsUrl: natsUrl.valueAsString,
     });
+
+    // Every committed order.created starts its saga, even when the request could not.
+    orders.startSagas.function.addEventSource(
+      new DynamoEventSource(orders.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 25,
+        reportBatchItemFailures: true,
+        retryAttempts: 100,
+        maxRecordAge: Duration.hours(24),
+        onFailure: new SqsDlq(bridge.deadLetters),
+        filters: [FilterCriteria.filter(outboxFilterPattern(['order.created']))],
+      }),
+    );
 
     const health = new ServiceFunction(this, 'Health', {
       entry: 'functions/health/get-health.ts',

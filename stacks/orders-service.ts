@@ -12,6 +12,7 @@ export class OrdersService extends Construct {
   readonly createOrder: ServiceFunction;
   readonly getOrder: ServiceFunction;
   readonly sagaStep: ServiceFunction;
+  readonly startSagas: ServiceFunction;
 
   constructor(scope: Construct, id: string, props: { removalPolicy: RemovalPolicy }) {
     super(scope, id);
@@ -31,5 +32,10 @@ export class OrdersService extends Construct {
       service: 'orders',
       description: 'Saga task: move the order one step',
     }).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
+    this.startSagas = new ServiceFunction(this, 'StartSagas', {
+      entry: 'functions/orders/start-sagas.ts',
+      service: 'orders',
+      description: 'Orders stream (order.created) → start the saga if the request did not',
+    }).bindTable(this.table, TABLE_VARIABLE, 'read');
   }
 }

@@ -3,7 +3,8 @@ import type { AttributeValue as LambdaAttributeValue, DynamoDBRecord } from 'aws
 import { describe, expect, it } from 'vitest';
 import { createEvent, type CloudEvent } from '../../events/envelope.ts';
 import type { EventPublisher } from '../../shared/nats.ts';
-import { eventFromRecord, forwardEvents } from './forward-events.ts';
+import { eventFromRecord } from '../../shared/outbox.ts';
+import { forwardEvents } from './forward-events.ts';
 
 function orderEvent(orderId: string, status: 'PENDING' | 'STOCK_RESERVED' = 'PENDING'): CloudEvent {
   return createEvent('order.status_changed', {

@@ -1,22 +1,6 @@
-import type {
-  AttributeValue as LambdaAttributeValue,
-  DynamoDBBatchResponse,
-  DynamoDBRecord,
-} from 'aws-lambda';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
+import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
 import type { EventPublisher } from '../../shared/nats.ts';
-
-/** Reads the CloudEvent out of an outbox item's stream record; throws on anything else. */
-export function eventFromRecord(record: DynamoDBRecord): CloudEvent {
-  const image = record.dynamodb?.NewImage as Record<string, LambdaAttributeValue> | undefined;
-  if (!image) throw new Error(`stream record ${record.eventID} has no new image`);
-  const item = unmarshall(image as Record<string, AttributeValue>);
-  if (typeof item.event !== 'string')
-    throw new Error(`stream record ${record.eventID} is not an outbox event`);
-  return parseEvent(JSON.parse(item.event));
-}
+import { eventFromRecord } from '../../shared/outbox.ts';
 
 /**
  * Publishes each record's event in stream order and stops at the first failure: that record and

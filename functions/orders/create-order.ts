@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { dynamoDocumentClient, stepFunctionsClient } from '../../shared/aws.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { httpRoute } from '../../shared/http.ts';
+import { logger } from '../../shared/logger.ts';
 import { ordersConfig } from './config.ts';
 import { CreateOrderRequestSchema, orderView } from './order.ts';
 import { dynamoOrderRepository } from './order-repository.ts';
@@ -15,6 +16,8 @@ const place = placeOrder({
   saga: stepFunctionsSagaStarter(stepFunctionsClient(), config.STATE_MACHINE_ARN),
   newOrderId: randomUUID,
   now: () => new Date(),
+  onStartDeferred: (orderId, error) =>
+    logger.warn('saga not started by the request; the outbox will start it', { orderId, error }),
 });
 
 const IdempotencyKeySchema = z.string().min(1).max(255).optional();

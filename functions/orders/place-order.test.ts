@@ -44,7 +44,10 @@ class InMemoryOrders implements OrderRepository {
 
 class RecordingSaga implements SagaStarter {
   readonly started: string[] = [];
+  /** Set to make Step Functions unavailable. */
+  failure: Error | undefined;
   async start(order: Order) {
+    if (this.failure) throw this.failure;
     this.started.push(order.orderId);
   }
 }
@@ -52,14 +55,16 @@ class RecordingSaga implements SagaStarter {
 function setup() {
   const orders = new InMemoryOrders();
   const saga = new RecordingSaga();
+  const deferred: string[] = [];
   let sequence = 0;
   const place = placeOrder({
     orders,
     saga,
     newOrderId: () => `order-${++sequence}`,
     now: () => new Date('2025-01-01T00:00:00.000Z'),
+    onStartDeferred: (orderId) => deferred.push(orderId),
   });
-  return { orders, saga, place };
+  return { orders, saga, place, deferred };
 }
 
 const request = (body: unknown) => CreateOrderRequestSchema.parse(body);
@@ -160,5 +165,16 @@ describe('requestHash', () => {
     ['absent payment method', { customerId: body.customerId, items: body.items }],
   ])('changes with the %s', (_what, other) => {
     expect(requestHash(request(other))).not.toBe(requestHash(request(body)));
+  });
+});
+
+describe('when Step Functions cannot start the saga', () => {
+  it('still accepts the order, with its order.created committed for the outbox to start the saga from', async () => {
+    const { orders, saga, place, deferred } = setup();
+    saga.failure = new Error('ServiceUnavailable');
+    const order = await place({ customerId: 'c-1', items: [{ sku: 'mug', quantity: 1 }] });
+    expect(order.status).toBe('PENDING');
+    expect(deferred).toEqual([order.orderId]);
+    expect(orders.outbox.map((event) => event.type)).toEqual(['order.created']);
   });
 });

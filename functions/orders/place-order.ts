@@ -9,6 +9,8 @@ export interface PlaceOrderDeps {
   saga: SagaStarter;
   newOrderId: () => string;
   now: () => Date;
+  /** Starting the saga failed here; the outbox starts it (ensure-sagas-started.ts), so this is only reported. */
+  onStartDeferred: (orderId: string, error: unknown) => void;
 }
 
 /** The canonical form of a request, so that key order and whitespace do not change its identity. */
@@ -23,9 +25,10 @@ export function requestHash(request: CreateOrderRequest): string {
 }
 
 /**
- * Records the order with its `order.created` event, then starts its saga. With an
- * Idempotency-Key, a repeat of the same request returns the first order (and makes sure its saga
- * runs); the same key with another request is a conflict.
+ * Records the order with its `order.created` event, then starts its saga. If starting fails, the
+ * order is still accepted: its committed `order.created` starts the saga from the table's stream.
+ * With an Idempotency-Key, a repeat of the same request returns the first order (and makes sure its
+ * saga runs); the same key with another request is a conflict.
  */
 export const placeOrder =
   (deps: PlaceOrderDeps) =>
@@ -34,7 +37,7 @@ export const placeOrder =
     const claim = idempotencyKey ? { key: idempotencyKey, requestHash: requestHash(request) } : undefined;
     const result = await deps.orders.create(order, event, claim);
     if (result.created) {
-      await deps.saga.start(order);
+      await start(deps, order);
       return order;
     }
     if (!result.sameRequest) {
@@ -45,6 +48,14 @@ export const placeOrder =
     }
     const existing = await deps.orders.get(result.orderId);
     if (!existing) throw new Error(`idempotency record points at missing order ${result.orderId}`);
-    await deps.saga.start(existing);
+    await start(deps, existing);
     return existing;
   };
+
+async function start(deps: PlaceOrderDeps, order: Order): Promise<void> {
+  try {
+    await deps.saga.start(order);
+  } catch (error) {
+    deps.onStartDeferred(order.orderId, error);
+  }
+}

@@ -4,6 +4,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoInventoryRepository } from '../../functions/inventory/inventory-repository.ts';
+import { newOrder } from '../../functions/orders/order.ts';
+import { dynamoOrderRepository } from '../../functions/orders/order-repository.ts';
 import { dynamoPaymentRepository } from '../../functions/payments/payment-repository.ts';
 import { DEFAULT_WEBHOOK_SECRET } from '../../infra/local/config.ts';
 import { countOf, typesOf, waitForEvents } from '../support/nats-events.ts';
@@ -94,6 +96,7 @@ function repositories() {
     ),
   );
   return {
+    orders: dynamoOrderRepository(client, target.tableNames.orders),
     inventory: dynamoInventoryRepository(client, target.tableNames.inventory),
     payments: dynamoPaymentRepository(client, target.tableNames.payments),
   };
@@ -299,6 +302,23 @@ describe('an order whose payment never completes', () => {
     expect(countOf(events, 'payment.cancelled')).toBe(1);
     expect(countOf(events, 'payment.succeeded') + countOf(events, 'payment.failed')).toBe(0);
   }, 40_000);
+});
+
+describe('an order whose request could not start its saga', () => {
+  it('is started from its committed order.created (the outbox) and completes', async () => {
+    const item = sku();
+    await putProduct(item, 2);
+    // What POST /orders leaves behind when Step Functions is unreachable: the order and its event.
+    const { order, event } = newOrder(
+      { customerId: 'cust-7', items: [{ sku: item, quantity: 1 }], paymentMethodId: 'pm_card_visa' },
+      randomUUID(),
+      new Date(),
+    );
+    expect(await repositories().orders.create(order, event)).toEqual({ created: true });
+
+    expect(await settledOrder(order.orderId)).toMatchObject({ status: 'COMPLETED', sagaState: 'COMPLETED' });
+    expect(await getProduct(item)).toMatchObject({ available: 1, reserved: 0 });
+  });
 });
 
 describe('an order with a payment method Stripe does not know', () => {
