@@ -110,7 +110,7 @@ const FORWARD_TASKS = [
   'RequestPayment',
   'ConfirmStock',
 ];
-const COMPENSATION_CHAIN = ['MarkCompensating', 'CancelPayment', 'ReleaseStock', 'MarkCompensated'];
+const COMPENSATION_CHAIN = ['MarkCompensating', 'ReleaseStock', 'CancelPayment', 'MarkCompensated'];
 
 describe('OrderSagaStack (defaults)', () => {
   let template: Template;

@@ -5,6 +5,7 @@ import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { outboxFilterPattern } from '../shared/outbox.ts';
 import { EventBridge } from './event-bridge.ts';
@@ -97,6 +98,11 @@ export class OrderSagaStack extends Stack {
     });
 
     // Every committed order.created starts its saga, even when the request could not.
+    const unstartedSagas = new Queue(this, 'UnstartedSagas', {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
     orders.startSagas.function.addEventSource(
       new DynamoEventSource(orders.table, {
         startingPosition: StartingPosition.TRIM_HORIZON,
@@ -104,7 +110,7 @@ export class OrderSagaStack extends Stack {
         reportBatchItemFailures: true,
         retryAttempts: 100,
         maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(bridge.deadLetters),
+        onFailure: new SqsDlq(unstartedSagas),
         filters: [FilterCriteria.filter(outboxFilterPattern(['order.created']))],
       }),
     );
@@ -158,6 +164,14 @@ export class OrderSagaStack extends Stack {
       alarmDescription:
         'An order saga failed: COMPENSATING after CompensationFailed, or paid and sold but PAYMENT_PENDING after CompletionFailed',
       metric: saga.stateMachine.metricFailed({ period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    new Alarm(this, 'UnstartedSagasAlarm', {
+      alarmDescription: 'Orders whose saga could not be started from their order.created outbox record',
+      metric: unstartedSagas.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -103,9 +103,11 @@ export class SagaStateMachine extends Construct {
       orderId,
       failure,
     });
+    // Stock first: if it turns out sold (ConfirmStock committed but its task still failed),
+    // ReleaseStock refuses and the execution fails before any refund, never refund-and-keep-the-sale.
     markCompensating
-      .next(compensate('CancelPayment', props.cancelPayment, { orderId, failure }))
       .next(compensate('ReleaseStock', props.releaseStock, { orderId }))
+      .next(compensate('CancelPayment', props.cancelPayment, { orderId, failure }))
       .next(compensate('MarkCompensated', props.orderStep, { step: 'COMPENSATED', orderId, failure }))
       .next(new Succeed(this, 'OrderCancelled'));
 

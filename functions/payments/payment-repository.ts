@@ -30,7 +30,10 @@ export interface PaymentRepository {
     command: { orderId: string; amount: number; currency: string; taskToken: string },
     now: Date,
   ): Promise<Payment>;
-  /** Moves the status forward with its event; `stripeEventId` is recorded in the same transaction. */
+  /**
+   * Moves the status forward with its event; `stripeEventId` is recorded in the same transaction.
+   * `from` narrows the statuses it may move from (default: every one `ALLOWED_FROM` permits).
+   */
   transition(
     orderId: string,
     to: PaymentStatus,
@@ -38,6 +41,7 @@ export interface PaymentRepository {
     event: CloudEvent | undefined,
     now: Date,
     stripeEventId?: string,
+    from?: readonly PaymentStatus[],
   ): Promise<TransitionResult>;
   /** Remembers a Stripe event that changed nothing, so it is never applied later either. */
   recordStripeEvent(stripeEventId: string, now: Date): Promise<boolean>;
@@ -116,8 +120,8 @@ export function dynamoPaymentRepository(
       return strip(Attributes!);
     },
 
-    async transition(orderId, to, fields, event, now, stripeEventId) {
-      const from = ALLOWED_FROM[to];
+    async transition(orderId, to, fields, event, now, stripeEventId, only) {
+      const from = only ? ALLOWED_FROM[to].filter((status) => only.includes(status)) : ALLOWED_FROM[to];
       const names: Record<string, string> = { '#status': 'status' };
       const values: Record<string, unknown> = { ':to': to, ':now': now.toISOString() };
       const sets = ['#status = :to', 'updatedAt = :now'];

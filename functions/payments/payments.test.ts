@@ -54,10 +54,12 @@ class InMemoryPayments implements PaymentRepository {
     event: CloudEvent | undefined,
     now: Date,
     stripeEventId?: string,
+    only?: readonly PaymentStatus[],
   ): Promise<TransitionResult> {
     if (stripeEventId && this.stripeEvents.has(stripeEventId)) return 'duplicate';
     const payment = this.payments.get(orderId);
-    if (!payment || !ALLOWED_FROM[to].includes(payment.status)) return 'stale';
+    const from = only ? ALLOWED_FROM[to].filter((status) => only.includes(status)) : ALLOWED_FROM[to];
+    if (!payment || !from.includes(payment.status)) return 'stale';
     this.payments.set(orderId, { ...payment, ...fields, status: to, updatedAt: now.toISOString() });
     if (event) this.outbox.push(event);
     if (stripeEventId) this.stripeEvents.add(stripeEventId);
@@ -811,6 +813,27 @@ describe('cancelPayment', () => {
       expect(payments.outbox).toHaveLength(eventCount);
     },
   );
+
+  it('cancels at Stripe an intent the payment step recorded while compensation was deciding', async () => {
+    const { payments, gateway, cancel, request } = setup();
+    await payments.begin({ orderId: ORDER, amount: 2500, currency: 'usd', taskToken: 'token-1' }, NOW);
+    const read = payments.get.bind(payments);
+    let raced = false;
+    payments.get = async (orderId: string) => {
+      const snapshot = await read(orderId);
+      if (!raced) {
+        raced = true; // compensation saw CREATING; now the payment step records its intent
+        await request(command({ paymentMethodId: null }));
+      }
+      return snapshot;
+    };
+
+    expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } })).toEqual({
+      status: 'CANCELLED',
+    });
+    expect(gateway.calls).toEqual(['createIntent', `cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED', paymentIntentId: `pi_${ORDER}` });
+  });
 
   it('cancels a payment with no intent on record without calling Stripe and without an event', async () => {
     const { payments, gateway, cancel } = setup();

@@ -202,9 +202,20 @@ export const cancelPayment =
 
     if (payment.status === 'CANCELLED' || payment.status === 'REFUNDED') return { status: payment.status };
     if (!intentId) {
-      // No intent on record means none was confirmed: an intent is only confirmed after its id is stored.
-      await moveTo(deps, payment.orderId, 'CANCELLED', {}, undefined, now);
-      return { status: 'CANCELLED' };
+      // No intent on record means none was confirmed: an intent is only confirmed after its id is
+      // stored. Only while that still holds (CREATING) may it close without Stripe; if the payment
+      // step recorded an intent meanwhile, start over and cancel that intent at Stripe.
+      const closed = await deps.payments.transition(
+        payment.orderId,
+        'CANCELLED',
+        {},
+        undefined,
+        now,
+        undefined,
+        ['CREATING'],
+      );
+      if (closed === 'applied') return { status: 'CANCELLED' };
+      return cancelPayment(deps)(command);
     }
 
     let paid = payment.status === 'SUCCEEDED';

@@ -39,8 +39,10 @@ export class PaymentMethodRejectedError extends Error {
 }
 
 /**
- * Stripe could not answer (network, 5xx, rate limit): worth another attempt. The SDK's own errors
- * leave `name` as 'Error', which retry rules cannot tell apart; this one is named.
+ * Stripe could not be reached, or turned the request away before running it (rate limit): worth
+ * another attempt with the same idempotency key. A 500 is not among them: Stripe stores it under the
+ * key and would answer every retry the same. The SDK's own errors leave `name` as 'Error', which
+ * retry rules cannot tell apart; this one is named.
  */
 export class PaymentProviderUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -56,7 +58,6 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (
       error instanceof Stripe.errors.StripeConnectionError ||
-      error instanceof Stripe.errors.StripeAPIError ||
       error instanceof Stripe.errors.StripeRateLimitError
     ) {
       throw new PaymentProviderUnavailableError(error.message, { cause: error });
@@ -77,9 +78,10 @@ export interface StripeGatewayOptions {
 export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
   const url = options.apiUrl ? new URL(options.apiUrl) : undefined;
   const stripe = new Stripe(options.apiKey, {
-    // Worst case ≈ 2 × 8 s plus backoff: well inside the saga task's 30 s.
-    maxNetworkRetries: 1,
-    timeout: 8_000,
+    // No SDK retries: the saga retries the whole step with the same idempotency keys. At most three
+    // calls a step (cancel, retrieve, refund) × 5 s stays well inside the tasks' 30 s.
+    maxNetworkRetries: 0,
+    timeout: 5_000,
     ...(url
       ? {
           host: url.hostname,

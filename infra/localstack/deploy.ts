@@ -22,20 +22,35 @@ import { DEFAULT_WEBHOOK_SECRET, LOCAL_STRIPE_API_KEY } from '../local/config.ts
  * emulator with `STRIPE_EMULATOR_HOST=0.0.0.0 STRIPE_WEBHOOK_URL=<API>/payments/webhook npm run stripe:emulator`.
  */
 const config = parseConfig(
-  z.object({
-    LOCALSTACK_URL: z.url().default('http://localhost:4566'),
-    AWS_REGION: z.string().default('us-east-1'),
-    NATS_URL: z.string().min(1, 'NATS_URL must name a NATS server reachable from LocalStack'),
-    STRIPE_API_URL: z.url().optional(),
-    STRIPE_SECRET_KEY: z.string().startsWith('sk_').default(LOCAL_STRIPE_API_KEY),
-    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
-  }),
+  z
+    .object({
+      LOCALSTACK_URL: z.url().default('http://localhost:4566'),
+      AWS_REGION: z.string().default('us-east-1'),
+      NATS_URL: z.string().min(1, 'NATS_URL must name a NATS server reachable from LocalStack'),
+      STRIPE_API_URL: z.url().optional(),
+      STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
+      STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+    })
+    .refine((env) => env.STRIPE_API_URL || env.STRIPE_SECRET_KEY, {
+      message:
+        'without STRIPE_API_URL (the emulator) the functions call Stripe itself: set STRIPE_SECRET_KEY to a test key',
+    }),
 );
+const stripeKey = config.STRIPE_SECRET_KEY ?? LOCAL_STRIPE_API_KEY;
 
+// A profile or session token would make the CDK CLI resolve another account than LocalStack's.
+const {
+  AWS_PROFILE: _profile,
+  AWS_DEFAULT_PROFILE: _defaultProfile,
+  AWS_SESSION_TOKEN: _token,
+  ...inherited
+} = process.env;
+const localstack = new URL(config.LOCALSTACK_URL);
 const env = {
-  ...process.env,
+  ...inherited,
   AWS_ENDPOINT_URL: config.LOCALSTACK_URL,
-  AWS_ENDPOINT_URL_S3: config.LOCALSTACK_URL.replace('localhost', 's3.localhost.localstack.cloud'),
+  // Asset buckets are addressed virtual-host style; LocalStack's wildcard domain resolves them.
+  AWS_ENDPOINT_URL_S3: `${localstack.protocol}//s3.localhost.localstack.cloud:${localstack.port || '4566'}`,
   AWS_REGION: config.AWS_REGION,
   AWS_ACCESS_KEY_ID: 'test',
   AWS_SECRET_ACCESS_KEY: 'test',
@@ -51,7 +66,7 @@ const secrets = new SecretsManagerClient({
   credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
 });
 const SecretString = JSON.stringify({
-  apiKey: config.STRIPE_SECRET_KEY,
+  apiKey: stripeKey,
   webhookSecret: config.STRIPE_WEBHOOK_SECRET,
 });
 let secretArn: string;

@@ -132,22 +132,21 @@ describe('an order paid with a card that succeeds', () => {
     expect(await inventory.getReservation(placed.body.orderId)).toMatchObject({ status: 'CONFIRMED' });
     expect(await payments.get(placed.body.orderId)).toMatchObject({ status: 'SUCCEEDED', amount: 7500 });
 
-    const events = await waitForEvents(
-      natsUrl,
-      placed.body.orderId,
-      (seen) => countOf(seen, 'order.completed') > 0,
-    );
-    await target.drained();
-    const settled = await waitForEvents(natsUrl, placed.body.orderId, (seen) => seen.length >= events.length);
-    for (const type of [
+    // Each table's stream reaches NATS on its own: wait until every expected type has arrived, then
+    // until the outbox is drained, and only then count.
+    const expected = [
       'order.created',
       'inventory.reserved',
       'payment.initiated',
       'payment.succeeded',
       'order.completed',
-    ]) {
-      expect(countOf(settled, type), type).toBe(1);
-    }
+    ];
+    await waitForEvents(natsUrl, placed.body.orderId, (seen) =>
+      expected.every((type) => countOf(seen, type) > 0),
+    );
+    await target.drained();
+    const settled = await waitForEvents(natsUrl, placed.body.orderId, () => true);
+    for (const type of expected) expect(countOf(settled, type), type).toBe(1);
     for (const stored of settled) {
       expect(stored.msgId).toBe(stored.event.id);
       expect(stored.natsSubject).toBe(stored.event.type);
@@ -198,21 +197,20 @@ describe('an order paid with a declined card', () => {
       failureCode: 'generic_decline',
     });
 
-    const events = await waitForEvents(
-      natsUrl,
-      placed.body.orderId,
-      (seen) => countOf(seen, 'order.cancelled') > 0,
-    );
-    for (const type of [
+    const expected = [
       'order.created',
       'inventory.reserved',
       'payment.failed',
       'payment.cancelled',
       'inventory.released',
       'order.cancelled',
-    ]) {
-      expect(countOf(events, type), type).toBe(1);
-    }
+    ];
+    await waitForEvents(natsUrl, placed.body.orderId, (seen) =>
+      expected.every((type) => countOf(seen, type) > 0),
+    );
+    await target.drained();
+    const events = await waitForEvents(natsUrl, placed.body.orderId, () => true);
+    for (const type of expected) expect(countOf(events, type), type).toBe(1);
     const failed = events.find((stored) => stored.event.type === 'payment.failed')!.event;
     expect(failed.data).toMatchObject({
       orderId: placed.body.orderId,
@@ -251,7 +249,7 @@ describe('an order for more than is in stock', () => {
     const events = await waitForEvents(
       natsUrl,
       placed.body.orderId,
-      (seen) => countOf(seen, 'order.cancelled') > 0,
+      (seen) => countOf(seen, 'order.cancelled') > 0 && countOf(seen, 'inventory.out_of_stock') > 0,
     );
     const outOfStock = events.find((stored) => stored.event.type === 'inventory.out_of_stock')!.event;
     expect(outOfStock.data).toMatchObject({ reason: 'OUT_OF_STOCK', skus: [scarce] });
@@ -294,11 +292,13 @@ describe('an order whose payment never completes', () => {
       status: 'CANCELLED',
       stripeStatus: 'canceled',
     });
-    const events = await waitForEvents(
+    await waitForEvents(
       natsUrl,
       placed.body.orderId,
-      (seen) => countOf(seen, 'order.cancelled') > 0,
+      (seen) => countOf(seen, 'order.cancelled') > 0 && countOf(seen, 'payment.cancelled') > 0,
     );
+    await target.drained();
+    const events = await waitForEvents(natsUrl, placed.body.orderId, () => true);
     expect(countOf(events, 'payment.cancelled')).toBe(1);
     expect(countOf(events, 'payment.succeeded') + countOf(events, 'payment.failed')).toBe(0);
   }, 40_000);
