@@ -22,7 +22,7 @@ import { MAX_BODY_BYTES } from '../shared/http.ts';
 
 type Json = Record<string, unknown>;
 
-/** Every error code the API answers with (and the one the planned cancel route will add). */
+/** Every error code the API answers with. */
 export const ERROR_CODES = {
   VALIDATION_FAILED: {
     status: 400,
@@ -45,7 +45,7 @@ export const ERROR_CODES = {
   ORDER_NOT_CANCELLABLE: {
     status: 409,
     description:
-      'Planned (with `POST /orders/{orderId}/cancel`): the order is already completed or cancelled.',
+      '`POST /orders/{orderId}/cancel`: the order is already paid, completed, being compensated or cancelled.',
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,
@@ -79,7 +79,7 @@ const ERROR_EXAMPLES: Record<
   PRODUCT_NOT_FOUND: { message: 'Product tee-classic-black does not exist.' },
   IDEMPOTENCY_KEY_REUSED: { message: 'This Idempotency-Key was already used with a different request body.' },
   ORDER_NOT_CANCELLABLE: {
-    message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 is COMPLETED and cannot be cancelled.',
+    message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 is completed and can no longer be cancelled.',
   },
   PAYLOAD_TOO_LARGE: { message: `The request body is larger than ${MAX_BODY_BYTES} bytes.` },
   UNSUPPORTED_MEDIA_TYPE: { message: 'The request body must be application/json.' },
@@ -361,17 +361,23 @@ function paths(): Json {
       post: {
         operationId: 'cancelOrder',
         tags: ['orders'],
-        summary: 'Cancel an order (planned)',
-        description: `${PLANNED_NOTE} Contract: the customer cancels an order that is not yet completed or cancelled; its saga compensates with reason \`CUSTOMER_CANCELLED\`.`,
+        summary: 'Cancel an order',
+        description:
+          'The customer cancels an order whose payment has not succeeded yet. The cancellation is recorded on the order and the saga acts on it at its next step: ' +
+          'before or during payment it compensates (stock released, PaymentIntent canceled, or refunded if a payment raced the cancel) and the order ends `CANCELLED` with reason `CUSTOMER_CANCELLED`. ' +
+          'While the saga waits for the payment, that next step comes with the payment outcome or the payment timeout (`PAYMENT_TIMEOUT_SECONDS`), so the response shows the order as it is now, not yet cancelled. ' +
+          'Asking again is harmless (`202`). Once the payment succeeded (or the order completed, is being compensated, or is cancelled) the answer is `409 ORDER_NOT_CANCELLABLE`.',
         security: CUSTOMER,
-        'x-status': 'planned',
+        'x-status': 'implemented',
         responses: {
           '202': {
             description: 'Cancellation accepted; the order as it is now.',
             content: json(ref('Order')),
           },
+          '400': responseRef('InvalidPath'),
           '404': errorResponse('No such order.', ['ORDER_NOT_FOUND']),
-          '409': errorResponse('The order is already completed or cancelled.', ['ORDER_NOT_CANCELLABLE']),
+          '409': errorResponse('The order can no longer be cancelled.', ['ORDER_NOT_CANCELLABLE']),
+          '500': responseRef('InternalError'),
         },
       },
     },

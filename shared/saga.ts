@@ -13,5 +13,6 @@ export function cancellationReasonFor(error: string): CancellationReason | undef
   if (known.success) return known.data;
   if (error === 'ReservationExpiredError') return 'RESERVATION_EXPIRED';
   if (error === 'PaymentMethodRejectedError') return 'PAYMENT_FAILED';
+  if (error === 'CustomerCancelledError') return 'CUSTOMER_CANCELLED';
   return undefined;
 }

@@ -108,6 +108,7 @@ const FORWARD_TASKS = [
   'MarkStockReserved',
   'MarkPaymentPending',
   'RequestPayment',
+  'MarkPaymentSucceeded',
   'ConfirmStock',
 ];
 const COMPENSATION_CHAIN = ['MarkCompensating', 'ReleaseStock', 'CancelPayment', 'MarkCompensated'];
@@ -229,10 +230,22 @@ describe('OrderSagaStack (defaults)', () => {
       });
       expect(states.StockUnavailable).toMatchObject({ Type: 'Pass', Next: 'MarkCompensating' });
       expect(
-        ['MarkStockReserved', 'MarkPaymentPending', 'RequestPayment', 'ConfirmStock', 'CompleteOrder'].map(
-          (name) => states[name]?.Next,
-        ),
-      ).toEqual(['MarkPaymentPending', 'RequestPayment', 'ConfirmStock', 'CompleteOrder', 'OrderCompleted']);
+        [
+          'MarkStockReserved',
+          'MarkPaymentPending',
+          'RequestPayment',
+          'MarkPaymentSucceeded',
+          'ConfirmStock',
+          'CompleteOrder',
+        ].map((name) => states[name]?.Next),
+      ).toEqual([
+        'MarkPaymentPending',
+        'RequestPayment',
+        'MarkPaymentSucceeded',
+        'ConfirmStock',
+        'CompleteOrder',
+        'OrderCompleted',
+      ]);
       expect(states.OrderCompleted?.Type).toBe('Succeed');
 
       const entries = Object.fromEntries(
@@ -246,6 +259,7 @@ describe('OrderSagaStack (defaults)', () => {
         MarkStockReserved: 'functions/orders/saga-step.ts',
         MarkPaymentPending: 'functions/orders/saga-step.ts',
         RequestPayment: 'functions/payments/request-payment.ts',
+        MarkPaymentSucceeded: 'functions/orders/saga-step.ts',
         ConfirmStock: 'functions/inventory/confirm-stock.ts',
         CompleteOrder: 'functions/orders/saga-step.ts',
         MarkCompensating: 'functions/orders/saga-step.ts',
@@ -456,6 +470,7 @@ describe('OrderSagaStack (defaults)', () => {
           'GET /products/{sku}',
           'POST /orders',
           'GET /orders/{orderId}',
+          'POST /orders/{orderId}/cancel',
           'POST /payments/webhook',
         ].sort(),
       );
@@ -472,7 +487,7 @@ describe('OrderSagaStack (defaults)', () => {
     it('with a JWT issuer, customers need a token and admin routes need the admin scope', () => {
       const withJwt = synth({}, { jwtIssuer: 'https://issuer.example.com', jwtAudience: 'orders-api' });
       const routes = routesOf(withJwt);
-      for (const key of ['POST /orders', 'GET /orders/{orderId}']) {
+      for (const key of ['POST /orders', 'GET /orders/{orderId}', 'POST /orders/{orderId}/cancel']) {
         expect(routes[key]?.AuthorizationType, key).toBe('JWT');
         expect(routes[key]?.AuthorizationScopes, key).toBeUndefined();
       }

@@ -152,6 +152,12 @@ export class OrderSagaStack extends Stack {
         },
         {
           method: HttpMethod.POST,
+          path: '/orders/{orderId}/cancel',
+          handler: orders.cancelOrder.function,
+          audience: 'customer',
+        },
+        {
+          method: HttpMethod.POST,
           path: '/payments/webhook',
           handler: payments.webhook.function,
           audience: 'public',

@@ -11,6 +11,7 @@ export class OrdersService extends Construct {
   readonly table: Table;
   readonly createOrder: ServiceFunction;
   readonly getOrder: ServiceFunction;
+  readonly cancelOrder: ServiceFunction;
   readonly sagaStep: ServiceFunction;
   readonly startSagas: ServiceFunction;
 
@@ -27,6 +28,11 @@ export class OrdersService extends Construct {
       service: 'orders',
       description: 'GET /orders/{orderId}',
     }).bindTable(this.table, TABLE_VARIABLE, 'read');
+    this.cancelOrder = new ServiceFunction(this, 'CancelOrder', {
+      entry: 'functions/orders/cancel-order.ts',
+      service: 'orders',
+      description: 'POST /orders/{orderId}/cancel',
+    }).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
     this.sagaStep = new ServiceFunction(this, 'SagaStep', {
       entry: 'functions/orders/saga-step.ts',
       service: 'orders',

@@ -176,6 +176,23 @@ export class SagaStateMachine extends Construct {
     });
     requestPaymentTask.addCatch(paymentTimedOut, { errors: [Errors.TIMEOUT], resultPath: '$.failure' });
     const requestPayment = forward(requestPaymentTask);
+    // The order records the payment before the stock is sold; a customer cancel that got there
+    // first fails this step (CustomerCancelledError) and the payment is refunded.
+    const markPaymentSucceeded = forward(
+      task(
+        'MarkPaymentSucceeded',
+        props.orderStep,
+        {
+          step: 'PAYMENT_SUCCEEDED',
+          orderId,
+          payment: {
+            paymentIntentId: JsonPath.stringAt('$.payment.paymentIntentId'),
+            status: JsonPath.stringAt('$.payment.status'),
+          },
+        },
+        null,
+      ),
+    );
     const confirm = forward(task('ConfirmStock', props.confirmStock, { orderId }, null));
     // Paid and sold: from here the order can only complete. Retry until it does; if it still cannot,
     // fail (and alarm) rather than refund a sale whose stock is already gone.
@@ -208,6 +225,7 @@ export class SagaStateMachine extends Construct {
           markStockReserved
             .next(markPaymentPending)
             .next(requestPayment)
+            .next(markPaymentSucceeded)
             .next(confirm)
             .next(complete)
             .next(new Succeed(this, 'OrderCompleted')),

@@ -1,4 +1,5 @@
-import { applySagaStep, type Order, type SagaStep } from './order.ts';
+import { NotFoundError } from '../../shared/errors.ts';
+import { applySagaStep, requestCancellation, type Order, type SagaStep, type StepOutcome } from './order.ts';
 import type { OrderRepository } from './order-repository.ts';
 
 export interface ApplySagaStepDeps {
@@ -15,17 +16,44 @@ export class OrderNotFoundError extends Error {
 
 const MAX_ATTEMPTS = 5;
 
-/** Moves an order one saga step forward, retrying when a concurrent writer got there first. */
+/**
+ * Reads the order, applies `change` and saves it with its events, conditional on the version it
+ * read; when a concurrent writer got there first, it starts over from the fresh order.
+ */
+async function changeOrder(
+  deps: ApplySagaStepDeps,
+  orderId: string,
+  change: (order: Order, now: Date) => StepOutcome,
+  missing: () => Error,
+): Promise<Order> {
+  for (let attempt = 1; ; attempt++) {
+    const order = await deps.orders.get(orderId);
+    if (!order) throw missing();
+    const outcome = change(order, deps.now());
+    if (!outcome.changed) return outcome.order;
+    if (await deps.orders.save(outcome.order, outcome.events)) return outcome.order;
+    if (attempt >= MAX_ATTEMPTS) throw new Error(`Order ${orderId} kept changing under us`);
+  }
+}
+
+/** Moves an order one saga step forward. */
 export const applyStep =
   (deps: ApplySagaStepDeps) =>
-  async (command: SagaStep): Promise<Order> => {
-    for (let attempt = 1; ; attempt++) {
-      const order = await deps.orders.get(command.orderId);
-      if (!order) throw new OrderNotFoundError(command.orderId);
-      const outcome = applySagaStep(order, command, deps.now());
-      if (!outcome.changed) return outcome.order;
-      if (await deps.orders.save(outcome.order, outcome.events)) return outcome.order;
-      if (attempt >= MAX_ATTEMPTS)
-        throw new Error(`Order ${command.orderId} kept changing under step ${command.step}`);
-    }
-  };
+  (command: SagaStep): Promise<Order> =>
+    changeOrder(
+      deps,
+      command.orderId,
+      (order, now) => applySagaStep(order, command, now),
+      () => new OrderNotFoundError(command.orderId),
+    );
+
+/** The customer's cancellation (POST /orders/{orderId}/cancel); the saga acts on it at its next step. */
+export const cancelOrder =
+  (deps: ApplySagaStepDeps) =>
+  (orderId: string): Promise<Order> =>
+    changeOrder(
+      deps,
+      orderId,
+      requestCancellation,
+      () => new NotFoundError('ORDER_NOT_FOUND', `Order ${orderId} does not exist.`),
+    );

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseEvent } from '../../events/envelope.ts';
 import { ValidationError } from '../../shared/errors.ts';
+import { ConflictError } from '../../shared/errors.ts';
 import {
   applySagaStep,
   CreateOrderRequestSchema,
+  CustomerCancelledError,
   InvalidTransitionError,
+  requestCancellation,
   mergeLines,
   newOrder,
   orderView,
@@ -443,5 +446,75 @@ describe('orderView', () => {
     expect(view).not.toHaveProperty('amount');
     expect(view).not.toHaveProperty('payment');
     expect(view).not.toHaveProperty('cancellationReason');
+  });
+});
+
+describe('customer cancellation', () => {
+  const paid: SagaStep = {
+    step: 'PAYMENT_SUCCEEDED',
+    orderId: 'order-1',
+    payment: { paymentIntentId: 'pi_1', status: 'succeeded' },
+  };
+  const cancelled = (order: Order) => {
+    const outcome = requestCancellation(order, at(30));
+    if (!outcome.changed) throw new Error('cancellation did not change the order');
+    return outcome.order;
+  };
+
+  it.each([
+    ['STARTED', []],
+    ['STOCK_RESERVED', [reserved]],
+    ['PAYMENT_PENDING', [reserved, paymentPending]],
+  ] as const)('is accepted while the saga is %s, and asking again changes nothing', (_state, steps) => {
+    const order = cancelled(run(placed(), ...steps).order);
+    expect(order.cancelRequestedAt).toBe(at(30).toISOString());
+    expect(requestCancellation(order, at(31)).changed).toBe(false);
+  });
+
+  it('stops the saga at its next step, which then compensates with CUSTOMER_CANCELLED', () => {
+    const order = cancelled(placed());
+    expect(() => applySagaStep(order, reserved, at(31))).toThrow(CustomerCancelledError);
+    const { order: done, events } = run(
+      order,
+      compensating('CustomerCancelledError'),
+      compensated('CustomerCancelledError'),
+    );
+    expect(done).toMatchObject({ status: 'CANCELLED', cancellationReason: 'CUSTOMER_CANCELLED' });
+    expect(events.find((event) => event.type === 'order.cancelled')?.data).toMatchObject({
+      reason: 'CUSTOMER_CANCELLED',
+    });
+  });
+
+  it('wins over a payment that succeeds later: recording the payment fails, so the saga refunds', () => {
+    const order = cancelled(run(placed(), reserved, paymentPending).order);
+    expect(() => applySagaStep(order, paid, at(31))).toThrow(CustomerCancelledError);
+  });
+
+  it('keeps CUSTOMER_CANCELLED as the reason even when the payment step timed out first', () => {
+    const order = cancelled(run(placed(), reserved, paymentPending).order);
+    const { order: done } = run(order, compensating('PAYMENT_TIMEOUT'), compensated('PAYMENT_TIMEOUT'));
+    expect(done.cancellationReason).toBe('CUSTOMER_CANCELLED');
+  });
+
+  it('is refused once the payment succeeded, and after the saga ended', () => {
+    const { order: paidOrder } = run(placed(), reserved, paymentPending, paid);
+    expect(paidOrder.paidAt).toBeDefined();
+    expect(() => requestCancellation(paidOrder, at(30))).toThrow(ConflictError);
+    const { order: done } = run(placed(), reserved, paymentPending, paid, completed);
+    expect(() => requestCancellation(done, at(30))).toThrow(
+      expect.objectContaining({ code: 'ORDER_NOT_CANCELLABLE' }),
+    );
+    const { order: compensatedOrder } = run(
+      placed(),
+      compensating('OUT_OF_STOCK'),
+      compensated('OUT_OF_STOCK'),
+    );
+    expect(() => requestCancellation(compensatedOrder, at(30))).toThrow(ConflictError);
+  });
+
+  it('records the payment once; a repeat of that step changes nothing', () => {
+    const { order } = run(placed(), reserved, paymentPending, paid);
+    expect(order.payment).toEqual({ paymentIntentId: 'pi_1', status: 'succeeded' });
+    expect(applySagaStep(order, paid, at(40)).changed).toBe(false);
   });
 });

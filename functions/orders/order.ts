@@ -10,7 +10,7 @@ import {
   type SagaState,
 } from '../../events/common.ts';
 import { createEvent, type CloudEvent } from '../../events/envelope.ts';
-import { ValidationError } from '../../shared/errors.ts';
+import { ConflictError, ValidationError } from '../../shared/errors.ts';
 import { cancellationReasonFor } from '../../shared/saga.ts';
 
 export const ORDER_SOURCE = 'order-saga/orders';
@@ -45,6 +45,10 @@ export interface Order {
   cancellationReason?: CancellationReason;
   payment?: OrderPayment;
   history: Array<{ sagaState: SagaState; at: string }>;
+  /** The customer asked to cancel; the saga honours it at its next step, until the payment succeeded. */
+  cancelRequestedAt?: string;
+  /** The payment succeeded: from here the order can no longer be cancelled by the customer. */
+  paidAt?: string;
   createdAt: string;
   updatedAt: string;
   /** Optimistic-lock counter; every stored change increments it. */
@@ -119,6 +123,11 @@ export const SagaStepSchema = z.discriminatedUnion('step', [
   }),
   z.object({ step: z.literal('PAYMENT_PENDING'), orderId: z.string() }),
   z.object({
+    step: z.literal('PAYMENT_SUCCEEDED'),
+    orderId: z.string(),
+    payment: z.object({ paymentIntentId: z.string(), status: z.string() }),
+  }),
+  z.object({
     step: z.literal('COMPLETED'),
     orderId: z.string(),
     payment: z.object({ paymentIntentId: z.string(), status: z.string() }),
@@ -128,22 +137,77 @@ export const SagaStepSchema = z.discriminatedUnion('step', [
 ]);
 export type SagaStep = z.infer<typeof SagaStepSchema>;
 
-const TARGET: Record<
-  SagaStep['step'],
-  { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }
-> = {
-  STOCK_RESERVED: { status: 'STOCK_RESERVED', sagaState: 'STOCK_RESERVED', from: ['STARTED'] },
-  PAYMENT_PENDING: { status: 'PAYMENT_PENDING', sagaState: 'PAYMENT_PENDING', from: ['STOCK_RESERVED'] },
-  COMPLETED: { status: 'COMPLETED', sagaState: 'COMPLETED', from: ['PAYMENT_PENDING'] },
-  COMPENSATING: { sagaState: 'COMPENSATING', from: ['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING'] },
-  COMPENSATED: { status: 'CANCELLED', sagaState: 'COMPENSATED', from: ['COMPENSATING'] },
-};
+type StateStep = Exclude<SagaStep['step'], 'PAYMENT_SUCCEEDED'>;
+
+const TARGET: Record<StateStep, { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }> =
+  {
+    STOCK_RESERVED: { status: 'STOCK_RESERVED', sagaState: 'STOCK_RESERVED', from: ['STARTED'] },
+    PAYMENT_PENDING: { status: 'PAYMENT_PENDING', sagaState: 'PAYMENT_PENDING', from: ['STOCK_RESERVED'] },
+    COMPLETED: { status: 'COMPLETED', sagaState: 'COMPLETED', from: ['PAYMENT_PENDING'] },
+    COMPENSATING: { sagaState: 'COMPENSATING', from: ['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING'] },
+    COMPENSATED: { status: 'CANCELLED', sagaState: 'COMPENSATED', from: ['COMPENSATING'] },
+  };
 
 export class InvalidTransitionError extends Error {
   constructor(orderId: string, from: SagaState, step: SagaStep['step']) {
     super(`Order ${orderId} cannot move from ${from} to ${step}`);
     this.name = 'InvalidTransitionError';
   }
+}
+
+/** The customer cancelled before the payment succeeded: the saga compensates with CUSTOMER_CANCELLED. */
+export class CustomerCancelledError extends Error {
+  constructor(orderId: string) {
+    super(`The customer cancelled order ${orderId}`);
+    this.name = 'CustomerCancelledError';
+  }
+}
+
+/** Saga states in which the customer may still cancel (and only until the payment succeeded). */
+const CANCELLABLE: readonly SagaState[] = ['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING'];
+
+/**
+ * The customer's cancellation. It is recorded on the order, and the saga honours it at its next
+ * step. The order item is the point that decides between a cancel and a payment: whichever is
+ * written first wins (the other write then fails its version check, rereads and sees it).
+ */
+export function requestCancellation(order: Order, now: Date): StepOutcome {
+  if (!CANCELLABLE.includes(order.sagaState) || order.paidAt) {
+    throw new ConflictError(
+      'ORDER_NOT_CANCELLABLE',
+      `Order ${order.orderId} is ${order.paidAt && order.sagaState === 'PAYMENT_PENDING' ? 'paid' : order.status.toLowerCase()} and can no longer be cancelled.`,
+    );
+  }
+  if (order.cancelRequestedAt) return { changed: false, order };
+  const at = now.toISOString();
+  return {
+    changed: true,
+    order: { ...order, cancelRequestedAt: at, updatedAt: at, version: order.version + 1 },
+    events: [],
+  };
+}
+
+function recordPayment(
+  order: Order,
+  command: Extract<SagaStep, { step: 'PAYMENT_SUCCEEDED' }>,
+  now: Date,
+): StepOutcome {
+  if (order.paidAt) return { changed: false, order };
+  if (order.cancelRequestedAt) throw new CustomerCancelledError(order.orderId);
+  if (order.sagaState !== 'PAYMENT_PENDING')
+    throw new InvalidTransitionError(order.orderId, order.sagaState, command.step);
+  const at = now.toISOString();
+  return {
+    changed: true,
+    order: {
+      ...order,
+      paidAt: at,
+      payment: { ...command.payment },
+      updatedAt: at,
+      version: order.version + 1,
+    },
+    events: [],
+  };
 }
 
 export type StepOutcome =
@@ -154,6 +218,10 @@ export type StepOutcome =
  * so the state machine may retry any task.
  */
 export function applySagaStep(order: Order, command: SagaStep, now: Date): StepOutcome {
+  if (command.step === 'PAYMENT_SUCCEEDED') return recordPayment(order, command, now);
+  if ((command.step === 'STOCK_RESERVED' || command.step === 'PAYMENT_PENDING') && order.cancelRequestedAt) {
+    throw new CustomerCancelledError(order.orderId);
+  }
   const target = TARGET[command.step];
   if (order.sagaState === target.sagaState) return { changed: false, order };
   if (!target.from.includes(order.sagaState))
@@ -175,7 +243,9 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
   }
   if (command.step === 'COMPLETED') next.payment = { ...command.payment };
   if (command.step === 'COMPENSATING' || command.step === 'COMPENSATED') {
-    const reason = order.cancellationReason ?? cancellationReasonFor(command.failure.Error);
+    const reason =
+      order.cancellationReason ??
+      (order.cancelRequestedAt ? 'CUSTOMER_CANCELLED' : cancellationReasonFor(command.failure.Error));
     if (reason) next.cancellationReason = reason;
   }
 

@@ -321,6 +321,82 @@ describe('an order whose request could not start its saga', () => {
   });
 });
 
+describe('customer cancellation', () => {
+  const cancel = (orderId: string) => api(`/orders/${orderId}/cancel`, { method: 'POST' });
+
+  it('during the payment wait: accepted, then compensated with CUSTOMER_CANCELLED, stock back, intent canceled', async () => {
+    const item = sku();
+    await putProduct(item, 3);
+    const placed = await placeOrder({
+      customerId: 'cust-8',
+      items: [{ sku: item, quantity: 2 }],
+      paymentMethodId: 'pm_card_authenticationRequired',
+    });
+    await pollUntil(
+      'payment pending',
+      () => getOrder(placed.body.orderId),
+      (order) => order.sagaState === 'PAYMENT_PENDING',
+    );
+
+    const accepted = await cancel(placed.body.orderId);
+    expect(accepted.status).toBe(202);
+    expect(await accepted.json()).toMatchObject({ orderId: placed.body.orderId, status: 'PAYMENT_PENDING' });
+    expect((await cancel(placed.body.orderId)).status).toBe(202);
+
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({
+      status: 'CANCELLED',
+      sagaState: 'COMPENSATED',
+      cancellationReason: 'CUSTOMER_CANCELLED',
+    });
+    expect(await getProduct(item)).toMatchObject({ available: 3, reserved: 0 });
+    expect(await repositories().payments.get(placed.body.orderId)).toMatchObject({ status: 'CANCELLED' });
+
+    const again = await cancel(placed.body.orderId);
+    expect(again.status).toBe(409);
+    expect(await again.json()).toMatchObject({ error: { code: 'ORDER_NOT_CANCELLABLE' } });
+  }, 40_000);
+
+  it('racing a card that succeeds: either accepted and fully compensated, or refused and completed', async () => {
+    const item = sku();
+    await putProduct(item, 5);
+    const placed = await placeOrder({
+      customerId: 'cust-9',
+      items: [{ sku: item, quantity: 1 }],
+      paymentMethodId: 'pm_card_visa',
+    });
+    const answer = await cancel(placed.body.orderId);
+    const order = await settledOrder(placed.body.orderId);
+    if (answer.status === 202) {
+      expect(order).toMatchObject({ status: 'CANCELLED', cancellationReason: 'CUSTOMER_CANCELLED' });
+      expect(await getProduct(item)).toMatchObject({ available: 5, reserved: 0 });
+      expect((await repositories().payments.get(placed.body.orderId))?.status ?? 'NONE').toMatch(
+        /NONE|CANCELLED|REFUNDED/,
+      );
+    } else {
+      expect(answer.status).toBe(409);
+      expect(order).toMatchObject({ status: 'COMPLETED' });
+      expect(await getProduct(item)).toMatchObject({ available: 4, reserved: 0 });
+    }
+  });
+
+  it('is refused for a completed order and unknown for a missing one', async () => {
+    const item = sku();
+    await putProduct(item, 2);
+    const placed = await placeOrder({
+      customerId: 'cust-10',
+      items: [{ sku: item, quantity: 1 }],
+      paymentMethodId: 'pm_card_visa',
+    });
+    await settledOrder(placed.body.orderId);
+    const refused = await cancel(placed.body.orderId);
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ error: { code: 'ORDER_NOT_CANCELLABLE' } });
+    expect((await getOrder(placed.body.orderId)).status).toBe('COMPLETED');
+    expect((await cancel(randomUUID())).status).toBe(404);
+  });
+});
+
 describe('an order with a payment method Stripe does not know', () => {
   it('is cancelled PAYMENT_FAILED with its stock back', async () => {
     const item = sku();
