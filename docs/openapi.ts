@@ -44,8 +44,7 @@ export const ERROR_CODES = {
   },
   ORDER_NOT_CANCELLABLE: {
     status: 409,
-    description:
-      '`POST /orders/{orderId}/cancel`: the order is already paid, completed, being compensated or cancelled.',
+    description: '`POST /orders/{orderId}/cancel`: the order is already paid, completed or cancelled.',
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,
@@ -366,7 +365,7 @@ function paths(): Json {
           'The customer cancels an order whose payment has not succeeded yet. The cancellation is recorded on the order and the saga acts on it at its next step: ' +
           'before or during payment it compensates (stock released, PaymentIntent canceled, or refunded if a payment raced the cancel) and the order ends `CANCELLED` with reason `CUSTOMER_CANCELLED`. ' +
           'While the saga waits for the payment, that next step comes with the payment outcome or the payment timeout (`PAYMENT_TIMEOUT_SECONDS`), so the response shows the order as it is now, not yet cancelled. ' +
-          'Asking again is harmless (`202`). Once the payment succeeded (or the order completed, is being compensated, or is cancelled) the answer is `409 ORDER_NOT_CANCELLABLE`.',
+          'Asking again, or asking while the order is already being compensated, is harmless (`202`). Once the payment succeeded, or the order completed or was cancelled, the answer is `409 ORDER_NOT_CANCELLABLE`.',
         security: CUSTOMER,
         'x-status': 'implemented',
         responses: {

@@ -93,21 +93,34 @@ export class SagaStateMachine extends Construct {
       error: 'CompensationFailed',
       causePath: JsonPath.stringAt('$.compensationError.Cause'),
     });
-    const compensate = (name: string, fn: IFunction, payload: Record<string, unknown>) =>
-      task(name, fn, payload, null)
+    const compensate = (
+      name: string,
+      fn: IFunction,
+      payload: Record<string, unknown>,
+      resultPath: string | null = null,
+    ) =>
+      task(name, fn, payload, resultPath)
         .addRetry({ errors: [Errors.ALL], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 5 })
         .addCatch(compensationFailed, { errors: [Errors.ALL], resultPath: '$.compensationError' });
 
-    const markCompensating = compensate('MarkCompensating', props.orderStep, {
-      step: 'COMPENSATING',
-      orderId,
-      failure,
-    });
+    // Its result carries the order's cancellation reason, which the payment events then report too.
+    const markCompensating = compensate(
+      'MarkCompensating',
+      props.orderStep,
+      { step: 'COMPENSATING', orderId, failure },
+      '$.compensating',
+    );
     // Stock first: if it turns out sold (ConfirmStock committed but its task still failed),
     // ReleaseStock refuses and the execution fails before any refund, never refund-and-keep-the-sale.
     markCompensating
       .next(compensate('ReleaseStock', props.releaseStock, { orderId }))
-      .next(compensate('CancelPayment', props.cancelPayment, { orderId, failure }))
+      .next(
+        compensate('CancelPayment', props.cancelPayment, {
+          orderId,
+          failure,
+          cancellationReason: JsonPath.stringAt('$.compensating.cancellationReason'),
+        }),
+      )
       .next(compensate('MarkCompensated', props.orderStep, { step: 'COMPENSATED', orderId, failure }))
       .next(new Succeed(this, 'OrderCancelled'));
 
@@ -179,19 +192,7 @@ export class SagaStateMachine extends Construct {
     // The order records the payment before the stock is sold; a customer cancel that got there
     // first fails this step (CustomerCancelledError) and the payment is refunded.
     const markPaymentSucceeded = forward(
-      task(
-        'MarkPaymentSucceeded',
-        props.orderStep,
-        {
-          step: 'PAYMENT_SUCCEEDED',
-          orderId,
-          payment: {
-            paymentIntentId: JsonPath.stringAt('$.payment.paymentIntentId'),
-            status: JsonPath.stringAt('$.payment.status'),
-          },
-        },
-        null,
-      ),
+      task('MarkPaymentSucceeded', props.orderStep, { step: 'PAYMENT_SUCCEEDED', orderId }, null),
     );
     const confirm = forward(task('ConfirmStock', props.confirmStock, { orderId }, null));
     // Paid and sold: from here the order can only complete. Retry until it does; if it still cannot,

@@ -450,11 +450,7 @@ describe('orderView', () => {
 });
 
 describe('customer cancellation', () => {
-  const paid: SagaStep = {
-    step: 'PAYMENT_SUCCEEDED',
-    orderId: 'order-1',
-    payment: { paymentIntentId: 'pi_1', status: 'succeeded' },
-  };
+  const paid: SagaStep = { step: 'PAYMENT_SUCCEEDED', orderId: 'order-1' };
   const cancelled = (order: Order) => {
     const outcome = requestCancellation(order, at(30));
     if (!outcome.changed) throw new Error('cancellation did not change the order');
@@ -512,9 +508,15 @@ describe('customer cancellation', () => {
     expect(() => requestCancellation(compensatedOrder, at(30))).toThrow(ConflictError);
   });
 
+  it('is a no-op while the saga is already compensating: the order ends cancelled anyway', () => {
+    const { order } = run(placed(), reserved, compensating('OUT_OF_STOCK'));
+    expect(requestCancellation(order, at(30))).toEqual({ changed: false, order });
+  });
+
   it('records the payment once; a repeat of that step changes nothing', () => {
     const { order } = run(placed(), reserved, paymentPending, paid);
-    expect(order.payment).toEqual({ paymentIntentId: 'pi_1', status: 'succeeded' });
+    expect(order.paidAt).toBe(at(3).toISOString());
+    expect(order.payment).toBeUndefined(); // shown from COMPLETED on: a paid order may still be refunded
     expect(applySagaStep(order, paid, at(40)).changed).toBe(false);
   });
 });

@@ -122,11 +122,7 @@ export const SagaStepSchema = z.discriminatedUnion('step', [
     }),
   }),
   z.object({ step: z.literal('PAYMENT_PENDING'), orderId: z.string() }),
-  z.object({
-    step: z.literal('PAYMENT_SUCCEEDED'),
-    orderId: z.string(),
-    payment: z.object({ paymentIntentId: z.string(), status: z.string() }),
-  }),
+  z.object({ step: z.literal('PAYMENT_SUCCEEDED'), orderId: z.string() }),
   z.object({
     step: z.literal('COMPLETED'),
     orderId: z.string(),
@@ -172,13 +168,23 @@ const CANCELLABLE: readonly SagaState[] = ['STARTED', 'STOCK_RESERVED', 'PAYMENT
  * written first wins (the other write then fails its version check, rereads and sees it).
  */
 export function requestCancellation(order: Order, now: Date): StepOutcome {
+  // Already being cancelled (by the customer or a failure): it will end CANCELLED, nothing to add.
+  if (
+    order.sagaState === 'COMPENSATING' ||
+    (order.cancelRequestedAt && !order.paidAt && CANCELLABLE.includes(order.sagaState))
+  ) {
+    return { changed: false, order };
+  }
   if (!CANCELLABLE.includes(order.sagaState) || order.paidAt) {
+    const why =
+      order.paidAt && order.sagaState === 'PAYMENT_PENDING'
+        ? 'is paid'
+        : `is ${order.status === 'COMPLETED' ? 'completed' : 'cancelled'}`;
     throw new ConflictError(
       'ORDER_NOT_CANCELLABLE',
-      `Order ${order.orderId} is ${order.paidAt && order.sagaState === 'PAYMENT_PENDING' ? 'paid' : order.status.toLowerCase()} and can no longer be cancelled.`,
+      `Order ${order.orderId} ${why} and can no longer be cancelled.`,
     );
   }
-  if (order.cancelRequestedAt) return { changed: false, order };
   const at = now.toISOString();
   return {
     changed: true,
@@ -199,10 +205,10 @@ function recordPayment(
   const at = now.toISOString();
   return {
     changed: true,
+    // The order view's `payment` waits for COMPLETED: a paid order may still be refunded (expired hold).
     order: {
       ...order,
       paidAt: at,
-      payment: { ...command.payment },
       updatedAt: at,
       version: order.version + 1,
     },

@@ -18,6 +18,7 @@ export const handler = middy().handler(async (event: unknown) => {
     orderId: order.orderId,
     status: order.status,
     sagaState: order.sagaState,
-    ...(order.cancellationReason ? { cancellationReason: order.cancellationReason } : {}),
+    // Always present (null without one): the saga reads it with a JSONPath, which fails on a missing key.
+    cancellationReason: order.cancellationReason ?? null,
   };
 });

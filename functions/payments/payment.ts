@@ -56,6 +56,8 @@ export type RequestPaymentCommand = z.infer<typeof RequestPaymentCommandSchema>;
 export const CancelPaymentCommandSchema = z.object({
   orderId: z.string().min(1),
   failure: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+  /** The order's cancellation reason, when it has one; it wins over the failure's. */
+  cancellationReason: z.string().nullish(),
 });
 export type CancelPaymentCommand = z.infer<typeof CancelPaymentCommandSchema>;
 

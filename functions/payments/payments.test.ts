@@ -835,6 +835,18 @@ describe('cancelPayment', () => {
     expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED', paymentIntentId: `pi_${ORDER}` });
   });
 
+  it("reports the order's cancellation reason on the payment event when the saga passes one", async () => {
+    const { payments, cancel } = await initiated();
+    await cancel({
+      orderId: ORDER,
+      failure: { Error: 'PAYMENT_TIMEOUT' },
+      cancellationReason: 'CUSTOMER_CANCELLED',
+    });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'CUSTOMER_CANCELLED' }) }),
+    ]);
+  });
+
   it('cancels a payment with no intent on record without calling Stripe and without an event', async () => {
     const { payments, gateway, cancel } = setup();
     payments.put({ status: 'CREATING' });

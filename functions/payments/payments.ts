@@ -194,6 +194,7 @@ export const cancelPayment =
     const payment = await deps.payments.get(command.orderId);
     if (!payment) return { status: 'NONE' };
     const reason =
+      command.cancellationReason ??
       (command.failure ? cancellationReasonFor(command.failure.Error) : undefined) ??
       command.failure?.Error ??
       'COMPENSATION';

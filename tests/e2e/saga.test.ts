@@ -351,6 +351,13 @@ describe('customer cancellation', () => {
     });
     expect(await getProduct(item)).toMatchObject({ available: 3, reserved: 0 });
     expect(await repositories().payments.get(placed.body.orderId)).toMatchObject({ status: 'CANCELLED' });
+    const events = await waitForEvents(
+      natsUrl,
+      placed.body.orderId,
+      (seen) => countOf(seen, 'payment.cancelled') > 0,
+    );
+    const paymentCancelled = events.find((stored) => stored.event.type === 'payment.cancelled')!.event;
+    expect(paymentCancelled.data).toMatchObject({ reason: 'CUSTOMER_CANCELLED' });
 
     const again = await cancel(placed.body.orderId);
     expect(again.status).toBe(409);
