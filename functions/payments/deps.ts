@@ -5,16 +5,32 @@ import { parseConfig } from '../../shared/config.ts';
 import { dynamoPaymentRepository } from './payment-repository.ts';
 import type { PaymentDeps } from './payments.ts';
 import { stepFunctionsNotifier } from './saga-notifier.ts';
-import { stripeGateway } from './stripe-gateway.ts';
+import { parseWebhookSecrets, stripeGateway } from './stripe-gateway.ts';
+
+/**
+ * One `whsec_…` endpoint secret, or several separated by commas while one is rolled: every event is
+ * then accepted when it is signed with any of them.
+ */
+const WebhookSecretsSchema = z
+  .string()
+  .transform(parseWebhookSecrets)
+  .pipe(
+    z
+      .array(z.string().regex(/^whsec_\S+$/, 'each webhook secret must start with whsec_'))
+      .min(1, 'name at least one webhook secret'),
+  );
 
 const ConfigSchema = z
   .object({
     PAYMENTS_TABLE_NAME: z.string().min(3),
-    /** Deployed: a Secrets Manager secret holding {"apiKey": "sk_...", "webhookSecret": "whsec_..."}. */
+    /**
+     * Deployed: a Secrets Manager secret holding {"apiKey": "sk_...", "webhookSecret": "whsec_..."}
+     * (`webhookSecret` may list several secrets, comma-separated, during a rotation).
+     */
     STRIPE_SECRET_ARN: z.string().startsWith('arn:').optional(),
     /** Local: the keys themselves. They win over the secret when both are set. */
     STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
-    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
+    STRIPE_WEBHOOK_SECRET: WebhookSecretsSchema.optional(),
     /** Another Stripe API base, e.g. the local emulator; unset means api.stripe.com. */
     STRIPE_API_URL: z.url().optional(),
   })
@@ -27,10 +43,13 @@ const ConfigSchema = z
 
 const StripeSecretSchema = z.object({
   apiKey: z.string().startsWith('sk_'),
-  webhookSecret: z.string().startsWith('whsec_'),
+  webhookSecret: WebhookSecretsSchema,
 });
 
-/** Builds the payment handlers' ports once per execution environment; the Stripe secret is fetched once. */
+/**
+ * Builds the payment handlers' ports once per execution environment; the Stripe secret is fetched
+ * once, at cold start (a rotated secret reaches a function at its next cold start).
+ */
 export async function paymentDeps(): Promise<PaymentDeps> {
   const config = parseConfig(ConfigSchema);
   const secret =
@@ -43,7 +62,7 @@ export async function paymentDeps(): Promise<PaymentDeps> {
     payments: dynamoPaymentRepository(dynamoDocumentClient(), config.PAYMENTS_TABLE_NAME),
     gateway: stripeGateway({
       apiKey: secret.apiKey,
-      webhookSecret: secret.webhookSecret,
+      webhookSecrets: secret.webhookSecret,
       ...(config.STRIPE_API_URL ? { apiUrl: config.STRIPE_API_URL } : {}),
     }),
     saga: stepFunctionsNotifier(stepFunctionsClient()),

@@ -4,11 +4,24 @@ import { CurrencySchema, MinorUnitsSchema } from '../../events/common.ts';
 export const PAYMENT_SOURCE = 'order-saga/payments';
 
 /**
- * The payment's own state machine; it only moves forward:
- *   CREATING → INITIATED → SUCCEEDED → REFUNDED
- *                        ↘ FAILED → CANCELLED
- *                                 ↘ REFUNDED (paid after all, refunded by compensation)
- *                        ↘ CANCELLED
+ * The payment's own state machine; it only moves forward, towards where the money ends up:
+ *
+ *   CREATING   → INITIATED, SUCCEEDED, FAILED, CANCELLED
+ *   INITIATED  → SUCCEEDED, FAILED, CANCELLED
+ *   SUCCEEDED  → REFUNDED
+ *   FAILED     → CANCELLED, REFUNDED
+ *   CANCELLED  → REFUNDED
+ *   REFUNDED     (final)
+ *
+ * SUCCEEDED, FAILED and CANCELLED are the outcomes the saga hears. FAILED and CANCELLED say that
+ * no money was kept for the order, and the saga cancels it; REFUNDED says money was taken and given
+ * back. A FAILED or CANCELLED payment moves on to REFUNDED when money turns out to be taken after
+ * all: compensation finds the PaymentIntent paid when it tries to cancel it (a customer paid with
+ * another card after a decline), or a verified `payment_intent.succeeded` arrives after the payment
+ * was closed. The charge is then refunded (one refund per order: the Stripe idempotency key is
+ * derived from the order), and the order stays cancelled. Nothing leaves REFUNDED, and nothing
+ * goes back to SUCCEEDED once the saga was told otherwise: a late success is refunded, never
+ * recorded as a success; a late failure or cancel after SUCCEEDED changes nothing.
  */
 export type PaymentStatus = 'CREATING' | 'INITIATED' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'REFUNDED';
 
@@ -18,9 +31,11 @@ export const ALLOWED_FROM: Record<PaymentStatus, readonly PaymentStatus[]> = {
   SUCCEEDED: ['CREATING', 'INITIATED'],
   FAILED: ['CREATING', 'INITIATED'],
   CANCELLED: ['CREATING', 'INITIATED', 'FAILED'],
-  // FAILED too: a customer may pay with another card after a decline; compensation finds it paid.
-  REFUNDED: ['SUCCEEDED', 'FAILED'],
+  REFUNDED: ['SUCCEEDED', 'FAILED', 'CANCELLED'],
 };
+
+/** Closed without money kept: a success that arrives now is refunded. */
+export const REFUNDABLE_WHEN_PAID_LATE: readonly PaymentStatus[] = ['FAILED', 'CANCELLED'];
 
 /** Outcomes the saga waits for; once one is reached the waiting task is told exactly once. */
 export const SETTLED: readonly PaymentStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'REFUNDED'];
@@ -35,6 +50,8 @@ export interface Payment {
   failureCode?: string;
   failureMessage?: string;
   refundId?: string;
+  /** Why compensation closed the payment (the order's cancellation reason); a late refund reports it. */
+  cancellationReason?: string;
   /** The Step Functions task token of the saga step waiting for the outcome. */
   taskToken?: string;
   /** Set once the waiting task has been told the outcome for this token. */
@@ -66,5 +83,24 @@ export class PaymentStateError extends Error {
   constructor(orderId: string, found: PaymentStatus | undefined, wanted: PaymentStatus) {
     super(`Payment of order ${orderId} is ${found ?? 'missing'}; it cannot become ${wanted}`);
     this.name = 'PaymentStateError';
+  }
+}
+
+/**
+ * A body whose signature verified but that is not a Stripe event this service can read (not JSON,
+ * or not shaped like one): refused with a 400, never guessed at. Stripe itself never sends one.
+ */
+export class InvalidStripeEventError extends Error {
+  readonly code: 'INVALID_JSON' | 'VALIDATION_FAILED';
+  readonly issues: readonly z.core.$ZodIssue[];
+  constructor(
+    code: 'INVALID_JSON' | 'VALIDATION_FAILED',
+    message: string,
+    options?: ErrorOptions & { issues?: readonly z.core.$ZodIssue[] },
+  ) {
+    super(message, options);
+    this.name = 'InvalidStripeEventError';
+    this.code = code;
+    this.issues = options?.issues ?? [];
   }
 }

@@ -495,17 +495,133 @@ describe('applyStripeEvent', () => {
     expect(await payments.get(ORDER)).toMatchObject({ notifiedToken: 'token-1' });
   });
 
-  it('ignores a success that arrives after a failure, and changes nothing', async () => {
-    const { payments, saga, apply } = await initiated();
+  it('refunds a success that arrives after a failure: REFUNDED, payment.refunded, the saga hears only the failure', async () => {
+    const { payments, gateway, saga, apply } = await initiated();
     await apply(paymentFailed());
+
+    expect(await apply(succeeded())).toBe('refunded');
+
+    expect(gateway.calls).toEqual([`refund:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'REFUNDED',
+      refundId: 're_1',
+      failureCode: 'insufficient_funds',
+    });
+    expect(payments.events().map((event) => event.type)).toEqual([
+      'payment.initiated',
+      'payment.failed',
+      'payment.refunded',
+    ]);
+    expect(payments.eventsOf('payment.refunded')).toEqual([
+      expect.objectContaining({
+        data: expect.objectContaining({ reason: 'PAYMENT_FAILED', refundId: 're_1' }),
+      }),
+    ]);
+    expect(saga.calls.map((call) => call.kind)).toEqual(['fail']);
+  });
+
+  it('refunds a success that arrives after compensation cancelled the payment, reporting why it was cancelled', async () => {
+    const { payments, gateway, saga, apply, cancel } = await initiated();
+    saga.answer = 'closed'; // the payment step timed out, which is why compensation ran
+    await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } });
+    gateway.calls.length = 0;
+
+    expect(await apply(succeeded('evt_late'))).toBe('refunded');
+
+    expect(gateway.calls).toEqual([`refund:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'REFUNDED', refundId: 're_1' });
+    expect(payments.eventsOf('payment.succeeded')).toEqual([]);
+    expect(payments.eventsOf('payment.refunded')).toEqual([
+      expect.objectContaining({
+        data: expect.objectContaining({ reason: 'PAYMENT_TIMEOUT', refundId: 're_1' }),
+      }),
+    ]);
+    // Never a success: the closed step is told the payment was cancelled, and that is all.
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'fail', error: 'PAYMENT_CANCELED' })]);
+
+    // Delivered again (Stripe retries for days): recognised by its id, nothing refunded twice.
+    expect(await apply(succeeded('evt_late'))).toBe('duplicate');
+    // Another success event for the same intent: the money is already back.
+    expect(await apply(succeeded('evt_later'))).toBe('ignored');
+    expect(gateway.refunds).toBe(1);
+    expect(payments.eventsOf('payment.refunded')).toHaveLength(1);
+  });
+
+  it('refunds the intent the event names when the payment was closed before any intent was recorded', async () => {
+    const { payments, gateway, apply, cancel } = setup();
+    payments.put({ status: 'CREATING' });
+    await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } });
+
+    expect(await apply(succeeded('evt_1', 'pi_unrecorded'))).toBe('refunded');
+
+    expect(gateway.calls).toEqual(['refund:pi_unrecorded']);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'REFUNDED',
+      paymentIntentId: 'pi_unrecorded',
+    });
+    expect(payments.eventsOf('payment.refunded')).toEqual([
+      expect.objectContaining({
+        data: expect.objectContaining({ paymentIntentId: 'pi_unrecorded', reason: 'PAYMENT_TIMEOUT' }),
+      }),
+    ]);
+  });
+
+  it('a late failure or cancel after a late-success refund changes nothing', async () => {
+    const { payments, apply } = await initiated();
+    await apply(paymentFailed('evt_1'));
+    await apply(succeeded('evt_2'));
     const before = await payments.get(ORDER);
     const eventCount = payments.outbox.length;
 
-    expect(await apply(succeeded())).toBe('ignored');
+    expect(await apply(paymentFailed('evt_3'))).toBe('ignored');
+    expect(await apply(canceled('evt_4'))).toBe('ignored');
 
     expect(await payments.get(ORDER)).toEqual(before);
     expect(payments.outbox).toHaveLength(eventCount);
-    expect(saga.calls.map((call) => call.kind)).toEqual(['fail']);
+  });
+
+  it.each([
+    ['no id', { object: 'event', type: 'payment_intent.succeeded', data: { object: {} } }],
+    ['no data', { id: 'evt_1', object: 'event', type: 'payment_intent.succeeded' }],
+    [
+      'a PaymentIntent without an id',
+      {
+        id: 'evt_1',
+        type: 'payment_intent.succeeded',
+        data: { object: { object: 'payment_intent', status: 'succeeded' } },
+      },
+    ],
+    [
+      'another object under a PaymentIntent type',
+      {
+        id: 'evt_1',
+        type: 'payment_intent.succeeded',
+        data: { object: { id: 'ch_1', object: 'charge', status: 'succeeded' } },
+      },
+    ],
+    [
+      'metadata that is not a map of strings',
+      {
+        id: 'evt_1',
+        type: 'payment_intent.succeeded',
+        data: {
+          object: { id: 'pi_1', object: 'payment_intent', status: 'succeeded', metadata: { orderId: 7 } },
+        },
+      },
+    ],
+  ])('refuses an event with %s as InvalidStripeEventError, changing nothing', async (_, event) => {
+    const { payments, gateway, saga, apply } = await initiated();
+    const before = await payments.get(ORDER);
+
+    await expect(apply(event as unknown as Stripe.Event)).rejects.toMatchObject({
+      name: 'InvalidStripeEventError',
+      code: 'VALIDATION_FAILED',
+    });
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.stripeEvents.size).toBe(0);
+    expect(gateway.calls).toEqual([]);
+    expect(saga.calls).toEqual([]);
   });
 
   it('ignores a failure that arrives after a success, and changes nothing', async () => {
@@ -634,6 +750,21 @@ describe('notifySaga', () => {
     await notifySaga(deps, settled({ notifiedToken: 'token-1' }));
     expect(saga.calls).toEqual([]);
   });
+
+  it.each([
+    ['REFUNDED', {}, 'PAYMENT_CANCELED'],
+    ['REFUNDED', { failureCode: 'card_declined' }, 'PAYMENT_FAILED'],
+    ['CANCELLED', {}, 'PAYMENT_CANCELED'],
+    ['FAILED', { failureCode: 'card_declined' }, 'PAYMENT_FAILED'],
+  ] as const)(
+    'fails the step for a %s payment (%o) with %s: only money kept completes an order',
+    async (status, extra, error) => {
+      const { payments, saga, deps } = setup();
+      payments.put({ status, ...extra });
+      await notifySaga(deps, settled({ status, ...extra }));
+      expect(saga.calls).toEqual([expect.objectContaining({ kind: 'fail', token: 'token-1', error })]);
+    },
+  );
 
   it('tells a new token even when an earlier one was told', async () => {
     const { payments, saga, deps } = setup();

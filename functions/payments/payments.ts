@@ -1,17 +1,20 @@
 import type Stripe from 'stripe';
+import { z } from 'zod';
 import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
 import { cancellationReasonFor, PAYMENT_CANCELED, PAYMENT_FAILED } from '../../shared/saga.ts';
 import {
+  InvalidStripeEventError,
   PAYMENT_SOURCE,
   PaymentStateError,
+  REFUNDABLE_WHEN_PAID_LATE,
   SETTLED,
   type CancelPaymentCommand,
   type Payment,
   type PaymentStatus,
   type RequestPaymentCommand,
 } from './payment.ts';
-import type { PaymentRepository } from './payment-repository.ts';
+import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
 import type { PaymentGateway } from './stripe-gateway.ts';
 
@@ -55,15 +58,16 @@ function paymentEvent<S extends PaymentSubject>(
 export async function notifySaga(deps: PaymentDeps, payment: Payment): Promise<void> {
   const token = payment.taskToken;
   if (!token || payment.notifiedToken === token || !SETTLED.includes(payment.status)) return;
+  // Only a payment whose money is kept completes the order; a refunded one cancels it too.
   const result =
-    payment.status === 'SUCCEEDED' || payment.status === 'REFUNDED'
+    payment.status === 'SUCCEEDED'
       ? await deps.saga.succeed(token, {
           paymentIntentId: payment.paymentIntentId,
           status: 'succeeded',
           amount: payment.amount,
           currency: payment.currency,
         })
-      : await deps.saga.fail(token, payment.status === 'FAILED' ? PAYMENT_FAILED : PAYMENT_CANCELED, {
+      : await deps.saga.fail(token, payment.failureCode ? PAYMENT_FAILED : PAYMENT_CANCELED, {
           paymentIntentId: payment.paymentIntentId,
           failureCode: payment.failureCode,
           message: payment.failureMessage,
@@ -126,25 +130,66 @@ const TARGET: Record<IntentEvent, PaymentStatus> = {
   'payment_intent.payment_failed': 'FAILED',
   'payment_intent.canceled': 'CANCELLED',
 };
+const isIntentEvent = (type: string): type is IntentEvent => Object.hasOwn(TARGET, type);
 
-export type WebhookResult = 'applied' | 'duplicate' | 'ignored' | 'unknown-payment' | 'unhandled-type';
+/** What a webhook reads of an event: the envelope Stripe signs. */
+const StripeEventSchema = z.object({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  data: z.object({ object: z.unknown() }),
+});
+
+/** What the payment service reads of the PaymentIntent in `data.object`. */
+const PaymentIntentSchema = z.object({
+  id: z.string().min(1),
+  object: z.literal('payment_intent'),
+  status: z.string(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  last_payment_error: z
+    .object({
+      code: z.string().nullish(),
+      decline_code: z.string().nullish(),
+      message: z.string().nullish(),
+    })
+    .nullish(),
+  cancellation_reason: z.string().nullish(),
+});
+type PaymentIntent = z.infer<typeof PaymentIntentSchema>;
+
+function decode<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new InvalidStripeEventError('VALIDATION_FAILED', `The webhook body is not ${what}.`, {
+      cause: result.error,
+      issues: result.error.issues,
+    });
+  }
+  return result.data;
+}
+
+export type WebhookResult =
+  'applied' | 'refunded' | 'duplicate' | 'ignored' | 'unknown-payment' | 'unhandled-type';
 
 /**
- * Applies one verified Stripe event at most once. The event's PaymentIntent is authoritative for
- * that event; the payment only moves forward, so late or contradictory events change nothing.
+ * Applies one verified Stripe event at most once: its id is recorded in the same transaction as
+ * the change it causes (or on its own when it changes nothing), so a repeat or a concurrent
+ * duplicate changes nothing. The event's PaymentIntent is authoritative for that event; the payment
+ * only moves forward, so late or contradictory events change nothing, except a success after the
+ * payment was closed without money (FAILED, CANCELLED), whose charge is refunded.
  */
 export const applyStripeEvent =
   (deps: PaymentDeps) =>
-  async (event: Stripe.Event): Promise<WebhookResult> => {
-    if (!(event.type in TARGET)) return 'unhandled-type';
-    const intent = event.data.object as Stripe.PaymentIntent;
+  async (received: Stripe.Event): Promise<WebhookResult> => {
+    const event = decode(StripeEventSchema, received, 'a Stripe event');
+    if (!isIntentEvent(event.type)) return 'unhandled-type';
+    const intent = decode(PaymentIntentSchema, event.data.object, 'a PaymentIntent event');
     const payment =
       (await deps.payments.findByPaymentIntent(intent.id)) ??
       (intent.metadata?.orderId ? await deps.payments.get(intent.metadata.orderId) : undefined);
     if (!payment) return 'unknown-payment';
 
     const now = deps.now();
-    const to = TARGET[event.type as IntentEvent];
+    const to = TARGET[event.type];
     const failure = intent.last_payment_error;
     const fields: Partial<Payment> = {
       paymentIntentId: intent.id,
@@ -155,6 +200,7 @@ export const applyStripeEvent =
             failureMessage: failure?.message ?? 'The payment failed.',
           }
         : {}),
+      ...(to === 'CANCELLED' ? { cancellationReason: intent.cancellation_reason ?? 'CANCELED' } : {}),
     };
     const settled = { ...payment, ...fields, status: to };
     const domainEvent =
@@ -176,13 +222,57 @@ export const applyStripeEvent =
               now,
             );
 
-    const result = await deps.payments.transition(payment.orderId, to, fields, domainEvent, now, event.id);
+    let result: TransitionResult | 'refunded' = await deps.payments.transition(
+      payment.orderId,
+      to,
+      fields,
+      domainEvent,
+      now,
+      event.id,
+    );
+    if (result === 'stale' && to === 'SUCCEEDED')
+      result = await refundLateSuccess(deps, payment.orderId, intent, event.id);
     if (result === 'stale') await deps.payments.recordStripeEvent(event.id, now);
     // Also on a duplicate: the first delivery may have stopped before the saga was told.
     const current = await deps.payments.get(payment.orderId);
     if (current) await notifySaga(deps, current);
-    return result === 'applied' ? 'applied' : result === 'duplicate' ? 'duplicate' : 'ignored';
+    return result === 'stale' ? 'ignored' : result;
   };
+
+/**
+ * Money taken for a payment that was already closed without it (the saga heard FAILED or
+ * CANCELLED, so the order is or will be cancelled): refund it and record REFUNDED with the event.
+ * Concurrent deliveries of the event, or compensation doing the same, meet at Stripe on one
+ * idempotency key (one refund) and in DynamoDB on the conditional transition (one payment.refunded).
+ */
+async function refundLateSuccess(
+  deps: PaymentDeps,
+  orderId: string,
+  intent: PaymentIntent,
+  stripeEventId: string,
+): Promise<TransitionResult | 'refunded'> {
+  const current = await deps.payments.get(orderId);
+  if (!current || !REFUNDABLE_WHEN_PAID_LATE.includes(current.status)) return 'stale';
+  const { refundId } = await deps.gateway.refund(orderId, intent.id);
+  const now = deps.now();
+  const reason =
+    current.cancellationReason ?? (current.status === 'FAILED' ? PAYMENT_FAILED : PAYMENT_CANCELED);
+  logger.warn('refunding a payment that succeeded after it was closed', {
+    orderId,
+    paymentIntentId: intent.id,
+    closedAs: current.status,
+  });
+  const result = await deps.payments.transition(
+    orderId,
+    'REFUNDED',
+    { paymentIntentId: intent.id, stripeStatus: intent.status, refundId },
+    paymentEvent('payment.refunded', current, intent.id, { reason, refundId }, now),
+    now,
+    stripeEventId,
+    REFUNDABLE_WHEN_PAID_LATE,
+  );
+  return result === 'applied' ? 'refunded' : result;
+}
 
 /**
  * Compensation: cancels the PaymentIntent, or refunds it when it was already paid. Repeating it
@@ -209,7 +299,7 @@ export const cancelPayment =
       const closed = await deps.payments.transition(
         payment.orderId,
         'CANCELLED',
-        {},
+        { cancellationReason: reason },
         undefined,
         now,
         undefined,
@@ -238,7 +328,7 @@ export const cancelPayment =
         deps,
         payment.orderId,
         'REFUNDED',
-        { refundId },
+        { refundId, cancellationReason: reason },
         paymentEvent('payment.refunded', payment, intentId, { reason, refundId }, now),
         now,
       );
@@ -248,7 +338,7 @@ export const cancelPayment =
       deps,
       payment.orderId,
       'CANCELLED',
-      { stripeStatus: 'canceled' },
+      { stripeStatus: 'canceled', cancellationReason: reason },
       paymentEvent('payment.cancelled', payment, intentId, { reason }, now),
       now,
     );

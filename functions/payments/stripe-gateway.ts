@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { InvalidStripeEventError } from './payment.ts';
 
 /** What the payment service needs from Stripe, in its own words. */
 export interface PaymentGateway {
@@ -17,7 +18,10 @@ export interface PaymentGateway {
   /** Cancels the intent; reports `succeeded` instead when it turns out to be paid already. */
   cancelIntent(orderId: string, paymentIntentId: string): Promise<{ status: 'canceled' | 'succeeded' }>;
   refund(orderId: string, paymentIntentId: string): Promise<{ refundId: string }>;
-  /** Verifies the signature over the raw body; throws WebhookSignatureError. */
+  /**
+   * Verifies the signature over the raw body with any of the endpoint's secrets; throws
+   * WebhookSignatureError, or InvalidStripeEventError for a verified body that is not JSON.
+   */
   verifyWebhook(rawBody: string, signatureHeader: string | undefined): Stripe.Event;
 }
 
@@ -51,6 +55,27 @@ export class PaymentProviderUnavailableError extends Error {
   }
 }
 
+/**
+ * The endpoint secrets in a configured value: one `whsec_…` secret, or several separated by commas
+ * while a secret is rolled (Stripe then signs every event with each active secret).
+ */
+export function parseWebhookSecrets(value: string): string[] {
+  return value
+    .split(',')
+    .map((secret) => secret.trim())
+    .filter((secret) => secret !== '');
+}
+
+/** The header's timestamp read as the SDK reads it (the last `t=`); undefined when there is none. */
+function signatureTimestamp(header: string): number | undefined {
+  let timestamp: number | undefined;
+  for (const item of header.split(',')) {
+    const [key, value] = item.split('=');
+    if (key === 't') timestamp = Number.parseInt(value ?? '', 10);
+  }
+  return timestamp !== undefined && Number.isFinite(timestamp) ? timestamp : undefined;
+}
+
 /** Runs a Stripe call, naming the failures that are worth retrying. */
 async function call<T>(request: () => Promise<T>): Promise<T> {
   try {
@@ -68,7 +93,8 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
 
 export interface StripeGatewayOptions {
   apiKey: string;
-  webhookSecret?: string;
+  /** Endpoint secrets (whsec_…) a webhook may be signed with: one, or two while one is rolled. */
+  webhookSecrets?: readonly string[];
   /** Another API base (the local emulator); unset means Stripe itself. */
   apiUrl?: string;
   /** Signature timestamp tolerance, seconds. */
@@ -165,29 +191,43 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
     },
 
     verifyWebhook(rawBody, signatureHeader) {
-      if (!options.webhookSecret) throw new Error('this gateway was built without a webhook secret');
+      const secrets = options.webhookSecrets ?? [];
+      if (secrets.length === 0) throw new Error('this gateway was built without a webhook secret');
       if (!signatureHeader)
         throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
       // The SDK only refuses old timestamps; a signature dated in the future is refused too.
       const tolerance = options.toleranceSeconds ?? 300;
-      const timestamp = Number(/(?:^|,)t=(\d+)/.exec(signatureHeader)?.[1]);
-      if (Number.isFinite(timestamp) && timestamp - Date.now() / 1000 > tolerance) {
+      const timestamp = signatureTimestamp(signatureHeader);
+      if (timestamp !== undefined && timestamp - Date.now() / 1000 > tolerance) {
         throw new WebhookSignatureError(
           'INVALID_SIGNATURE',
           'The Stripe-Signature timestamp is in the future.',
         );
       }
-      try {
-        return stripe.webhooks.constructEvent(rawBody, signatureHeader, options.webhookSecret, tolerance);
-      } catch (error) {
-        throw new WebhookSignatureError(
-          'INVALID_SIGNATURE',
-          'The Stripe-Signature does not match this body.',
-          {
-            cause: error,
-          },
-        );
+      // The SDK accepts a header when any of its v1 signatures matches the secret (Stripe signs with
+      // every active secret while one is rolled); during a rotation every configured secret is tried.
+      const failures: unknown[] = [];
+      for (const secret of secrets) {
+        try {
+          return stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, tolerance);
+        } catch (error) {
+          if (!(error instanceof Stripe.errors.StripeSignatureVerificationError)) {
+            // Verified, but the body is not JSON: the SDK's JSON.parse failed.
+            throw new InvalidStripeEventError('INVALID_JSON', 'The webhook body is not JSON.', {
+              cause: error,
+            });
+          }
+          failures.push(error);
+        }
       }
+      const stale = failures.some((error) => error instanceof Error && /tolerance/i.test(error.message));
+      throw new WebhookSignatureError(
+        'INVALID_SIGNATURE',
+        stale
+          ? `The Stripe-Signature timestamp is more than ${tolerance} s old.`
+          : 'The Stripe-Signature does not match this body.',
+        { cause: new AggregateError(failures) },
+      );
     },
   };
 }
