@@ -402,6 +402,55 @@ describe('idempotency', () => {
     );
     expect(intent.amount).toBe(5);
   });
+
+  it('refunds once per key: a repeat returns the same refund and sends no second charge.refunded', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 1500,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    const params = { payment_intent: intent.id, metadata: { orderId: 'order-9' } };
+    const first = await stripe.refunds.create(params, { idempotencyKey: 'order-9-refund' });
+    const again = await stripe.refunds.create(params, { idempotencyKey: 'order-9-refund' });
+
+    expect(again.id).toBe(first.id);
+    expect(again.lastResponse.headers['idempotent-replayed']).toBe('true');
+    const otherParams = await rejectionOf(
+      stripe.refunds.create({ ...params, amount: 100 }, { idempotencyKey: 'order-9-refund' }),
+    );
+    expect(otherParams).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+    await emulator.idle();
+    expect(receiver.deliveries.filter((d) => d.event.type === 'charge.refunded')).toHaveLength(1);
+    expect(receiver.deliveries.filter((d) => d.event.type === 'refund.created')).toHaveLength(1);
+  });
+
+  it('replays a state error stored under its key, even after the state changed', async () => {
+    const { stripe } = await setUp();
+    const paid = await stripe.paymentIntents.create({
+      amount: 100,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    const first = await rejectionOf(stripe.paymentIntents.cancel(paid.id, {}, { idempotencyKey: 'c-1' }));
+    const second = await rejectionOf(stripe.paymentIntents.cancel(paid.id, {}, { idempotencyKey: 'c-1' }));
+    expect(first).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    expect(second).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    expect(second.headers?.['idempotent-replayed']).toBe('true');
+  });
+
+  it('replays a cancel under its key with the stored 200, not a second cancellation', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    const first = await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: 'order-3-cancel' });
+    const again = await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: 'order-3-cancel' });
+    expect(again).toEqual({ ...first });
+    expect(again.lastResponse.headers['idempotent-replayed']).toBe('true');
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.canceled']);
+  });
 });
 
 describe('cancel', () => {
@@ -540,6 +589,44 @@ describe('webhooks', () => {
     expect(() => stripe.webhooks.constructEvent(`${delivery.body} `, signature(delivery), SECRET)).toThrow(
       Stripe.errors.StripeSignatureVerificationError,
     );
+  });
+
+  it('carry one v1 signature per secret while a secret is rolled; each secret alone verifies them', async () => {
+    const { emulator, receiver, stripe } = await setUp({ webhookSecret: `${SECRET}_new, ${SECRET}` });
+    await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await emulator.idle();
+
+    const delivery = await waitFor(() => receiver.deliveries[0], 'a delivery');
+    expect(signature(delivery)).toMatch(/^t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}$/);
+    for (const secret of [`${SECRET}_new`, SECRET]) {
+      expect(stripe.webhooks.constructEvent(delivery.body, signature(delivery), secret).id).toBe(
+        delivery.event.id,
+      );
+    }
+    expect(() => stripe.webhooks.constructEvent(delivery.body, signature(delivery), 'whsec_other')).toThrow(
+      Stripe.errors.StripeSignatureVerificationError,
+    );
+  });
+
+  it('back off exponentially: each wait doubles from baseDelayMs', async () => {
+    const arrivals: number[] = [];
+    const { emulator, receiver, stripe } = await setUp({
+      answer: () => {
+        arrivals.push(performance.now());
+        return 500;
+      },
+      webhookRetry: { maxAttempts: 4, baseDelayMs: 80 },
+    });
+    await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    await emulator.idle();
+
+    expect(receiver.deliveries).toHaveLength(4);
+    const waits = arrivals.slice(1).map((at, index) => at - (arrivals[index] ?? at));
+    // Timers never fire early (allow 5 ms of clock rounding); a busy machine may make them late.
+    expect(waits[0]).toBeGreaterThanOrEqual(80 - 5);
+    expect(waits[1]).toBeGreaterThanOrEqual(160 - 5);
+    expect(waits[2]).toBeGreaterThanOrEqual(320 - 5);
+    expect(waits[2]!).toBeGreaterThan(waits[0]!);
   });
 
   it('are retried after 5xx answers with the same event id, each attempt validly signed', async () => {

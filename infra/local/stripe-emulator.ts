@@ -20,6 +20,13 @@
  * - Webhooks: one endpoint receiving every event type; only payment_intent.created / succeeded /
  *   payment_failed / requires_action / canceled, charge.refunded and refund.created are sent (no
  *   charge.succeeded / charge.failed); no `previous_attributes`; `api_version` is fixed.
+ * - Webhook delivery is kinder than Stripe's: in order per object, each event delivered once when
+ *   answered 2xx, retried on a compressed schedule (by default 8 attempts, 1 s doubling, about two
+ *   minutes; Stripe retries for up to three days). Stripe promises neither order nor a single
+ *   delivery; tests that need duplicates or reordering sign their own events with the SDK
+ *   (`stripe.webhooks.generateTestHeaderString`). A rolled secret is mirrored: with several secrets
+ *   (comma-separated), every event carries one `v1` signature per secret, as Stripe sends it until
+ *   the old secret expires; the expiry itself is not.
  * - Idempotency keys are scoped to the emulator, not to an account or API key; requests are handled one
  *   at a time, so there is no 409 for concurrent use of a key.
  * - Everything is in memory and lost on close. No livemode, no Connect (Stripe-Account), no rate limits.
@@ -41,7 +48,10 @@ export interface StripeEmulatorOptions {
   port?: number;
   /** Address to bind; default 127.0.0.1. Only a LocalStack run, whose Lambdas live in containers, needs another. */
   host?: string;
-  /** The endpoint secret (whsec_…) webhooks are signed with. */
+  /**
+   * The endpoint secret (whsec_…) webhooks are signed with; several, comma-separated, stand for a
+   * secret being rolled: every event then carries one `v1` signature per secret, as Stripe sends it.
+   */
   webhookSecret: string;
   /** Where events are POSTed; may be set later with setWebhookUrl. Until then events queue. */
   webhookUrl?: string;
@@ -72,14 +82,18 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_AMOUNT = 99_999_999;
 
 export async function startStripeEmulator(options: StripeEmulatorOptions): Promise<StripeEmulator> {
-  if (!options.webhookSecret) throw new Error('startStripeEmulator: webhookSecret is required');
+  const secrets = (options.webhookSecret ?? '')
+    .split(',')
+    .map((secret) => secret.trim())
+    .filter((secret) => secret !== '');
+  if (secrets.length === 0) throw new Error('startStripeEmulator: webhookSecret is required');
   const retry = options.webhookRetry ?? DEFAULT_RETRY;
   if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1 || !(retry.baseDelayMs >= 0)) {
     throw new Error(
       'startStripeEmulator: webhookRetry needs an integer maxAttempts >= 1 and baseDelayMs >= 0',
     );
   }
-  const webhooks = new WebhookDispatcher(options.webhookSecret, retry);
+  const webhooks = new WebhookDispatcher(secrets, retry);
   if (options.webhookUrl) webhooks.setUrl(options.webhookUrl);
   const api = new StripeApi(webhooks);
   const server = createServer((req, res) => void api.handle(req, res));
@@ -556,10 +570,15 @@ function formatAmount(amount: number, currency: string): string {
   return format.format(amount / 10 ** digits);
 }
 
-/** The Stripe-Signature header value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
-function signatureHeader(secret: string, timestamp: number, body: string): string {
-  const signature = createHmac('sha256', secret).update(`${timestamp}.${body}`, 'utf8').digest('hex');
-  return `t=${timestamp},v1=${signature}`;
+/**
+ * The Stripe-Signature header value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+ * with one `v1` per secret, as Stripe signs while an endpoint secret is being rolled.
+ */
+function signatureHeader(secrets: readonly string[], timestamp: number, body: string): string {
+  const signatures = secrets.map(
+    (secret) => `v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`, 'utf8').digest('hex')}`,
+  );
+  return [`t=${timestamp}`, ...signatures].join(',');
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1187,7 +1206,7 @@ interface PendingEvent {
 }
 
 class WebhookDispatcher {
-  readonly #secret: string;
+  readonly #secrets: readonly string[];
   readonly #retry: { maxAttempts: number; baseDelayMs: number };
   readonly #queues = new Map<string, PendingEvent[]>();
   /** Ordering keys whose head event has an attempt in flight or a retry scheduled. */
@@ -1199,8 +1218,8 @@ class WebhookDispatcher {
   #url: URL | undefined;
   #closed = false;
 
-  constructor(secret: string, retry: { maxAttempts: number; baseDelayMs: number }) {
-    this.#secret = secret;
+  constructor(secrets: readonly string[], retry: { maxAttempts: number; baseDelayMs: number }) {
+    this.#secrets = secrets;
     this.#retry = retry;
   }
 
@@ -1279,7 +1298,7 @@ class WebhookDispatcher {
           'Content-Type': 'application/json; charset=utf-8',
           'Content-Length': Buffer.byteLength(body),
           'User-Agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
-          'Stripe-Signature': signatureHeader(this.#secret, nowSeconds(), body),
+          'Stripe-Signature': signatureHeader(this.#secrets, nowSeconds(), body),
         },
       });
       const finish = (delivered: boolean) => {
