@@ -36,6 +36,10 @@ export const ERROR_CODES = {
     description:
       'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s away from now (in the past or the future).',
   },
+  INVALID_CURSOR: {
+    status: 400,
+    description: '`GET /inventory/reservations`: the `cursor` is not a `nextCursor` this query returned.',
+  },
   ORDER_NOT_FOUND: { status: 404, description: 'No order has this id.' },
   PRODUCT_NOT_FOUND: { status: 404, description: 'No product has this sku.' },
   IDEMPOTENCY_KEY_REUSED: {
@@ -74,6 +78,10 @@ const ERROR_EXAMPLES: Record<
   INVALID_JSON: { message: 'The request body is not valid JSON.' },
   MISSING_SIGNATURE: { message: 'The Stripe-Signature header is missing.' },
   INVALID_SIGNATURE: { message: 'The Stripe-Signature does not match this body.' },
+  INVALID_CURSOR: {
+    message: 'The cursor is not one this query returned.',
+    details: [{ path: 'cursor', message: 'Invalid cursor' }],
+  },
   ORDER_NOT_FOUND: { message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 does not exist.' },
   PRODUCT_NOT_FOUND: { message: 'Product tee-classic-black does not exist.' },
   IDEMPOTENCY_KEY_REUSED: { message: 'This Idempotency-Key was already used with a different request body.' },
@@ -192,7 +200,11 @@ function componentSchemas(): Record<string, Json> {
     'ReservationStatus',
     '`ACTIVE`, `CONFIRMED` (sold), `RELEASED` (compensated), `EXPIRED`.',
   );
-  add(ReservationSchema, 'Reservation', "One line of one order's reservation (planned route).");
+  add(
+    ReservationSchema,
+    'Reservation',
+    "One line of one order's reservation. `expiresAt` is when the hold ends; an `ACTIVE` hold past it reads `EXPIRED` even before the sweeper has returned its stock.",
+  );
   add(ReservationPageSchema, 'ReservationPage');
 
   const { schemas } = z.toJSONSchema(registry, {
@@ -242,9 +254,6 @@ const orderIdParameter = {
   required: true,
   schema: { type: 'string', minLength: 1, maxLength: 64 },
 };
-
-const PLANNED_NOTE =
-  'Planned: this route is in the contract but not implemented by this build, and the stack has no such route (API Gateway answers `404 {"message":"Not Found"}`).';
 
 function paths(): Json {
   return {
@@ -384,10 +393,11 @@ function paths(): Json {
       get: {
         operationId: 'listReservations',
         tags: ['inventory'],
-        summary: 'List stock reservations (planned)',
-        description: `${PLANNED_NOTE} Contract: exactly one of \`orderId\` and \`sku\`, else \`400\`; one item per reserved line; pages continue with \`cursor\` = the previous \`nextCursor\`.`,
+        summary: 'List stock reservations by order or by SKU',
+        description:
+          'Exactly one of `orderId` and `sku`, else `400`. One item per reserved line. By `orderId`: the lines of that order, by SKU, read from the reservation itself (always current). By `sku`: the lines of that SKU, newest first, from an index the inventory service keeps from its table stream, so a change shows there within a moment. An order that never reserved (or was refused stock) has no lines: the answer is `200` with no items, not `404`. Pages continue with `cursor` = the previous `nextCursor`; there is no `nextCursor` on the last page.',
         security: ADMIN,
-        'x-status': 'planned',
+        'x-status': 'implemented',
         parameters: [
           {
             name: 'orderId',
@@ -397,19 +407,28 @@ function paths(): Json {
           },
           { name: 'sku', in: 'query', required: false, schema: ref('Sku') },
           {
+            name: 'limit',
+            in: 'query',
+            required: false,
+            description: 'Items per page, 1-100.',
+            schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+          },
+          {
             name: 'cursor',
             in: 'query',
             required: false,
             description:
-              "Opaque: the `nextCursor` of the previous page. The contract names only `nextCursor`; this parameter name is this document's choice.",
-            schema: { type: 'string' },
+              "Opaque: the `nextCursor` of the previous page of the same filter. The contract names only `nextCursor`; this parameter name is this document's choice.",
+            schema: { type: 'string', minLength: 1, maxLength: 1024 },
           },
         ],
         responses: {
           '200': { description: 'A page of reservation lines.', content: json(ref('ReservationPage')) },
-          '400': errorResponse('Neither or both filters given, or a filter is invalid.', [
-            'VALIDATION_FAILED',
-          ]),
+          '400': errorResponse(
+            'Neither or both filters given, a filter or the limit is invalid, an unknown query parameter, or a cursor from another query.',
+            ['VALIDATION_FAILED', 'INVALID_CURSOR'],
+          ),
+          '500': responseRef('InternalError'),
         },
       },
     },
@@ -469,7 +488,7 @@ function paths(): Json {
 const DESCRIPTION = [
   "The order saga's HTTP API (API Gateway HTTP API, payload 2.0; locally served by `npm start`).",
   '',
-  "All bodies are JSON. Money is an integer in the currency's minor unit. Routes marked `x-status: planned` are in the contract but not implemented by this build.",
+  "All bodies are JSON. Money is an integer in the currency's minor unit. Every route carries `x-status`: `implemented`, or `planned` for a contract route a build lacks (none in this one).",
   '',
   '## Errors',
   'Every error the handlers answer is `{"error":{"code","message","details"}}` (schema `Error`), with a 4xx status for every client mistake:',

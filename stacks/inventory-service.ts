@@ -2,8 +2,15 @@ import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ACTIVE_BY_EXPIRY_INDEX } from '../functions/inventory/inventory-repository.ts';
+import {
+  ACTIVE_BY_EXPIRY_INDEX,
+  RESERVATIONS_BY_SKU_INDEX,
+} from '../functions/inventory/inventory-repository.ts';
+import { STOCK_CHANGES_FILTER } from '../functions/inventory/stock-changes.ts';
 import { SCHEDULE_SECONDS_METADATA, ServiceFunction } from './service-function.ts';
 import { serviceTable } from './service-table.ts';
 
@@ -15,7 +22,10 @@ export interface InventoryServiceProps {
   sweepIntervalSeconds: number;
 }
 
-/** The inventory service: stock, reservations with a TTL, and the sweeper that expires them. */
+/**
+ * The inventory service: stock, reservations with a TTL, the sweeper that expires them, and the
+ * reactions to its own stream (line index, TTL deletes, low-stock alerts).
+ */
 export class InventoryService extends Construct {
   readonly table: Table;
   readonly putProduct: ServiceFunction;
@@ -25,6 +35,10 @@ export class InventoryService extends Construct {
   readonly release: ServiceFunction;
   readonly sweeper: ServiceFunction;
   readonly sweepSchedule: Rule;
+  readonly listReservations: ServiceFunction;
+  readonly trackStockChanges: ServiceFunction;
+  /** Stream batches the stock-change reactions gave up on. */
+  readonly stockChangeFailures: Queue;
 
   constructor(scope: Construct, id: string, props: InventoryServiceProps) {
     super(scope, id);
@@ -36,6 +50,21 @@ export class InventoryService extends Construct {
           partitionKey: 'activeShard',
           sortKey: { name: 'activeUntil', type: 'N' },
           include: ['orderId'],
+        },
+        {
+          name: RESERVATIONS_BY_SKU_INDEX,
+          partitionKey: 'lineSku',
+          sortKey: { name: 'lineSort', type: 'S' },
+          include: [
+            'reservationId',
+            'orderId',
+            'sku',
+            'quantity',
+            'status',
+            'holdUntil',
+            'createdAt',
+            'updatedAt',
+          ],
         },
       ],
     });
@@ -76,6 +105,35 @@ export class InventoryService extends Construct {
       'functions/inventory/sweep-reservations.ts',
       'Release expired reservations',
       'readWrite',
+    );
+
+    this.listReservations = fn(
+      'ListReservations',
+      'functions/inventory/list-reservations.ts',
+      'GET /inventory/reservations',
+      'read',
+    );
+    this.trackStockChanges = fn(
+      'TrackStockChanges',
+      'functions/inventory/track-stock-changes.ts',
+      'Inventory stream: reservation line index, TTL deletes, low-stock alerts',
+      'readWrite',
+    );
+    this.stockChangeFailures = new Queue(this, 'StockChangeFailures', {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.trackStockChanges.function.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        reportBatchItemFailures: true,
+        retryAttempts: 100,
+        maxRecordAge: Duration.hours(24),
+        onFailure: new SqsDlq(this.stockChangeFailures),
+        filters: [FilterCriteria.filter(STOCK_CHANGES_FILTER)],
+      }),
     );
 
     // EventBridge rates are whole minutes; the local runtime's timer honours seconds.

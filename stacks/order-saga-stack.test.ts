@@ -140,7 +140,7 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
-    it('the inventory table indexes active reservations by expiry', () => {
+    it('the inventory table indexes active reservations by expiry, and reservation lines by SKU', () => {
       template.hasResourceProperties('AWS::DynamoDB::Table', {
         GlobalSecondaryIndexes: [
           Match.objectLike({
@@ -149,6 +149,17 @@ describe('OrderSagaStack (defaults)', () => {
               { AttributeName: 'activeShard', KeyType: 'HASH' },
               { AttributeName: 'activeUntil', KeyType: 'RANGE' },
             ],
+          }),
+          Match.objectLike({
+            IndexName: 'reservations-by-sku',
+            KeySchema: [
+              { AttributeName: 'lineSku', KeyType: 'HASH' },
+              { AttributeName: 'lineSort', KeyType: 'RANGE' },
+            ],
+            Projection: {
+              ProjectionType: 'INCLUDE',
+              NonKeyAttributes: Match.arrayWith(['orderId', 'sku', 'quantity', 'status', 'holdUntil']),
+            },
           }),
         ],
         AttributeDefinitions: Match.arrayWith([{ AttributeName: 'activeUntil', AttributeType: 'N' }]),
@@ -413,6 +424,23 @@ describe('OrderSagaStack (defaults)', () => {
         },
       ]);
     });
+
+    it('the inventory service reacts to its own products and reservations, every kind of change', () => {
+      const trackerId = functionIdFor(template, 'functions/inventory/track-stock-changes.ts');
+      const [[, mapping]] = resources(template, 'AWS::Lambda::EventSourceMapping').filter(
+        ([, m]) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: trackerId }),
+      ) as [[string, Resource]];
+      const inventoryTableId = resources(template, 'AWS::DynamoDB::Table').find(([id]) =>
+        id.startsWith('Inventory'),
+      )![0];
+      expect(mapping.Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': [inventoryTableId, 'StreamArn'] });
+      expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(mapping.Properties.DestinationConfig).toBeDefined();
+      const filters = (mapping.Properties.FilterCriteria as { Filters: Array<{ Pattern: string }> }).Filters;
+      expect(filters.map((filter) => JSON.parse(filter.Pattern))).toEqual([
+        { dynamodb: { Keys: { sk: { S: ['PRODUCT', 'RESERVATION'] } } } },
+      ]);
+    });
   });
 
   describe('grants', () => {
@@ -466,6 +494,7 @@ describe('OrderSagaStack (defaults)', () => {
       expect(Object.keys(routesOf(template)).sort()).toEqual(
         [
           'GET /health',
+          'GET /inventory/reservations',
           'PUT /products/{sku}',
           'GET /products/{sku}',
           'POST /orders',

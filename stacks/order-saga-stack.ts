@@ -139,6 +139,12 @@ export class OrderSagaStack extends Stack {
           audience: 'admin',
         },
         {
+          method: HttpMethod.GET,
+          path: '/inventory/reservations',
+          handler: inventory.listReservations.function,
+          audience: 'admin',
+        },
+        {
           method: HttpMethod.POST,
           path: '/orders',
           handler: orders.createOrder.function,
@@ -178,6 +184,17 @@ export class OrderSagaStack extends Stack {
     new Alarm(this, 'UnstartedSagasAlarm', {
       alarmDescription: 'Orders whose saga could not be started from their order.created outbox record',
       metric: unstartedSagas.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    new Alarm(this, 'StockChangeFailures', {
+      alarmDescription:
+        'Inventory stream records not handled: reservation line index, TTL-deleted holds or low-stock alerts',
+      metric: inventory.stockChangeFailures.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+      }),
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

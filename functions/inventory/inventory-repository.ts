@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   GetCommand,
+  PutCommand,
   QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
@@ -12,24 +15,48 @@ import {
   TransactionCancelledError,
   type TransactItem,
 } from '../../shared/dynamo.ts';
-import type { Product, PutProductRequest, Reservation, ReservationStatus, ReservedLine } from './stock.ts';
+import {
+  linesOf,
+  type Product,
+  type PutProductRequest,
+  type Reservation,
+  type ReservationLine,
+  type ReservationStatus,
+  type ReservedLine,
+} from './stock.ts';
 
 /*
- * Inventory table layout (pk, sk):
- *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved
+ * Inventory table layout (pk, sk); docs/architecture.md has the same with the reasons:
+ *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved, lowStock
  *   PRODUCT#<sku>            EVENT#<time>#<eventId>    outbox events about the SKU (low stock)
- *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line
+ *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line: the record of truth
+ *   RESERVATION#<orderId>    LINE#<sku>                one line of it, for the by-SKU index (a projection)
  *   RESERVATION#<orderId>    EVENT#<time>#<eventId>    outbox events of that reservation
+ *
  * GSI `active-by-expiry` (activeShard, activeUntil) is sparse: only ACTIVE reservations carry the
- * attributes, so the sweeper reads exactly what may need releasing. `holdUntil` is when the hold
- * ends; `expiresAt`, the table's TTL attribute, trails it by a day while ACTIVE (the sweeper, not
- * TTL, returns stock) and is removed when the reservation is confirmed or released, so closed
- * reservations stay on record.
+ * attributes, spread over SWEEP_SHARDS partitions, so the sweeper reads exactly what may need
+ * releasing. GSI `reservations-by-sku` (lineSku, lineSort) holds the line items only.
+ *
+ * `holdUntil` is when the hold ends; `expiresAt`, the table's TTL attribute, trails it by a day while
+ * ACTIVE (the sweeper, not TTL, returns stock) and is removed when the reservation closes, so closed
+ * reservations stay on record. The line items are written from the table's stream, not in the
+ * reservation's transaction: 50 lines already take 52 of a transaction's 100 items.
  */
 export const ACTIVE_BY_EXPIRY_INDEX = 'active-by-expiry';
-const ACTIVE_SHARD = 'ACTIVE';
+export const RESERVATIONS_BY_SKU_INDEX = 'reservations-by-sku';
+/** Partitions of the sweeper's index: one partition takes ~1,000 writes/s, so 8 take ~8,000 holds/s. */
+export const SWEEP_SHARDS = 8;
 const productKey = (sku: string) => ({ pk: `PRODUCT#${sku}`, sk: 'PRODUCT' });
 const reservationKey = (orderId: string) => ({ pk: `RESERVATION#${orderId}`, sk: 'RESERVATION' });
+const lineKey = (orderId: string, sku: string) => ({ pk: `RESERVATION#${orderId}`, sk: `LINE#${sku}` });
+
+/** The sweeper-index partition of an order's reservation: a stable hash, so it never moves. */
+export function sweepShardOf(orderId: string): string {
+  return `ACTIVE#${createHash('sha256').update(orderId).digest().readUInt32BE(0) % SWEEP_SHARDS}`;
+}
+
+/** An opaque position in a paged query, as DynamoDB returns it. */
+export type PageKey = Record<string, unknown>;
 
 export type ReserveWriteResult =
   { written: true } | { written: false; short: string[]; changed: string[]; duplicate: boolean };
@@ -37,7 +64,12 @@ export type ReserveWriteResult =
 export interface InventoryRepository {
   getProduct(sku: string): Promise<Product | undefined>;
   getProducts(skus: string[]): Promise<Map<string, Product>>;
-  putProduct(sku: string, request: PutProductRequest, now: Date): Promise<Product>;
+  /** Creates or replaces a product; `previous` is the product as it was just before, read atomically. */
+  putProduct(
+    sku: string,
+    request: PutProductRequest,
+    now: Date,
+  ): Promise<{ product: Product; previous?: Product }>;
   getReservation(orderId: string): Promise<Reservation | undefined>;
   /** Holds every line and records the reservation, all or nothing. */
   reserve(reservation: Reservation, event: CloudEvent): Promise<ReserveWriteResult>;
@@ -52,16 +84,43 @@ export interface InventoryRepository {
     event: CloudEvent,
     now: Date,
   ): Promise<boolean>;
-  /** ACTIVE reservations whose hold ended at or before `now`, oldest first. */
+  /**
+   * An ACTIVE reservation that DynamoDB's TTL deleted before the sweeper released it: puts it back as
+   * EXPIRED and returns its stock, once. False when it was already put back.
+   */
+  restoreExpired(reservation: Reservation, event: CloudEvent, now: Date): Promise<boolean>;
+  /** ACTIVE reservations of one sweeper shard whose hold ended at or before `now`, oldest first. */
   listExpired(
+    shard: number,
     now: Date,
     limit: number,
-    cursor?: Record<string, unknown>,
-  ): Promise<{ orderIds: string[]; cursor?: Record<string, unknown> }>;
+    cursor?: PageKey,
+  ): Promise<{ orderIds: string[]; cursor?: PageKey }>;
+  /** Projects the reservation's lines for the by-SKU index; a closed line is never reopened. */
+  putLines(reservation: Reservation): Promise<void>;
+  /** One SKU's reservation lines, newest first. */
+  listLinesBySku(
+    sku: string,
+    limit: number,
+    cursor?: PageKey,
+  ): Promise<{ lines: ReservationLine[]; cursor?: PageKey }>;
+  /** Flags the SKU as low on stock and records the event; false when it was flagged already. */
+  markLowStock(sku: string, event: CloudEvent): Promise<boolean>;
+  /** Clears the low-stock flag once stock is back at or above the threshold. */
+  clearLowStock(sku: string): Promise<void>;
 }
 
 function strip<T>(item: Record<string, unknown>): T {
-  const { pk: _pk, sk: _sk, kind: _kind, activeShard: _shard, activeUntil: _until, ...rest } = item;
+  const {
+    pk: _pk,
+    sk: _sk,
+    kind: _kind,
+    activeShard: _shard,
+    activeUntil: _until,
+    lineSku: _lineSku,
+    lineSort: _lineSort,
+    ...rest
+  } = item;
   return rest as T;
 }
 
@@ -89,6 +148,8 @@ export function dynamoInventoryRepository(
       },
     }));
 
+  const returnStock = 'SET available = available + :q, reserved = reserved - :q';
+
   /**
    * ACTIVE → `to`, moving each line's units as `stock` says, in one transaction. False when the
    * reservation was no longer ACTIVE (or its hold condition failed): someone else closed it first.
@@ -98,30 +159,48 @@ export function dynamoInventoryRepository(
     now: Date,
     change: { to: ReservationStatus; holdCondition?: string; stock: string; event?: CloudEvent },
   ): Promise<boolean> {
-    try {
-      await transactWrite(client, [
-        {
-          Update: {
-            TableName: tableName,
-            Key: reservationKey(reservation.orderId),
-            UpdateExpression:
-              'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
-            ConditionExpression: ['#status = :active', change.holdCondition].filter(Boolean).join(' AND '),
-            ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: {
-              ':to': change.to,
-              ':active': 'ACTIVE',
-              ':now': now.toISOString(),
-              ...(change.holdCondition ? { ':nowSeconds': epochSeconds(now) } : {}),
-            },
+    return firstItemHolds([
+      {
+        Update: {
+          TableName: tableName,
+          Key: reservationKey(reservation.orderId),
+          UpdateExpression: 'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
+          ConditionExpression: ['#status = :active', change.holdCondition].filter(Boolean).join(' AND '),
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':to': change.to,
+            ':active': 'ACTIVE',
+            ':now': now.toISOString(),
+            ...(change.holdCondition ? { ':nowSeconds': epochSeconds(now) } : {}),
           },
         },
-        ...productLines(reservation.lines, change.stock, 'reserved >= :q'),
-        ...(change.event ? [outboxPut(tableName, reservationKey(reservation.orderId).pk, change.event)] : []),
-      ]);
+      },
+      ...productLines(reservation.lines, change.stock, 'reserved >= :q'),
+      ...(change.event ? [outboxPut(tableName, reservationKey(reservation.orderId).pk, change.event)] : []),
+    ]);
+  }
+
+  /**
+   * Runs a transaction whose first item is the guard (the reservation's expected state). False when
+   * that guard failed: another writer got there first. Any other cancellation is a fault.
+   */
+  async function firstItemHolds(items: TransactItem[]): Promise<boolean> {
+    try {
+      await transactWrite(client, items);
       return true;
     } catch (error) {
       if (isConditionFailure(error) && error.reasons[0]?.code === 'ConditionalCheckFailed') return false;
+      throw error;
+    }
+  }
+
+  /** An update whose condition failing means "nothing to do". */
+  async function updateIfStill(command: UpdateCommand): Promise<boolean> {
+    try {
+      await client.send(command);
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
   }
@@ -151,29 +230,38 @@ export function dynamoInventoryRepository(
     },
 
     async putProduct(sku, request, now) {
+      const fields = {
+        sku,
+        name: request.name,
+        unitPrice: request.unitPrice,
+        currency: request.currency,
+        available: request.available,
+        lowStockThreshold: request.lowStockThreshold ?? 0,
+        updatedAt: now.toISOString(),
+      };
       const { Attributes } = await client.send(
         new UpdateCommand({
           TableName: tableName,
           Key: productKey(sku),
           UpdateExpression:
-            'SET sku = :sku, #name = :name, unitPrice = :price, currency = :currency, available = :available, ' +
-            'lowStockThreshold = :threshold, updatedAt = :now, reserved = if_not_exists(reserved, :zero), kind = :kind',
+            'SET sku = :sku, #name = :name, unitPrice = :unitPrice, currency = :currency, available = :available, ' +
+            'lowStockThreshold = :lowStockThreshold, updatedAt = :updatedAt, ' +
+            'reserved = if_not_exists(reserved, :zero), kind = :kind',
           ExpressionAttributeNames: { '#name': 'name' },
           ExpressionAttributeValues: {
-            ':sku': sku,
-            ':name': request.name,
-            ':price': request.unitPrice,
-            ':currency': request.currency,
-            ':available': request.available,
-            ':threshold': request.lowStockThreshold ?? 0,
-            ':now': now.toISOString(),
+            ...Object.fromEntries(Object.entries(fields).map(([name, value]) => [`:${name}`, value])),
             ':zero': 0,
             ':kind': 'product',
           },
-          ReturnValues: 'ALL_NEW',
+          // The old image, so that the caller knows exactly what this PUT replaced.
+          ReturnValues: 'ALL_OLD',
         }),
       );
-      return strip<Product>(Attributes!);
+      const previous = Attributes ? strip<Product>(Attributes) : undefined;
+      return {
+        product: { ...previous, ...fields, reserved: previous?.reserved ?? 0 },
+        ...(previous ? { previous } : {}),
+      };
     },
 
     async getReservation(orderId) {
@@ -207,7 +295,7 @@ export function dynamoInventoryRepository(
               ...reservationKey(reservation.orderId),
               kind: 'reservation',
               ...reservation,
-              activeShard: ACTIVE_SHARD,
+              activeShard: sweepShardOf(reservation.orderId),
               activeUntil: reservation.holdUntil,
             },
             ConditionExpression: 'attribute_not_exists(pk)',
@@ -265,18 +353,40 @@ export function dynamoInventoryRepository(
       return closeReservation(reservation, now, {
         to,
         ...(to === 'EXPIRED' ? { holdCondition: 'holdUntil <= :nowSeconds' } : {}),
-        stock: 'SET available = available + :q, reserved = reserved - :q',
+        stock: returnStock,
         event,
       });
     },
 
-    async listExpired(now, limit, cursor) {
+    async restoreExpired(reservation, event, now) {
+      const { expiresAt: _ttl, ...kept } = reservation;
+      return firstItemHolds([
+        {
+          Put: {
+            TableName: tableName,
+            Item: {
+              ...reservationKey(reservation.orderId),
+              kind: 'reservation',
+              ...kept,
+              status: 'EXPIRED',
+              updatedAt: now.toISOString(),
+            },
+            // The record's absence is the proof that its stock has not come back yet.
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        ...productLines(reservation.lines, returnStock, 'reserved >= :q'),
+        outboxPut(tableName, reservationKey(reservation.orderId).pk, event),
+      ]);
+    },
+
+    async listExpired(shard, now, limit, cursor) {
       const { Items, LastEvaluatedKey } = await client.send(
         new QueryCommand({
           TableName: tableName,
           IndexName: ACTIVE_BY_EXPIRY_INDEX,
           KeyConditionExpression: 'activeShard = :shard AND activeUntil <= :now',
-          ExpressionAttributeValues: { ':shard': ACTIVE_SHARD, ':now': epochSeconds(now) },
+          ExpressionAttributeValues: { ':shard': `ACTIVE#${shard}`, ':now': epochSeconds(now) },
           Limit: limit,
           ExclusiveStartKey: cursor,
         }),
@@ -285,6 +395,86 @@ export function dynamoInventoryRepository(
         orderIds: (Items ?? []).map((item) => String(item.orderId)),
         ...(LastEvaluatedKey ? { cursor: LastEvaluatedKey } : {}),
       };
+    },
+
+    async putLines(reservation) {
+      await Promise.all(
+        linesOf(reservation).map((line) =>
+          client
+            .send(
+              new PutCommand({
+                TableName: tableName,
+                Item: {
+                  ...lineKey(line.orderId, line.sku),
+                  kind: 'reservation-line',
+                  ...line,
+                  lineSku: line.sku,
+                  lineSort: `${line.createdAt}#${line.orderId}`,
+                },
+                // A reservation closes once; a late or repeated ACTIVE image never reopens its lines.
+                ConditionExpression: 'attribute_not_exists(pk) OR #status = :active',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':active': 'ACTIVE' },
+              }),
+            )
+            .catch((error: unknown) => {
+              if (!(error instanceof ConditionalCheckFailedException)) throw error;
+            }),
+        ),
+      );
+    },
+
+    async listLinesBySku(sku, limit, cursor) {
+      const { Items, LastEvaluatedKey } = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: RESERVATIONS_BY_SKU_INDEX,
+          KeyConditionExpression: 'lineSku = :sku',
+          ExpressionAttributeValues: { ':sku': sku },
+          ScanIndexForward: false,
+          Limit: limit,
+          ExclusiveStartKey: cursor,
+        }),
+      );
+      return {
+        lines: (Items ?? []).map((item) => strip<ReservationLine>(item)),
+        ...(LastEvaluatedKey ? { cursor: LastEvaluatedKey } : {}),
+      };
+    },
+
+    async markLowStock(sku, event) {
+      try {
+        await transactWrite(client, [
+          {
+            Update: {
+              TableName: tableName,
+              Key: productKey(sku),
+              UpdateExpression: 'SET lowStock = :true',
+              ConditionExpression:
+                'attribute_exists(pk) AND (attribute_not_exists(lowStock) OR lowStock = :false)',
+              ExpressionAttributeValues: { ':true': true, ':false': false },
+            },
+          },
+          outboxPut(tableName, productKey(sku).pk, event),
+        ]);
+        return true;
+      } catch (error) {
+        // Flagged already, or this very event was recorded by an earlier delivery of the change.
+        if (isConditionFailure(error)) return false;
+        throw error;
+      }
+    },
+
+    async clearLowStock(sku) {
+      await updateIfStill(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: productKey(sku),
+          UpdateExpression: 'SET lowStock = :false',
+          ConditionExpression: 'lowStock = :true',
+          ExpressionAttributeValues: { ':true': true, ':false': false },
+        }),
+      );
     },
   };
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '../../events/envelope.ts';
-import type { InventoryRepository } from './inventory-repository.ts';
+import { SWEEP_SHARDS, type InventoryRepository, type PageKey } from './inventory-repository.ts';
 import {
   INVENTORY_SOURCE,
   isExpired,
@@ -150,9 +150,8 @@ export const releaseStock =
     return { status: after?.status ?? 'NONE' };
   };
 
-async function releaseAs(deps: ReservationDeps, reservation: Reservation, to: 'RELEASED' | 'EXPIRED') {
-  const now = deps.now();
-  const event = createEvent('inventory.released', {
+function releasedEvent(reservation: Reservation, to: 'RELEASED' | 'EXPIRED', now: Date) {
+  return createEvent('inventory.released', {
     source: INVENTORY_SOURCE,
     subject: reservation.orderId,
     time: now,
@@ -163,26 +162,49 @@ async function releaseAs(deps: ReservationDeps, reservation: Reservation, to: 'R
       reason: to === 'EXPIRED' ? 'EXPIRED' : 'COMPENSATION',
     },
   });
-  return deps.inventory.release(reservation, to, event, now);
+}
+
+async function releaseAs(deps: ReservationDeps, reservation: Reservation, to: 'RELEASED' | 'EXPIRED') {
+  const now = deps.now();
+  return deps.inventory.release(reservation, to, releasedEvent(reservation, to, now), now);
 }
 
 /**
- * The sweeper: releases every ACTIVE reservation whose hold has ended, a page at a time. Safe to run
- * alongside itself and the saga: each release is conditional on the reservation still being ACTIVE.
+ * The sweeper: releases every ACTIVE reservation whose hold has ended, a page at a time, each shard of
+ * the index in parallel and at most `maxPagesPerShard` pages each, so one run stays bounded. Safe to
+ * run alongside itself and the saga: each release is conditional on the reservation still being
+ * ACTIVE and its hold over.
  */
 export const sweepExpired =
-  (deps: ReservationDeps & { pageSize?: number; maxPages?: number }) =>
+  (deps: ReservationDeps & { pageSize?: number; maxPagesPerShard?: number }) =>
   async (): Promise<{ expired: number }> => {
-    let expired = 0;
-    let cursor: Record<string, unknown> | undefined;
-    for (let page = 0; page < (deps.maxPages ?? 40); page++) {
-      const result = await deps.inventory.listExpired(deps.now(), deps.pageSize ?? 25, cursor);
-      for (const orderId of result.orderIds) {
-        const reservation = await deps.inventory.getReservation(orderId);
-        if (reservation?.status === 'ACTIVE' && (await releaseAs(deps, reservation, 'EXPIRED'))) expired++;
+    const sweepShard = async (shard: number) => {
+      let expired = 0;
+      let cursor: PageKey | undefined;
+      for (let page = 0; page < (deps.maxPagesPerShard ?? 5); page++) {
+        const result = await deps.inventory.listExpired(shard, deps.now(), deps.pageSize ?? 25, cursor);
+        for (const orderId of result.orderIds) {
+          const reservation = await deps.inventory.getReservation(orderId);
+          if (reservation?.status === 'ACTIVE' && (await releaseAs(deps, reservation, 'EXPIRED'))) expired++;
+        }
+        cursor = result.cursor;
+        if (!cursor) break;
       }
-      cursor = result.cursor;
-      if (!cursor) break;
-    }
-    return { expired };
+      return expired;
+    };
+    const counts = await Promise.all(Array.from({ length: SWEEP_SHARDS }, (_, shard) => sweepShard(shard)));
+    return { expired: counts.reduce((sum, count) => sum + count, 0) };
+  };
+
+/**
+ * An ACTIVE reservation deleted by DynamoDB's TTL (only possible when the sweeper has not released it
+ * for a day): puts it back as EXPIRED and returns its stock. The deleted record's absence is the
+ * guard, so a redelivered stream record never returns the stock twice.
+ */
+export const restoreDeletedReservation =
+  (deps: ReservationDeps) =>
+  async (deleted: Reservation): Promise<boolean> => {
+    if (deleted.status !== 'ACTIVE') return false; // closed reservations carry no TTL, and no stock
+    const now = deps.now();
+    return deps.inventory.restoreExpired(deleted, releasedEvent(deleted, 'EXPIRED', now), now);
   };

@@ -23,7 +23,19 @@ export interface Product {
   reserved: number;
   lowStockThreshold: number;
   updatedAt: string;
+  /** Internal: set while `available` is below the threshold, so that the alert fires once per crossing. */
+  lowStock?: boolean;
 }
+
+/** A product as the API shows it. */
+export function productView(product: Product): Omit<Product, 'lowStock'> {
+  const { lowStock: _internal, ...view } = product;
+  return view;
+}
+
+/** Whether a product's free stock is below its alert threshold (a threshold of 0 never alerts). */
+export const isLowOnStock = (product: Pick<Product, 'available' | 'lowStockThreshold'>) =>
+  product.available < product.lowStockThreshold;
 
 export type ReservationStatus = 'ACTIVE' | 'CONFIRMED' | 'RELEASED' | 'EXPIRED' | 'REJECTED';
 
@@ -48,6 +60,60 @@ export interface Reservation {
   createdAt: string;
   updatedAt: string;
   rejection?: { reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT'; skus: string[] };
+}
+
+/** One line of a reservation, stored for the by-SKU index (a projection of the reservation). */
+export interface ReservationLine {
+  reservationId: string;
+  orderId: string;
+  sku: string;
+  quantity: number;
+  status: ReservationStatus;
+  holdUntil: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A reservation line as `GET /inventory/reservations` shows it. */
+export interface ReservationLineView {
+  reservationId: string;
+  orderId: string;
+  sku: string;
+  quantity: number;
+  status: Exclude<ReservationStatus, 'REJECTED'>;
+  expiresAt: string;
+  createdAt: string;
+}
+
+/** The API view of a line: a hold whose time has passed reads EXPIRED even before the sweeper ran. */
+export function lineView(line: ReservationLine, now: Date): ReservationLineView {
+  const expired = line.status === 'ACTIVE' && line.holdUntil * 1000 <= now.getTime();
+  return {
+    reservationId: line.reservationId,
+    orderId: line.orderId,
+    sku: line.sku,
+    quantity: line.quantity,
+    status: expired ? 'EXPIRED' : (line.status as ReservationLineView['status']),
+    expiresAt: new Date(line.holdUntil * 1000).toISOString(),
+    createdAt: line.createdAt,
+  };
+}
+
+/** Every line of a reservation, by SKU; a rejected attempt has none. */
+export function linesOf(reservation: Reservation): ReservationLine[] {
+  if (reservation.status === 'REJECTED') return [];
+  return reservation.lines
+    .map((line) => ({
+      reservationId: reservation.reservationId,
+      orderId: reservation.orderId,
+      sku: line.sku,
+      quantity: line.quantity,
+      status: reservation.status,
+      holdUntil: reservation.holdUntil,
+      createdAt: reservation.createdAt,
+      updatedAt: reservation.updatedAt,
+    }))
+    .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
 }
 
 export const ReserveCommandSchema = z.object({

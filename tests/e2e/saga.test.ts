@@ -33,7 +33,7 @@ afterAll(async () => {
 const api = (path: string, init?: RequestInit) => fetch(`${target.apiUrl}${path}`, init);
 const json = { 'content-type': 'application/json' };
 
-async function putProduct(sku: string, available: number, unitPrice = 1250) {
+async function putProduct(sku: string, available: number, unitPrice = 1250, lowStockThreshold = 0) {
   const response = await api(`/products/${sku}`, {
     method: 'PUT',
     headers: json,
@@ -42,7 +42,7 @@ async function putProduct(sku: string, available: number, unitPrice = 1250) {
       unitPrice,
       currency: 'usd',
       available,
-      lowStockThreshold: 0,
+      lowStockThreshold,
     }),
   });
   expect(response.status).toBe(200);
@@ -160,6 +160,84 @@ describe('an order paid with a card that succeeds', () => {
       items: [{ sku: tee, quantity: 3 }],
       currency: 'usd',
     });
+  });
+});
+
+describe('stock a shop can watch', () => {
+  type Page = { items: Array<Record<string, unknown>>; nextCursor?: string };
+  const reservations = async (query: string) => {
+    const response = await api(`/inventory/reservations?${query}`);
+    return { status: response.status, body: (await response.json()) as Page & { error?: { code: string } } };
+  };
+
+  it("lists a completed order's reservation lines CONFIRMED, by order and by SKU, and alerts low stock once", async () => {
+    const [mug, cap] = [sku(), sku()];
+    await putProduct(mug, 6, 900, 4);
+    await putProduct(cap, 10, 1500);
+    const placed = await placeOrder({
+      customerId: 'cust-stock',
+      items: [
+        { sku: mug, quantity: 3 }, // 6 → 3: below 4
+        { sku: cap, quantity: 1 },
+      ],
+      paymentMethodId: 'pm_card_visa',
+    });
+    expect((await settledOrder(placed.body.orderId)).status).toBe('COMPLETED');
+
+    const byOrder = await reservations(`orderId=${placed.body.orderId}`);
+    expect(byOrder.status).toBe(200);
+    expect(
+      byOrder.body.items.map(({ sku: line, quantity, status }) => ({ sku: line, quantity, status })),
+    ).toEqual(
+      [
+        { sku: mug, quantity: 3, status: 'CONFIRMED' },
+        { sku: cap, quantity: 1, status: 'CONFIRMED' },
+      ].sort((a, b) => (a.sku < b.sku ? -1 : 1)),
+    );
+    const bySku = await pollUntil(
+      'the line index catches up',
+      () => reservations(`sku=${mug}&limit=10`),
+      (page) => page.body.items[0]?.status === 'CONFIRMED',
+    );
+    expect(bySku.body.items).toEqual([
+      {
+        reservationId: expect.any(String),
+        orderId: placed.body.orderId,
+        sku: mug,
+        quantity: 3,
+        status: 'CONFIRMED',
+        expiresAt: expect.any(String),
+        createdAt: expect.any(String),
+      },
+    ]);
+
+    const alerts = await waitForEvents(natsUrl, mug, (seen) => countOf(seen, 'inventory.low_stock') > 0);
+    await target.drained();
+    expect((await waitForEvents(natsUrl, mug, () => true)).map((stored) => stored.event.data)).toEqual([
+      { sku: mug, available: 3, threshold: 4 },
+    ]);
+    expect(alerts[0]!.stream).toBe('INVENTORY');
+    await target.drained();
+    expect(countOf(await waitForEvents(natsUrl, cap, () => true), 'inventory.low_stock')).toBe(0);
+  });
+
+  it('refuses a reservation query without exactly one filter, or with a bad limit or cursor', async () => {
+    for (const query of [
+      '',
+      `orderId=x&sku=${sku()}`,
+      `sku=${sku()}&limit=0`,
+      `sku=${sku()}&limit=abc`,
+      'sku=a%20b',
+      `sku=${sku()}&status=ACTIVE`,
+    ]) {
+      const answer = await reservations(query);
+      expect(answer.status, query).toBe(400);
+      expect(answer.body.error?.code, query).toBe('VALIDATION_FAILED');
+    }
+    const badCursor = await reservations(`sku=${sku()}&cursor=bm90LWEtY3Vyc29y`);
+    expect(badCursor.status).toBe(400);
+    expect(badCursor.body.error?.code).toBe('INVALID_CURSOR');
+    expect(await reservations(`orderId=${randomUUID()}`)).toEqual({ status: 200, body: { items: [] } });
   });
 });
 

@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
+import { createEvent } from '../../events/envelope.ts';
+import { restoreDeletedReservation, type ReservationDeps } from './reservations.ts';
+import { INVENTORY_SOURCE, isLowOnStock, type Product, type Reservation } from './stock.ts';
+
+/*
+ * What the inventory service does with its own table's stream (products and reservations, by
+ * filter), after the fact and idempotently:
+ * - a reservation written → its lines projected for the by-SKU query;
+ * - an ACTIVE reservation deleted by TTL → put back as EXPIRED with its stock returned, once;
+ * - a product whose `available` fell below its threshold → `inventory.low_stock`, once per crossing.
+ */
+
+/** The Lambda filter pattern: product and reservation records, every kind of change. */
+export const STOCK_CHANGES_FILTER = { dynamodb: { Keys: { sk: { S: ['PRODUCT', 'RESERVATION'] } } } };
+
+export interface StockChangesDeps extends ReservationDeps {
+  onError: (error: unknown, record: DynamoDBRecord) => void;
+}
+
+const image = <T>(value: unknown): T | undefined =>
+  value ? (unmarshall(value as Record<string, AttributeValue>) as T) : undefined;
+
+/** A stable UUID-shaped id for what one stream record causes: redeliveries produce the same event. */
+function idFor(record: DynamoDBRecord, purpose: string): string {
+  const hex = createHash('sha256').update(`${purpose}:${record.eventID}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * The low-stock flag follows the records of one product, which arrive in order. The decision reads
+ * the record's image; the write is conditional on the flag's current value, and every flag write is
+ * itself a record that is judged again, so a crossing is reported once and none is missed.
+ */
+async function onProduct(deps: StockChangesDeps, record: DynamoDBRecord) {
+  const product = image<Product>(record.dynamodb?.NewImage);
+  if (!product) return;
+  if (isLowOnStock(product) && !product.lowStock) {
+    const seconds = record.dynamodb?.ApproximateCreationDateTime;
+    const event = createEvent('inventory.low_stock', {
+      id: idFor(record, 'low-stock'),
+      source: INVENTORY_SOURCE,
+      subject: product.sku,
+      time: seconds ? new Date(seconds * 1000) : deps.now(),
+      data: { sku: product.sku, available: product.available, threshold: product.lowStockThreshold },
+    });
+    await deps.inventory.markLowStock(product.sku, event);
+  } else if (!isLowOnStock(product) && product.lowStock) {
+    await deps.inventory.clearLowStock(product.sku);
+  }
+}
+
+async function onReservation(deps: StockChangesDeps, record: DynamoDBRecord) {
+  if (record.eventName === 'REMOVE') {
+    const deleted = image<Reservation>(record.dynamodb?.OldImage);
+    if (deleted) await restoreDeletedReservation(deps)(deleted);
+    return;
+  }
+  const reservation = image<Reservation>(record.dynamodb?.NewImage);
+  if (reservation) await deps.inventory.putLines(reservation);
+}
+
+/**
+ * Handles a batch in order. At the first failure it stops and reports that record: Lambda retries
+ * from there, so one product's or reservation's changes are never applied out of order.
+ */
+export const reactToStockChanges =
+  (deps: StockChangesDeps) =>
+  async (records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> => {
+    for (const record of records) {
+      try {
+        const sk = record.dynamodb?.Keys?.sk?.S;
+        if (sk === 'PRODUCT') await onProduct(deps, record);
+        else if (sk === 'RESERVATION') await onReservation(deps, record);
+      } catch (error) {
+        deps.onError(error, record);
+        return { batchItemFailures: [{ itemIdentifier: record.dynamodb?.SequenceNumber ?? '' }] };
+      }
+    }
+    return { batchItemFailures: [] };
+  };
