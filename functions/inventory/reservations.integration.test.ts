@@ -207,3 +207,74 @@ describe('expiry', () => {
     expect(await levels(id)).toEqual({ available: 5, reserved: 0 });
   });
 });
+
+describe('expiry racing the saga', () => {
+  it('a confirm and the sweeper racing for the same hold: exactly one wins, and the stock adds up either way', async () => {
+    const outcomes: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      const id = await stock(5);
+      const orderId = order();
+      const start = Date.now();
+      // The confirm runs a second before the hold ends, the sweeper a second after: both are allowed.
+      const confirmer: ReservationDeps = { inventory, now: () => new Date(start + 59_000), ttlSeconds: 60 };
+      const sweeper: ReservationDeps = { inventory, now: () => new Date(start + 61_000), ttlSeconds: 60 };
+      await reserveStock({ inventory, now: () => new Date(start), ttlSeconds: 60 })({
+        orderId,
+        currency: 'usd',
+        items: [{ sku: id, quantity: 2 }],
+      });
+      const [confirmed, swept] = await Promise.allSettled([
+        confirmStock(confirmer)(orderId),
+        sweepExpired(sweeper)(),
+      ]);
+      const status = (await inventory.getReservation(orderId))!.status;
+      outcomes.push(status);
+      if (status === 'CONFIRMED') {
+        expect(confirmed.status).toBe('fulfilled');
+        expect(await levels(id)).toEqual({ available: 3, reserved: 0 });
+      } else {
+        expect(status).toBe('EXPIRED');
+        expect(confirmed).toMatchObject({ status: 'rejected', reason: expect.any(ReservationExpiredError) });
+        expect(swept).toMatchObject({ status: 'fulfilled' });
+        expect(await levels(id)).toEqual({ available: 5, reserved: 0 });
+        const released = (await eventsOf(orderId)).filter((event) => event.type === 'inventory.released');
+        expect(released.map((event) => event.data.reason)).toEqual(['EXPIRED']);
+      }
+    }
+    expect(outcomes.every((status) => status === 'CONFIRMED' || status === 'EXPIRED')).toBe(true);
+  });
+});
+
+describe('PUT /products/{sku} while reservations are active', () => {
+  it('sets the free stock and leaves holds alone: a later release adds back on top of the new figure', async () => {
+    const id = await stock(10, 1000);
+    const orderId = order();
+    await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 4 }] });
+    expect(await levels(id)).toEqual({ available: 6, reserved: 4 });
+
+    const { product, previous } = await inventory.putProduct(
+      id,
+      { name: 'renamed', unitPrice: 1500, currency: 'usd', available: 20 },
+      new Date(),
+    );
+    expect(previous).toMatchObject({ available: 6, reserved: 4, unitPrice: 1000 });
+    expect(product).toMatchObject({ name: 'renamed', available: 20, reserved: 4, unitPrice: 1500 });
+
+    // The hold keeps the price it was reserved at; the order is charged that.
+    expect(await inventory.getReservation(orderId)).toMatchObject({
+      amount: 4000,
+      lines: [{ sku: id, quantity: 4, unitPrice: 1000 }],
+    });
+    await releaseStock(deps())(orderId);
+    expect(await levels(id)).toEqual({ available: 24, reserved: 0 });
+  });
+
+  it('a confirm after a PUT sells the held units without touching the new free stock', async () => {
+    const id = await stock(5);
+    const orderId = order();
+    await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 5 }] });
+    await inventory.putProduct(id, { name: id, unitPrice: 1000, currency: 'usd', available: 0 }, new Date());
+    await confirmStock(deps())(orderId);
+    expect(await levels(id)).toEqual({ available: 0, reserved: 0 });
+  });
+});

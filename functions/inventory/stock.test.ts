@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   isExpired,
+  isLowOnStock,
+  lineView,
+  linesOf,
   outcomeOf,
   priceLines,
+  productView,
   type Product,
   type Reservation,
   type ReservationStatus,
@@ -167,5 +171,54 @@ describe('a closed reservation', () => {
       expiresAt: '2025-01-01T00:15:00.000Z',
     });
     expect(isExpired(confirmed, new Date('2030-01-01T00:00:00.000Z'))).toBe(false);
+  });
+});
+
+describe('reservation lines', () => {
+  const held = reservation({
+    lines: [
+      { sku: 'tee', quantity: 1, unitPrice: 1999 },
+      { sku: 'mug', quantity: 2, unitPrice: 1250 },
+    ],
+  });
+
+  it('one line per SKU, in SKU order, carrying the reservation it belongs to', () => {
+    expect(linesOf(held).map((line) => [line.sku, line.quantity, line.status, line.orderId])).toEqual([
+      ['mug', 2, 'ACTIVE', 'order-1'],
+      ['tee', 1, 'ACTIVE', 'order-1'],
+    ]);
+  });
+
+  it('a rejected attempt has no lines', () => {
+    expect(linesOf(reservation({ status: 'REJECTED', lines: [] }))).toEqual([]);
+  });
+
+  it('shows the hold end as expiresAt, and an ACTIVE hold past it as EXPIRED', () => {
+    const [line] = linesOf(held);
+    const before = new Date((EXPIRES_AT - 1) * 1000);
+    const after = new Date(EXPIRES_AT * 1000);
+    expect(lineView(line!, before)).toEqual({
+      reservationId: 'res-1',
+      orderId: 'order-1',
+      sku: 'mug',
+      quantity: 2,
+      status: 'ACTIVE',
+      expiresAt: '2025-01-01T00:15:00.000Z',
+      createdAt: '2025-01-01T00:00:00.000Z',
+    });
+    expect(lineView(line!, after).status).toBe('EXPIRED');
+    expect(lineView({ ...line!, status: 'CONFIRMED' }, after).status).toBe('CONFIRMED');
+  });
+});
+
+describe('low stock', () => {
+  it('is strictly below the threshold; a threshold of 0 never alerts', () => {
+    expect(isLowOnStock({ available: 4, lowStockThreshold: 5 })).toBe(true);
+    expect(isLowOnStock({ available: 5, lowStockThreshold: 5 })).toBe(false);
+    expect(isLowOnStock({ available: 0, lowStockThreshold: 0 })).toBe(false);
+  });
+
+  it('the API view of a product hides the internal flag', () => {
+    expect(productView({ ...product('mug', 1250), lowStock: true })).toEqual(product('mug', 1250));
   });
 });

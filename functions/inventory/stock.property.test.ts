@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
+import { synthesizeTemplate } from '../../infra/local/template.ts';
+import { dynamoInventoryRepository, type InventoryRepository } from './inventory-repository.ts';
+import {
+  confirmStock,
+  releaseStock,
+  reserveStock,
+  sweepExpired,
+  type ReservationDeps,
+} from './reservations.ts';
+import {
+  ReservationClosedError,
+  ReservationConfirmedError,
+  ReservationExpiredError,
+  ReservationNotFoundError,
+} from './stock.ts';
+
+/*
+ * The stock invariant under random interleavings, on DynamoDB Local. Each run gets fresh SKUs and
+ * orders and a clock of its own; commands run in groups whose members race each other. After every
+ * group, for every SKU:
+ *   available + reserved + sold = stock put in      (nothing created, nothing lost)
+ *   reserved = the units of its ACTIVE reservations, sold = those of its CONFIRMED ones
+ *   available >= 0 and reserved >= 0
+ * "Stock put in" counts each PUT as the difference between the `available` it set and the one it
+ * replaced, read in the same atomic write: a PUT sets free stock and leaves holds alone.
+ */
+
+let inventory: InventoryRepository;
+
+beforeAll(async () => {
+  const raw = new DynamoDBClient({
+    endpoint: inject('dynamodbEndpoint'),
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const prefix = `prop-${randomUUID().slice(0, 6)}-`;
+  const tables = templateTables(await synthesizeTemplate({})).filter((t) =>
+    t.logicalId.startsWith('Inventory'),
+  );
+  await createTables(raw, tables, prefix);
+  inventory = dynamoInventoryRepository(
+    DynamoDBDocumentClient.from(raw),
+    tableName(tables[0]!.logicalId, prefix),
+  );
+});
+
+const SKUS = 3;
+const ORDERS = 5;
+const TTL_SECONDS = 60;
+
+type Command =
+  | { kind: 'reserve'; order: number; lines: Array<{ sku: number; quantity: number }> }
+  | { kind: 'confirm'; order: number }
+  | { kind: 'release'; order: number }
+  | { kind: 'expire'; advanceSeconds: number }
+  | { kind: 'restock'; sku: number; available: number };
+
+const command: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('reserve' as const),
+      order: fc.nat(ORDERS - 1),
+      lines: fc.uniqueArray(fc.record({ sku: fc.nat(SKUS - 1), quantity: fc.integer({ min: 1, max: 4 }) }), {
+        minLength: 1,
+        maxLength: SKUS,
+        selector: (line) => line.sku,
+      }),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('confirm' as const), order: fc.nat(ORDERS - 1) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), order: fc.nat(ORDERS - 1) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('expire' as const),
+      advanceSeconds: fc.integer({ min: 0, max: 90 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('restock' as const),
+      sku: fc.nat(SKUS - 1),
+      available: fc.nat(12),
+    }),
+  },
+);
+
+/** Refusals the rules promise; anything else is a failure of the property. */
+const EXPECTED_REFUSALS = [
+  ReservationExpiredError,
+  ReservationConfirmedError,
+  ReservationNotFoundError,
+  ReservationClosedError,
+];
+
+describe('the stock invariant', () => {
+  it('holds under random interleavings of reserve, confirm, release, expire and restock', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.nat(10), { minLength: SKUS, maxLength: SKUS }),
+        fc.array(fc.array(command, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 8 }),
+        async (initial, groups) => {
+          const run = randomUUID().slice(0, 8);
+          const skus = initial.map((_, index) => `prop-${run}-${index}`);
+          const orders = Array.from({ length: ORDERS }, (_, index) => `prop-${run}-order-${index}`);
+          let clock = Date.now();
+          const deps: ReservationDeps = { inventory, now: () => new Date(clock), ttlSeconds: TTL_SECONDS };
+          const putIn = new Map<string, number>();
+
+          const restock = async (sku: string, available: number) => {
+            const { previous } = await inventory.putProduct(
+              sku,
+              { name: sku, unitPrice: 100, currency: 'usd', available },
+              deps.now(),
+            );
+            putIn.set(sku, (putIn.get(sku) ?? 0) + available - (previous?.available ?? 0));
+          };
+          for (const [index, sku] of skus.entries()) await restock(sku, initial[index]!);
+
+          const execute = async (step: Command): Promise<void> => {
+            switch (step.kind) {
+              case 'reserve':
+                await reserveStock(deps)({
+                  orderId: orders[step.order]!,
+                  currency: 'usd',
+                  items: step.lines.map((line) => ({ sku: skus[line.sku]!, quantity: line.quantity })),
+                });
+                return;
+              case 'confirm':
+                await confirmStock(deps)(orders[step.order]!);
+                return;
+              case 'release':
+                await releaseStock(deps)(orders[step.order]!);
+                return;
+              case 'expire':
+                clock += step.advanceSeconds * 1000;
+                await sweepExpired(deps)();
+                return;
+              case 'restock':
+                await restock(skus[step.sku]!, step.available);
+            }
+          };
+
+          for (const group of groups) {
+            const results = await Promise.allSettled(group.map(execute));
+            for (const result of results) {
+              if (
+                result.status === 'rejected' &&
+                !EXPECTED_REFUSALS.some((type) => result.reason instanceof type)
+              )
+                throw result.reason;
+            }
+
+            const reservations = (
+              await Promise.all(orders.map((orderId) => inventory.getReservation(orderId)))
+            ).filter((reservation) => reservation !== undefined);
+            for (const sku of skus) {
+              const units = (status: string) =>
+                reservations
+                  .filter((reservation) => reservation.status === status)
+                  .flatMap((reservation) => reservation.lines)
+                  .filter((line) => line.sku === sku)
+                  .reduce((sum, line) => sum + line.quantity, 0);
+              const product = (await inventory.getProduct(sku))!;
+              expect(product.available, sku).toBeGreaterThanOrEqual(0);
+              expect(product.reserved, sku).toBeGreaterThanOrEqual(0);
+              expect(product.reserved, sku).toBe(units('ACTIVE'));
+              expect(product.available + product.reserved + units('CONFIRMED'), sku).toBe(putIn.get(sku));
+            }
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  }, 120_000);
+});
