@@ -359,7 +359,10 @@ export function dynamoInventoryRepository(
     },
 
     async restoreExpired(reservation, event, now) {
-      const { expiresAt: _ttl, ...kept } = reservation;
+      // The reservation may come straight from a stream image: drop the keys and index attributes.
+      const { expiresAt: _ttl, ...kept } = strip<Reservation>(
+        reservation as unknown as Record<string, unknown>,
+      );
       return firstItemHolds([
         {
           Put: {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { DeleteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startStreamPoller, type StreamPoller } from '../../infra/local/stream-poller.ts';
@@ -227,6 +227,11 @@ describe('a reservation deleted by TTL', () => {
     );
     expect(restored).toMatchObject({ status: 'EXPIRED', lines: [{ sku: id, quantity: 4 }] });
     expect(restored?.expiresAt).toBeUndefined();
+    const { Item: stored } = await client.send(
+      new GetCommand({ TableName: table, Key: { pk: `RESERVATION#${orderId}`, sk: 'RESERVATION' } }),
+    );
+    expect(stored).not.toHaveProperty('activeShard'); // out of the sweeper's index for good
+    expect(stored).not.toHaveProperty('activeUntil');
     expect(await inventory.getProduct(id)).toMatchObject({ available: 6, reserved: 0 });
 
     // Stream records come at least once: deliver the deletion again, twice at once.
