@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { z } from 'zod';
+import { OrderIdSchema } from '../../events/common.ts';
 import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
 import { cancellationReasonFor, PAYMENT_CANCELED, PAYMENT_FAILED } from '../../shared/saga.ts';
@@ -133,15 +134,16 @@ const TARGET: Record<IntentEvent, PaymentStatus> = {
 const isIntentEvent = (type: string): type is IntentEvent => Object.hasOwn(TARGET, type);
 
 /** What a webhook reads of an event: the envelope Stripe signs. */
+// Ids are bounded (Stripe's are about 30 characters) so that no key built from them exceeds DynamoDB's limits.
 const StripeEventSchema = z.object({
-  id: z.string().min(1),
+  id: z.string().min(1).max(255),
   type: z.string().min(1),
   data: z.object({ object: z.unknown() }),
 });
 
 /** What the payment service reads of the PaymentIntent in `data.object`. */
 const PaymentIntentSchema = z.object({
-  id: z.string().min(1),
+  id: z.string().min(1).max(255),
   object: z.literal('payment_intent'),
   status: z.string(),
   metadata: z.record(z.string(), z.string()).nullish(),
@@ -183,9 +185,11 @@ export const applyStripeEvent =
     const event = decode(StripeEventSchema, received, 'a Stripe event');
     if (!isIntentEvent(event.type)) return 'unhandled-type';
     const intent = decode(PaymentIntentSchema, event.data.object, 'a PaymentIntent event');
+    // metadata is free-form at Stripe: an orderId that cannot be one of ours names no order.
+    const orderId = OrderIdSchema.safeParse(intent.metadata?.orderId);
     const payment =
       (await deps.payments.findByPaymentIntent(intent.id)) ??
-      (intent.metadata?.orderId ? await deps.payments.get(intent.metadata.orderId) : undefined);
+      (orderId.success ? await deps.payments.get(orderId.data) : undefined);
     if (!payment) return 'unknown-payment';
 
     const now = deps.now();
@@ -324,13 +328,15 @@ export const cancelPayment =
           now,
         );
       }
+      // Later than the success it follows, so the outbox's time-ordered keys follow the commits.
+      const refundedAt = new Date(Math.max(deps.now().getTime(), now.getTime() + 1));
       await moveTo(
         deps,
         payment.orderId,
         'REFUNDED',
         { refundId, cancellationReason: reason },
-        paymentEvent('payment.refunded', payment, intentId, { reason, refundId }, now),
-        now,
+        paymentEvent('payment.refunded', payment, intentId, { reason, refundId }, refundedAt),
+        refundedAt,
       );
       return { status: 'REFUNDED' };
     }

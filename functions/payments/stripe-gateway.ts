@@ -212,10 +212,12 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
           return stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, tolerance);
         } catch (error) {
           if (!(error instanceof Stripe.errors.StripeSignatureVerificationError)) {
-            // Verified, but the body is not JSON: the SDK's JSON.parse failed.
-            throw new InvalidStripeEventError('INVALID_JSON', 'The webhook body is not JSON.', {
-              cause: error,
-            });
+            // Verified, but the SDK could not read it: not JSON, or a thin (v2) event notification.
+            throw error instanceof SyntaxError
+              ? new InvalidStripeEventError('INVALID_JSON', 'The webhook body is not JSON.', { cause: error })
+              : new InvalidStripeEventError('VALIDATION_FAILED', 'The webhook body is not a Stripe event.', {
+                  cause: error,
+                });
           }
           failures.push(error);
         }
