@@ -10,7 +10,10 @@ const TABLE_VARIABLE = 'PAYMENTS_TABLE_NAME';
 
 export interface PaymentsServiceProps {
   removalPolicy: RemovalPolicy;
-  /** Secrets Manager secret holding {"apiKey": "sk_...", "webhookSecret": "whsec_..."}. */
+  /**
+   * Secrets Manager secret holding {"apiKey": "sk_...", "webhookSecret": "whsec_..."}; during a
+   * webhook secret rotation `webhookSecret` lists both, comma-separated (docs/payments.md).
+   */
   stripeSecret: ISecret;
   /** Another Stripe API base (a Stripe emulator, for LocalStack); unset means Stripe itself. */
   stripeApiUrl?: string;
