@@ -96,3 +96,5 @@ try {
   await runtime.stop();
   await nats.stop();
 }
+// The handlers' own clients (the bridge's NATS connection, SDK sockets) stay open, as in a warm Lambda.
+process.exit();

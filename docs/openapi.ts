@@ -440,7 +440,7 @@ function paths(): Json {
         description:
           'Verifies `Stripe-Signature` over the raw body (signatures dated more than 300 s before or after now are refused), then applies the event at most once (keyed by `event.id`). ' +
           'Handled: `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`, matched by PaymentIntent id, then `metadata.orderId`. ' +
-          'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing. ' +
+          'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing, except that a success arriving after the payment was closed (failed or cancelled) is refunded once. ' +
           'A `500` makes Stripe retry. The `Content-Type` is not checked; the body must be the bytes Stripe sent.',
         security: PUBLIC,
         'x-status': 'implemented',
@@ -450,7 +450,7 @@ function paths(): Json {
             in: 'header',
             required: true,
             description:
-              "`t=<unix time>,v1=<HMAC-SHA256 hex>`, signed with the endpoint secret (`STRIPE_WEBHOOK_SECRET` locally, the Stripe secret's `webhookSecret` on AWS).",
+              "`t=<unix time>,v1=<HMAC-SHA256 hex>`, signed with the endpoint secret (`STRIPE_WEBHOOK_SECRET` locally, the Stripe secret's `webhookSecret` on AWS). While a secret is rolled the header carries one `v1` per secret; it verifies when any one matches a configured secret (several may be configured, comma-separated).",
             schema: { type: 'string' },
           },
         ],
@@ -476,7 +476,10 @@ function paths(): Json {
               required: ['received'],
             }),
           },
-          '400': errorResponse('Missing or bad signature.', ['MISSING_SIGNATURE', 'INVALID_SIGNATURE']),
+          '400': errorResponse(
+            'Missing or bad signature (or a timestamp more than 300 s away), or a validly signed body that is not JSON or not a Stripe event.',
+            ['MISSING_SIGNATURE', 'INVALID_SIGNATURE', 'INVALID_JSON', 'VALIDATION_FAILED'],
+          ),
           '413': responseRef('PayloadTooLarge'),
           '500': responseRef('InternalError'),
         },
