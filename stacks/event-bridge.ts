@@ -1,11 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { outboxFilterPattern } from '../shared/outbox.ts';
 import { ServiceFunction } from './service-function.ts';
+import { streamFailureQueue, tableStreamSource } from './stream-source.ts';
 
 export interface EventBridgeProps {
   tables: ITable[];
@@ -24,11 +23,7 @@ export class EventBridge extends Construct {
 
   constructor(scope: Construct, id: string, props: EventBridgeProps) {
     super(scope, id);
-    this.deadLetters = new Queue(this, 'DeadLetters', {
-      retentionPeriod: Duration.days(14),
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-    });
+    this.deadLetters = streamFailureQueue(this, 'DeadLetters');
     this.function = new ServiceFunction(this, 'PublishEvents', {
       entry: 'functions/bridge/publish-events.ts',
       service: 'bridge',
@@ -38,18 +33,7 @@ export class EventBridge extends Construct {
     });
     for (const table of props.tables) {
       this.function.function.addEventSource(
-        new DynamoEventSource(table, {
-          startingPosition: StartingPosition.TRIM_HORIZON,
-          batchSize: 100,
-          maxBatchingWindow: Duration.millis(0),
-          reportBatchItemFailures: true,
-          bisectBatchOnError: false,
-          retryAttempts: 100,
-          maxRecordAge: Duration.hours(24),
-          parallelizationFactor: 1,
-          onFailure: new SqsDlq(this.deadLetters),
-          filters: [FilterCriteria.filter(outboxFilterPattern())],
-        }),
+        tableStreamSource(table, { filter: outboxFilterPattern(), onFailure: this.deadLetters }),
       );
     }
   }

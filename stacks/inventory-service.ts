@@ -2,9 +2,7 @@ import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   ACTIVE_BY_EXPIRY_INDEX,
@@ -13,6 +11,7 @@ import {
 import { STOCK_CHANGES_FILTER } from '../functions/inventory/stock-changes.ts';
 import { SCHEDULE_SECONDS_METADATA, ServiceFunction } from './service-function.ts';
 import { serviceTable } from './service-table.ts';
+import { streamFailureQueue, tableStreamSource } from './stream-source.ts';
 
 const TABLE_VARIABLE = 'INVENTORY_TABLE_NAME';
 
@@ -119,21 +118,9 @@ export class InventoryService extends Construct {
       'Inventory stream: reservation line index, TTL deletes, low-stock alerts',
       'readWrite',
     );
-    this.stockChangeFailures = new Queue(this, 'StockChangeFailures', {
-      retentionPeriod: Duration.days(14),
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-    });
+    this.stockChangeFailures = streamFailureQueue(this, 'StockChangeFailures');
     this.trackStockChanges.function.addEventSource(
-      new DynamoEventSource(this.table, {
-        startingPosition: StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
-        reportBatchItemFailures: true,
-        retryAttempts: 100,
-        maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(this.stockChangeFailures),
-        filters: [FilterCriteria.filter(STOCK_CHANGES_FILTER)],
-      }),
+      tableStreamSource(this.table, { filter: STOCK_CHANGES_FILTER, onFailure: this.stockChangeFailures }),
     );
 
     // EventBridge rates are whole minutes; the local runtime's timer honours seconds.

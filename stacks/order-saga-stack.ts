@@ -2,10 +2,7 @@ import { CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, type StackProp
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { FilterCriteria, StartingPosition } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { outboxFilterPattern } from '../shared/outbox.ts';
 import { EventBridge } from './event-bridge.ts';
@@ -15,6 +12,7 @@ import { OrdersService } from './orders-service.ts';
 import { PaymentsService } from './payments-service.ts';
 import { SagaStateMachine } from './saga-state-machine.ts';
 import { ServiceFunction } from './service-function.ts';
+import { streamFailureQueue, tableStreamSource } from './stream-source.ts';
 import type { Settings } from './settings.ts';
 
 export interface OrderSagaStackProps extends StackProps {
@@ -98,20 +96,12 @@ export class OrderSagaStack extends Stack {
     });
 
     // Every committed order.created starts its saga, even when the request could not.
-    const unstartedSagas = new Queue(this, 'UnstartedSagas', {
-      retentionPeriod: Duration.days(14),
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-    });
+    const unstartedSagas = streamFailureQueue(this, 'UnstartedSagas');
     orders.startSagas.function.addEventSource(
-      new DynamoEventSource(orders.table, {
-        startingPosition: StartingPosition.TRIM_HORIZON,
+      tableStreamSource(orders.table, {
+        filter: outboxFilterPattern(['order.created']),
+        onFailure: unstartedSagas,
         batchSize: 25,
-        reportBatchItemFailures: true,
-        retryAttempts: 100,
-        maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(unstartedSagas),
-        filters: [FilterCriteria.filter(outboxFilterPattern(['order.created']))],
       }),
     );
 
