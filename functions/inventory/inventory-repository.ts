@@ -27,7 +27,7 @@ import {
 
 /*
  * Inventory table layout (pk, sk); docs/architecture.md has the same with the reasons:
- *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved, lowStock
+ *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved
  *   PRODUCT#<sku>            EVENT#<time>#<eventId>    outbox events about the SKU (low stock)
  *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line: the record of truth
  *   RESERVATION#<orderId>    LINE#<sku>                one line of it, for the by-SKU index (a projection)
@@ -71,6 +71,8 @@ export interface InventoryRepository {
     now: Date,
   ): Promise<{ product: Product; previous?: Product }>;
   getReservation(orderId: string): Promise<Reservation | undefined>;
+  /** Several reservations by order, read consistently; absent orders are missing from the map. */
+  getReservations(orderIds: string[]): Promise<Map<string, Reservation>>;
   /** Holds every line and records the reservation, all or nothing. */
   reserve(reservation: Reservation, event: CloudEvent): Promise<ReserveWriteResult>;
   /** Records a rejected attempt so that a retry answers the same without a second event. */
@@ -104,10 +106,8 @@ export interface InventoryRepository {
     limit: number,
     cursor?: PageKey,
   ): Promise<{ lines: ReservationLine[]; cursor?: PageKey }>;
-  /** Flags the SKU as low on stock and records the event; false when it was flagged already. */
-  markLowStock(sku: string, event: CloudEvent): Promise<boolean>;
-  /** Clears the low-stock flag once stock is back at or above the threshold. */
-  clearLowStock(sku: string): Promise<void>;
+  /** Records a low-stock event in the SKU's outbox; false when that very event is recorded already. */
+  recordLowStock(event: CloudEvent): Promise<boolean>;
 }
 
 function strip<T>(item: Record<string, unknown>): T {
@@ -180,6 +180,20 @@ export function dynamoInventoryRepository(
     ]);
   }
 
+  /** Consistent BatchGetItem of up to 100 keys, following UnprocessedKeys until every key is read. */
+  async function batchGet<T>(keys: Record<string, unknown>[]): Promise<T[]> {
+    const found: T[] = [];
+    let pending = keys;
+    while (pending.length > 0) {
+      const { Responses, UnprocessedKeys } = await client.send(
+        new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: true } } }),
+      );
+      for (const item of Responses?.[tableName] ?? []) found.push(strip<T>(item));
+      pending = (UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+    }
+    return found;
+  }
+
   /**
    * Runs a transaction whose first item is the guard (the reservation's expected state). False when
    * that guard failed: another writer got there first. Any other cancellation is a fault.
@@ -194,17 +208,6 @@ export function dynamoInventoryRepository(
     }
   }
 
-  /** An update whose condition failing means "nothing to do". */
-  async function updateIfStill(command: UpdateCommand): Promise<boolean> {
-    try {
-      await client.send(command);
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
-  }
-
   return {
     async getProduct(sku) {
       const { Item } = await client.send(
@@ -214,19 +217,13 @@ export function dynamoInventoryRepository(
     },
 
     async getProducts(skus) {
-      const products = new Map<string, Product>();
-      let keys: Record<string, unknown>[] = skus.map(productKey);
-      while (keys.length > 0) {
-        const { Responses, UnprocessedKeys } = await client.send(
-          new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of Responses?.[tableName] ?? []) {
-          const product = strip<Product>(item);
-          products.set(product.sku, product);
-        }
-        keys = (UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-      }
-      return products;
+      const products = await batchGet<Product>(skus.map(productKey));
+      return new Map(products.map((product) => [product.sku, product]));
+    },
+
+    async getReservations(orderIds) {
+      const reservations = await batchGet<Reservation>(orderIds.map(reservationKey));
+      return new Map(reservations.map((reservation) => [reservation.orderId, reservation]));
     },
 
     async putProduct(sku, request, now) {
@@ -445,39 +442,17 @@ export function dynamoInventoryRepository(
       };
     },
 
-    async markLowStock(sku, event) {
+    async recordLowStock(event) {
+      // The event's id and time come from the stream record that showed the crossing: a redelivery
+      // writes the same outbox item, which already exists.
+      const { Put } = outboxPut(tableName, productKey(event.subject).pk, event);
       try {
-        await transactWrite(client, [
-          {
-            Update: {
-              TableName: tableName,
-              Key: productKey(sku),
-              UpdateExpression: 'SET lowStock = :true',
-              ConditionExpression:
-                'attribute_exists(pk) AND (attribute_not_exists(lowStock) OR lowStock = :false)',
-              ExpressionAttributeValues: { ':true': true, ':false': false },
-            },
-          },
-          outboxPut(tableName, productKey(sku).pk, event),
-        ]);
+        await client.send(new PutCommand(Put!));
         return true;
       } catch (error) {
-        // Flagged already, or this very event was recorded by an earlier delivery of the change.
-        if (isConditionFailure(error)) return false;
+        if (error instanceof ConditionalCheckFailedException) return false;
         throw error;
       }
-    },
-
-    async clearLowStock(sku) {
-      await updateIfStill(
-        new UpdateCommand({
-          TableName: tableName,
-          Key: productKey(sku),
-          UpdateExpression: 'SET lowStock = :false',
-          ConditionExpression: 'lowStock = :true',
-          ExpressionAttributeValues: { ':true': true, ':false': false },
-        }),
-      );
     },
   };
 }

@@ -27,7 +27,18 @@ const CursorSchema = z.discriminatedUnion('by', [
   z.strictObject({
     by: z.literal('sku'),
     value: SkuSchema,
-    key: z.strictObject({ pk: z.string(), sk: z.string(), lineSku: SkuSchema, lineSort: z.string() }),
+    // Exactly the shape of the index's LastEvaluatedKey, so DynamoDB never sees a key it would refuse.
+    key: z
+      .strictObject({
+        pk: z.string().regex(/^RESERVATION#.{1,64}$/),
+        sk: z.string().regex(/^LINE#/),
+        lineSku: SkuSchema,
+        lineSort: z.string().regex(/^\d{4}-\d{2}-\d{2}T[\d:.]+Z#.{1,64}$/),
+      })
+      .refine(
+        (key) =>
+          key.sk === `LINE#${key.lineSku}` && key.lineSort.endsWith(key.pk.slice('RESERVATION#'.length)),
+      ),
   }),
 ]);
 type Cursor = z.infer<typeof CursorSchema>;
@@ -93,8 +104,16 @@ export const queryReservations =
       ? (decode(query.cursor, 'sku', sku) as Extract<Cursor, { by: 'sku' }>).key
       : undefined;
     const { lines, cursor } = await deps.inventory.listLinesBySku(sku, query.limit, start);
+    // The index trails the reservations: an ACTIVE line may have been sold, released or expired
+    // since. Read those reservations themselves, so that a sale is never shown as expired.
+    const open = [...new Set(lines.filter((line) => line.status === 'ACTIVE').map((line) => line.orderId))];
+    const current = await deps.inventory.getReservations(open);
+    const fresh = lines.map((line) => {
+      const reservation = current.get(line.orderId);
+      return reservation ? { ...line, status: reservation.status, holdUntil: reservation.holdUntil } : line;
+    });
     return {
-      items: lines.map((line) => lineView(line, now)),
+      items: fresh.map((line) => lineView(line, now)),
       ...(cursor
         ? {
             nextCursor: encode({

@@ -278,3 +278,34 @@ describe('PUT /products/{sku} while reservations are active', () => {
     expect(await levels(id)).toEqual({ available: 0, reserved: 0 });
   });
 });
+
+describe('the sweeper', () => {
+  it('releases the other holds when one cannot be released, and reports that one', async () => {
+    const id = await stock(6);
+    const [stuck, fine] = [order(), order()];
+    const start = Date.now();
+    for (const orderId of [stuck, fine]) {
+      await reserveStock({ inventory, now: () => new Date(start), ttlSeconds: 60 })({
+        orderId,
+        currency: 'usd',
+        items: [{ sku: id, quantity: 2 }],
+      });
+    }
+    const failing: InventoryRepository = {
+      ...inventory,
+      release: (reservation, ...rest) =>
+        reservation.orderId === stuck
+          ? Promise.reject(new Error('contention'))
+          : inventory.release(reservation, ...rest),
+    };
+    const later = () => new Date(start + 120_000);
+    const first = await sweepExpired({ inventory: failing, now: later, ttlSeconds: 60 })();
+    expect(first.failures).toEqual([new Error('contention')]);
+    expect(await inventory.getReservation(fine)).toMatchObject({ status: 'EXPIRED' });
+    expect(await inventory.getReservation(stuck)).toMatchObject({ status: 'ACTIVE' });
+
+    await sweepExpired({ inventory, now: later, ttlSeconds: 60 })();
+    expect(await inventory.getReservation(stuck)).toMatchObject({ status: 'EXPIRED' });
+    expect(await levels(id)).toEqual({ available: 6, reserved: 0 });
+  });
+});

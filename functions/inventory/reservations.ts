@@ -177,23 +177,37 @@ async function releaseAs(deps: ReservationDeps, reservation: Reservation, to: 'R
  */
 export const sweepExpired =
   (deps: ReservationDeps & { pageSize?: number; maxPagesPerShard?: number }) =>
-  async (): Promise<{ expired: number }> => {
+  async (): Promise<{ expired: number; failures: unknown[] }> => {
+    const failures: unknown[] = [];
     const sweepShard = async (shard: number) => {
       let expired = 0;
       let cursor: PageKey | undefined;
       for (let page = 0; page < (deps.maxPagesPerShard ?? 5); page++) {
         const result = await deps.inventory.listExpired(shard, deps.now(), deps.pageSize ?? 25, cursor);
         for (const orderId of result.orderIds) {
-          const reservation = await deps.inventory.getReservation(orderId);
-          if (reservation?.status === 'ACTIVE' && (await releaseAs(deps, reservation, 'EXPIRED'))) expired++;
+          // One hold that cannot be released now (say, a hot SKU's contention) never blocks the rest.
+          try {
+            const reservation = await deps.inventory.getReservation(orderId);
+            if (reservation?.status === 'ACTIVE' && (await releaseAs(deps, reservation, 'EXPIRED')))
+              expired++;
+          } catch (error) {
+            failures.push(error);
+          }
         }
         cursor = result.cursor;
         if (!cursor) break;
       }
       return expired;
     };
-    const counts = await Promise.all(Array.from({ length: SWEEP_SHARDS }, (_, shard) => sweepShard(shard)));
-    return { expired: counts.reduce((sum, count) => sum + count, 0) };
+    const shards = await Promise.allSettled(
+      Array.from({ length: SWEEP_SHARDS }, (_, shard) => sweepShard(shard)),
+    );
+    let expired = 0;
+    for (const shard of shards) {
+      if (shard.status === 'fulfilled') expired += shard.value;
+      else failures.push(shard.reason);
+    }
+    return { expired, failures };
   };
 
 /**

@@ -31,26 +31,26 @@ function idFor(record: DynamoDBRecord, purpose: string): string {
 }
 
 /**
- * The low-stock flag follows the records of one product, which arrive in order. The decision reads
- * the record's image; the write is conditional on the flag's current value, and every flag write is
- * itself a record that is judged again, so a crossing is reported once and none is missed.
+ * A crossing is one record: the product was not low before it and is low after it (by each image's
+ * own threshold, so a PUT that raises the threshold above the stock counts too). Every change of a
+ * product is a record, so every crossing is seen exactly once, and staying low or recovering is not
+ * one. The event's id and time derive from that record, so a redelivery rewrites the same outbox
+ * item, which its condition refuses: one event per crossing.
  */
 async function onProduct(deps: StockChangesDeps, record: DynamoDBRecord) {
-  const product = image<Product>(record.dynamodb?.NewImage);
-  if (!product) return;
-  if (isLowOnStock(product) && !product.lowStock) {
-    const seconds = record.dynamodb?.ApproximateCreationDateTime;
-    const event = createEvent('inventory.low_stock', {
+  const before = image<Product>(record.dynamodb?.OldImage);
+  const after = image<Product>(record.dynamodb?.NewImage);
+  if (!after || !isLowOnStock(after) || (before && isLowOnStock(before))) return;
+  const seconds = record.dynamodb?.ApproximateCreationDateTime;
+  await deps.inventory.recordLowStock(
+    createEvent('inventory.low_stock', {
       id: idFor(record, 'low-stock'),
       source: INVENTORY_SOURCE,
-      subject: product.sku,
+      subject: after.sku,
       time: seconds ? new Date(seconds * 1000) : deps.now(),
-      data: { sku: product.sku, available: product.available, threshold: product.lowStockThreshold },
-    });
-    await deps.inventory.markLowStock(product.sku, event);
-  } else if (!isLowOnStock(product) && product.lowStock) {
-    await deps.inventory.clearLowStock(product.sku);
-  }
+      data: { sku: after.sku, available: after.available, threshold: after.lowStockThreshold },
+    }),
+  );
 }
 
 async function onReservation(deps: StockChangesDeps, record: DynamoDBRecord) {

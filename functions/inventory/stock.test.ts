@@ -6,7 +6,6 @@ import {
   linesOf,
   outcomeOf,
   priceLines,
-  productView,
   type Product,
   type Reservation,
   type ReservationStatus,
@@ -216,9 +215,5 @@ describe('low stock', () => {
     expect(isLowOnStock({ available: 4, lowStockThreshold: 5 })).toBe(true);
     expect(isLowOnStock({ available: 5, lowStockThreshold: 5 })).toBe(false);
     expect(isLowOnStock({ available: 0, lowStockThreshold: 0 })).toBe(false);
-  });
-
-  it('the API view of a product hides the internal flag', () => {
-    expect(productView({ ...product('mug', 1250), lowStock: true })).toEqual(product('mug', 1250));
   });
 });

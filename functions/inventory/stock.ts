@@ -23,14 +23,6 @@ export interface Product {
   reserved: number;
   lowStockThreshold: number;
   updatedAt: string;
-  /** Internal: set while `available` is below the threshold, so that the alert fires once per crossing. */
-  lowStock?: boolean;
-}
-
-/** A product as the API shows it. */
-export function productView(product: Product): Omit<Product, 'lowStock'> {
-  const { lowStock: _internal, ...view } = product;
-  return view;
 }
 
 /** Whether a product's free stock is below its alert threshold (a threshold of 0 never alerts). */

@@ -7,7 +7,11 @@ const sweep = sweepExpired(inventoryDeps());
 
 /** Scheduled: releases reservations whose time-to-live has passed. */
 export const handler = middy().handler(async () => {
-  const result = await sweep();
-  if (result.expired > 0) logger.info('released expired reservations', result);
-  return result;
+  const { expired, failures } = await sweep();
+  if (expired > 0) logger.info('released expired reservations', { expired });
+  for (const error of failures) logger.error('could not release an expired reservation', { error });
+  // A failed invocation shows in the function's metrics; EventBridge retries it, which is harmless.
+  if (failures.length > 0)
+    throw new AggregateError(failures, `${failures.length} expired reservation(s) not released`);
+  return { expired };
 });
