@@ -44,7 +44,7 @@ const SUBJECT_SUMMARIES: Record<Subject, string> = {
   'inventory.reserved': 'Every line of the order is held.',
   'inventory.out_of_stock': 'The order could not be reserved.',
   'inventory.released': 'A reservation gave its stock back.',
-  'inventory.low_stock': 'A product fell below its low-stock threshold (not produced yet).',
+  'inventory.low_stock': 'A product fell below its low-stock threshold.',
   'payment.initiated': 'The PaymentIntent was created.',
   'payment.succeeded': 'The payment succeeded.',
   'payment.failed': 'The payment was declined.',
@@ -67,9 +67,9 @@ const SUBJECT_DESCRIPTIONS: Record<Subject, string> = {
   'inventory.out_of_stock':
     'The order could not be reserved and nothing is held. `reason` is `OUT_OF_STOCK` (`skus` lists the lines short of stock) or `UNKNOWN_PRODUCT` (`skus` are not in the catalogue or not sold in the order currency).',
   'inventory.released':
-    'A reservation gave its stock back: `reason` `COMPENSATION` (the saga compensated) or `EXPIRED` (the sweeper released it after its time-to-live).',
+    'A reservation gave its stock back: `reason` `COMPENSATION` (the saga compensated) or `EXPIRED` (its time-to-live passed: the sweeper released it, or, as a backstop, DynamoDB deleted it by TTL and the inventory service put it back as `EXPIRED`, once).',
   'inventory.low_stock':
-    'Declared by the contract: `{sku, available, threshold}`, with the CloudEvent `subject` set to the sku. Not produced by this build yet (see docs/known-gaps.md).',
+    "A product's `available` went strictly below its `lowStockThreshold` (a threshold of 0 never alerts): `{sku, available, threshold}`, with the CloudEvent `subject` set to the sku. Once per crossing: further sales below the threshold do not repeat it; it fires again only after stock has recovered to the threshold and crossed below it again. A PUT that sets stock below the threshold, or raises the threshold above the stock, is a crossing too. Unlike the other events it is written just after the change, by the inventory service reading its own table's stream (the change's transaction cannot know that it crossed); its id derives from that stream record, so it is never written twice.",
   'payment.initiated':
     "The PaymentIntent was created, unconfirmed, and its id recorded; it is confirmed with the order's `paymentMethodId` (if any) only after this. `status` is the status Stripe answered on creation (`requires_payment_method`).",
   'payment.succeeded':
@@ -249,7 +249,8 @@ function description(local: StreamDefinition[], cluster: StreamDefinition[]): st
     '',
     '## Delivery',
     '- Transactional outbox: each event is written in the same DynamoDB transaction as the state change it',
-    '  reports, so there is no change without its event and no event without its change.',
+    '  reports, so there is no change without its event and no event without its change. The one exception is',
+    '  `inventory.low_stock`, written from the stream record of the change that crossed the threshold.',
     "- The bridge reads the tables' DynamoDB Streams, publishes each event with `Nats-Msg-Id` = `id` and waits",
     `  for the stream's PubAck. A re-publish of the same id within the ${window} duplicate window is dropped by`,
     '  JetStream, so each event is stored once. A duplicate can only be stored if a publish whose PubAck was lost',
