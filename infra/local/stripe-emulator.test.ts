@@ -570,6 +570,56 @@ describe('refunds', () => {
     const missing = await rejectionOf(stripe.refunds.create({ payment_intent: 'pi_missing' }));
     expect(missing).toMatchObject({ statusCode: 400, code: 'resource_missing', param: 'payment_intent' });
   });
+
+  it("lists a PaymentIntent's refunds newest first in Stripe's list shape, paged by limit and starting_after", async () => {
+    const { stripe } = await setUp();
+    const paid = () =>
+      stripe.paymentIntents.create({
+        amount: 1000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+      });
+    const intent = await paid();
+    const other = await paid();
+    const first = await stripe.refunds.create({ payment_intent: intent.id, amount: 300 });
+    const second = await stripe.refunds.create({ payment_intent: intent.id, amount: 200 });
+    const third = await stripe.refunds.create({ payment_intent: intent.id });
+    const elsewhere = await stripe.refunds.create({ payment_intent: other.id });
+
+    const list = await stripe.refunds.list({ payment_intent: intent.id });
+    expect(list).toMatchObject({ object: 'list', has_more: false, url: '/v1/refunds' });
+    expect(list.data).toEqual([third, second, first]);
+
+    const page = await stripe.refunds.list({ payment_intent: intent.id, limit: 2 });
+    expect(page.data.map((refund) => refund.id)).toEqual([third.id, second.id]);
+    expect(page.has_more).toBe(true);
+    const rest = await stripe.refunds.list({
+      payment_intent: intent.id,
+      limit: 2,
+      starting_after: second.id,
+    });
+    expect(rest.data.map((refund) => refund.id)).toEqual([first.id]);
+    expect(rest.has_more).toBe(false);
+
+    expect((await stripe.refunds.list({ charge: other.latest_charge as string })).data).toEqual([elsewhere]);
+    expect((await stripe.refunds.list()).data.map((refund) => refund.id)).toEqual([
+      elsewhere.id,
+      third.id,
+      second.id,
+      first.id,
+    ]);
+    const none = await paid();
+    expect(await stripe.refunds.list({ payment_intent: none.id })).toMatchObject({
+      data: [],
+      has_more: false,
+    });
+
+    const missing = await rejectionOf(stripe.refunds.list({ payment_intent: 'pi_missing' }));
+    expect(missing).toMatchObject({ statusCode: 400, code: 'resource_missing', param: 'payment_intent' });
+    const badLimit = await rejectionOf(stripe.refunds.list({ limit: 101 }));
+    expect(badLimit).toMatchObject({ statusCode: 400, param: 'limit' });
+  });
 });
 
 describe('webhooks', () => {

@@ -1,12 +1,13 @@
 /**
  * A local stand-in for the Stripe API in test mode, for the subset this project uses: PaymentIntents
- * (create, retrieve, update, confirm, cancel), Refunds (create, retrieve), idempotency keys and signed
+ * (create, retrieve, update, confirm, cancel), Refunds (create, retrieve, list), idempotency keys and signed
  * webhooks with retries. The real `stripe` SDK works against it unchanged:
  * `new Stripe('sk_test_…', { host: '127.0.0.1', port, protocol: 'http' })`.
  *
  * What it does NOT mirror:
  * - Other resources and endpoints: no Charges, Customers, PaymentMethods, Events or Balance API, no list
- *   or search endpoints. Charge and PaymentMethod objects exist only as ids (and as `charge.refunded`
+ *   or search endpoints other than listing Refunds (by `payment_intent` or `charge`, with `limit` and
+ *   `starting_after`; no `ending_before`, no `created` filter). Charge and PaymentMethod objects exist only as ids (and as `charge.refunded`
  *   event payloads, and `last_payment_error.payment_method`).
  * - Payment methods: only the test tokens pm_card_visa, pm_card_chargeDeclined,
  *   pm_card_chargeDeclinedInsufficientFunds and pm_card_authenticationRequired (each use creates a new
@@ -15,6 +16,10 @@
  *   with another payment method or canceled.
  * - `capture_method` is ignored (always automatic): no manual capture, no `requires_capture`, no
  *   `processing` state, no asynchronous payment methods.
+ * - Refunds are always created `succeeded`, at once. Real refunds can be `pending` and later fail
+ *   (`refund.failed`, the money back with the merchant, the refund's `status` `failed`); no refund is
+ *   ever `pending`, `failed` or `canceled` here, and no `refund.updated` / `refund.failed` is sent.
+ *   The payments service does not handle a failed refund either (docs/payments.md).
  * - No per-currency minimum amounts, no currency conversion; unknown parameters are ignored, not
  *   rejected; `expand` is ignored (related objects stay ids).
  * - Webhooks: one endpoint receiving every event type; only payment_intent.created / succeeded /
@@ -655,6 +660,7 @@ class StripeApi {
     route('POST', '/v1/payment_intents/:id/confirm', (c) => this.#confirmPaymentIntent(c)),
     route('POST', '/v1/payment_intents/:id/cancel', (c) => this.#cancelPaymentIntent(c)),
     route('POST', '/v1/refunds', (c) => this.#createRefund(c)),
+    route('GET', '/v1/refunds', (c) => this.#listRefunds(c)),
     route('GET', '/v1/refunds/:id', (c) => ok(this.#findRefund(c.id))),
   ];
 
@@ -1112,6 +1118,43 @@ class StripeApi {
       });
     }
     return charge;
+  }
+
+  /**
+   * GET /v1/refunds: newest first, optionally only those of one `payment_intent` or `charge`;
+   * `limit` (1–100, default 10) and `starting_after` page through them as Stripe's list does.
+   */
+  #listRefunds(context: RequestContext): ApiResponse {
+    const { params } = context;
+    const intentId = optionalString(params, 'payment_intent');
+    const chargeId = optionalString(params, 'charge');
+    const limit = optionalInteger(params, 'limit') ?? 10;
+    if (limit < 1 || limit > 100) {
+      throw invalidRequest(
+        `This value must be greater than or equal to 1 and less than or equal to 100 (it currently is '${limit}').`,
+        { param: 'limit' },
+      );
+    }
+    if (intentId !== undefined) this.#findPaymentIntent(intentId, 'payment_intent');
+    if (chargeId !== undefined && !this.#charges.has(chargeId))
+      throw resourceMissing('charge', chargeId, 'charge', 400);
+    // The map keeps creation order; reversed, newest first even within one second.
+    let refunds = [...this.#refunds.values()]
+      .reverse()
+      .filter((refund) => intentId === undefined || refund.payment_intent === intentId)
+      .filter((refund) => chargeId === undefined || refund.charge === chargeId);
+    const after = optionalString(params, 'starting_after');
+    if (after !== undefined) {
+      const index = refunds.findIndex((refund) => refund.id === after);
+      if (index < 0) throw resourceMissing('refund', after, 'starting_after', 400);
+      refunds = refunds.slice(index + 1);
+    }
+    return ok({
+      object: 'list',
+      data: refunds.slice(0, limit),
+      has_more: refunds.length > limit,
+      url: '/v1/refunds',
+    });
   }
 
   #findRefund(id: string): RefundObject {
