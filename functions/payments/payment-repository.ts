@@ -33,6 +33,8 @@ export interface PaymentRepository {
   /**
    * Moves the status forward with its event; `stripeEventId` is recorded in the same transaction.
    * `from` narrows the statuses it may move from (default: every one `ALLOWED_FROM` permits).
+   * `paymentIntentId`, when given, is a further condition: the payment has no PaymentIntent on
+   * record yet, or this one (an event about another intent never changes the payment).
    */
   transition(
     orderId: string,
@@ -42,7 +44,13 @@ export interface PaymentRepository {
     now: Date,
     stripeEventId?: string,
     from?: readonly PaymentStatus[],
+    paymentIntentId?: string,
   ): Promise<TransitionResult>;
+  /**
+   * Stores why compensation is closing the payment, before it calls Stripe, so that Stripe's own
+   * `payment_intent.canceled` arriving first reports the order's reason. No-op without a payment.
+   */
+  noteCancellationReason(orderId: string, reason: string, now: Date): Promise<void>;
   /** Remembers a Stripe event that changed nothing, so it is never applied later either. */
   recordStripeEvent(stripeEventId: string, now: Date): Promise<boolean>;
   markNotified(orderId: string, taskToken: string): Promise<void>;
@@ -120,7 +128,7 @@ export function dynamoPaymentRepository(
       return strip(Attributes!);
     },
 
-    async transition(orderId, to, fields, event, now, stripeEventId, only) {
+    async transition(orderId, to, fields, event, now, stripeEventId, only, paymentIntentId) {
       const from = only ? ALLOWED_FROM[to].filter((status) => only.includes(status)) : ALLOWED_FROM[to];
       const names: Record<string, string> = { '#status': 'status' };
       const values: Record<string, unknown> = { ':to': to, ':now': now.toISOString() };
@@ -131,13 +139,19 @@ export function dynamoPaymentRepository(
         sets.push(`#f${index} = :f${index}`);
       });
       from.forEach((status, index) => (values[`:from${index}`] = status));
+      let condition = `#status IN (${from.map((_, index) => `:from${index}`).join(', ')})`;
+      if (paymentIntentId !== undefined) {
+        names['#intent'] = 'paymentIntentId';
+        values[':intent'] = paymentIntentId;
+        condition += ' AND (attribute_not_exists(#intent) OR #intent = :intent)';
+      }
       const items: TransactItem[] = [
         {
           Update: {
             TableName: tableName,
             Key: paymentKey(orderId),
             UpdateExpression: `SET ${sets.join(', ')}`,
-            ConditionExpression: `#status IN (${from.map((_, index) => `:from${index}`).join(', ')})`,
+            ConditionExpression: condition,
             ExpressionAttributeNames: names,
             ExpressionAttributeValues: values,
           },
@@ -167,6 +181,21 @@ export function dynamoPaymentRepository(
       }
     },
 
+    async noteCancellationReason(orderId, reason, now) {
+      await client
+        .send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: paymentKey(orderId),
+            UpdateExpression: 'SET cancellationReason = :reason, updatedAt = :now',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':reason': reason, ':now': now.toISOString() },
+          }),
+        )
+        .catch((error: unknown) => {
+          if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        });
+    },
     async markNotified(orderId, taskToken) {
       await client
         .send(

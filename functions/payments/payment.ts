@@ -18,8 +18,8 @@ export const PAYMENT_SOURCE = 'order-saga/payments';
  * back. A FAILED or CANCELLED payment moves on to REFUNDED when money turns out to be taken after
  * all: compensation finds the PaymentIntent paid when it tries to cancel it (a customer paid with
  * another card after a decline), or a verified `payment_intent.succeeded` arrives after the payment
- * was closed. The charge is then refunded (one refund per order: the Stripe idempotency key is
- * derived from the order), and the order stays cancelled. Nothing leaves REFUNDED, and nothing
+ * was closed. The charge is then refunded (one refund per PaymentIntent: the Stripe idempotency key
+ * is derived from the order and the intent), and the order stays cancelled. Nothing leaves REFUNDED, and nothing
  * goes back to SUCCEEDED once the saga was told otherwise: a late success is refunded, never
  * recorded as a success; a late failure or cancel after SUCCEEDED changes nothing.
  */

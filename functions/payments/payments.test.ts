@@ -55,11 +55,15 @@ class InMemoryPayments implements PaymentRepository {
     now: Date,
     stripeEventId?: string,
     only?: readonly PaymentStatus[],
+    paymentIntentId?: string,
   ): Promise<TransitionResult> {
     if (stripeEventId && this.stripeEvents.has(stripeEventId)) return 'duplicate';
     const payment = this.payments.get(orderId);
     const from = only ? ALLOWED_FROM[to].filter((status) => only.includes(status)) : ALLOWED_FROM[to];
     if (!payment || !from.includes(payment.status)) return 'stale';
+    const recorded = payment.paymentIntentId;
+    if (paymentIntentId !== undefined && recorded !== undefined && recorded !== paymentIntentId)
+      return 'stale';
     this.payments.set(orderId, { ...payment, ...fields, status: to, updatedAt: now.toISOString() });
     if (event) this.outbox.push(event);
     if (stripeEventId) this.stripeEvents.add(stripeEventId);
@@ -70,6 +74,12 @@ class InMemoryPayments implements PaymentRepository {
     if (this.stripeEvents.has(stripeEventId)) return false;
     this.stripeEvents.add(stripeEventId);
     return true;
+  }
+
+  async noteCancellationReason(orderId: string, reason: string, now: Date) {
+    const payment = this.payments.get(orderId);
+    if (payment)
+      this.payments.set(orderId, { ...payment, cancellationReason: reason, updatedAt: now.toISOString() });
   }
 
   async markNotified(orderId: string, taskToken: string) {
@@ -214,7 +224,15 @@ function stripeEvent(
     object: 'event',
     type,
     created: NOW.getTime() / 1000,
-    data: { object: { object: 'payment_intent', metadata: { orderId: ORDER }, ...intent } },
+    data: {
+      object: {
+        object: 'payment_intent',
+        amount: 2500,
+        currency: 'usd',
+        metadata: { orderId: ORDER },
+        ...intent,
+      },
+    },
   } as unknown as Stripe.Event;
 }
 
@@ -710,6 +728,127 @@ describe('applyStripeEvent', () => {
     expect(saga.calls).toEqual([]);
   });
 
+  it('refunds a success for another intent of the order (found by metadata) and leaves the payment as it is', async () => {
+    const { payments, gateway, saga, apply } = await initiated();
+    const before = await payments.get(ORDER);
+    const eventCount = payments.outbox.length;
+
+    expect(await apply(succeeded('evt_other', 'pi_dashboard'))).toBe('foreign-refunded');
+
+    expect(gateway.calls).toEqual(['refund:pi_dashboard']);
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.outbox).toHaveLength(eventCount);
+    expect(payments.stripeEvents.has('evt_other')).toBe(true);
+    expect(saga.calls).toEqual([]);
+    // Redelivered: recognised by its id. The refund's idempotency key is the intent's own.
+    expect(await apply(succeeded('evt_other', 'pi_dashboard'))).toBe('duplicate');
+    // The payment's own intent still settles it.
+    expect(await apply(succeeded())).toBe('applied');
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED', paymentIntentId: `pi_${ORDER}` });
+  });
+
+  it.each([
+    ['payment_failed', paymentFailed],
+    ['canceled', canceled],
+  ])('ignores %s for another intent of the order: nothing refunded, nothing changed', async (_, make) => {
+    const { payments, gateway, saga, apply } = await initiated();
+    const before = await payments.get(ORDER);
+
+    expect(await apply(make('evt_other', 'pi_dashboard'))).toBe('foreign-ignored');
+
+    expect(gateway.calls).toEqual([]);
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.stripeEvents.has('evt_other')).toBe(true);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it.each(['SUCCEEDED', 'CANCELLED', 'REFUNDED'] as const)(
+    'refunds a success for another intent when the payment is %s with its own intent, changing nothing',
+    async (status) => {
+      const { payments, gateway, apply } = setup();
+      payments.put({
+        status,
+        paymentIntentId: 'pi_recorded',
+        refundId: status === 'REFUNDED' ? 're_0' : undefined,
+      });
+      const before = await payments.get(ORDER);
+
+      expect(await apply(succeeded('evt_other', 'pi_dashboard'))).toBe('foreign-refunded');
+
+      expect(gateway.calls).toEqual(['refund:pi_dashboard']);
+      expect(await payments.get(ORDER)).toEqual(before);
+      expect(payments.outbox).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['amount', { amount: 2400 }],
+    ['currency', { currency: 'eur' }],
+  ])('treats a success whose %s differs from the payment like a foreign intent', async (_, differs) => {
+    const { payments, gateway, saga, apply } = await initiated();
+    const before = await payments.get(ORDER);
+    const event = stripeEvent('evt_odd', 'payment_intent.succeeded', {
+      id: `pi_${ORDER}`,
+      status: 'succeeded',
+      ...differs,
+    });
+
+    expect(await apply(event)).toBe('foreign-refunded');
+
+    expect(gateway.calls).toEqual([`refund:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.eventsOf('payment.succeeded')).toEqual([]);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('compares the currency without regard to case', async () => {
+    const { payments, apply } = await initiated();
+    const event = stripeEvent('evt_1', 'payment_intent.succeeded', {
+      id: `pi_${ORDER}`,
+      status: 'succeeded',
+      currency: 'USD',
+    });
+    expect(await apply(event)).toBe('applied');
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED' });
+  });
+
+  it('a success with another amount for a payment with no intent recorded is refunded, not adopted', async () => {
+    const { payments, gateway, apply } = setup();
+    payments.put({ status: 'CREATING' });
+    const event = stripeEvent('evt_1', 'payment_intent.succeeded', {
+      id: 'pi_unrecorded',
+      status: 'succeeded',
+      amount: 99,
+    });
+
+    expect(await apply(event)).toBe('foreign-refunded');
+
+    expect(gateway.calls).toEqual(['refund:pi_unrecorded']);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CREATING' });
+    expect((await payments.get(ORDER))?.paymentIntentId).toBeUndefined();
+  });
+
+  it('does not adopt an intent by metadata when the payment step recorded its own meanwhile', async () => {
+    const { payments, gateway, apply } = setup();
+    payments.put({ status: 'CREATING' });
+    const read = payments.get.bind(payments);
+    let raced = false;
+    payments.get = async (orderId: string) => {
+      const snapshot = await read(orderId);
+      if (!raced) {
+        raced = true; // the webhook saw no intent; now the payment step records its own
+        await payments.transition(ORDER, 'INITIATED', { paymentIntentId: 'pi_own' }, undefined, NOW);
+      }
+      return snapshot;
+    };
+
+    expect(await apply(succeeded('evt_1', 'pi_dashboard'))).toBe('foreign-refunded');
+
+    expect(gateway.calls).toEqual(['refund:pi_dashboard']);
+    expect(await read(ORDER)).toMatchObject({ status: 'INITIATED', paymentIntentId: 'pi_own' });
+    expect(payments.stripeEvents.has('evt_1')).toBe(true);
+  });
+
   it('treats a closed token (the step timed out) as no error and marks it notified', async () => {
     const { payments, saga, apply } = await initiated();
     saga.answer = 'closed';
@@ -975,6 +1114,38 @@ describe('cancelPayment', () => {
     });
     expect(payments.eventsOf('payment.cancelled')).toEqual([
       expect.objectContaining({ data: expect.objectContaining({ reason: 'CUSTOMER_CANCELLED' }) }),
+    ]);
+  });
+
+  it("keeps the order's reason when Stripe's payment_intent.canceled is applied before compensation's own write", async () => {
+    const { payments, gateway, cancel, apply } = await initiated();
+    const cancelAtStripe = gateway.cancelIntent.bind(gateway);
+    gateway.cancelIntent = async (orderId: string, paymentIntentId: string) => {
+      const answer = await cancelAtStripe(orderId, paymentIntentId);
+      // Stripe's webhook lands before cancelIntent's answer is back.
+      expect(await apply(canceled('evt_canceled'))).toBe('applied');
+      return answer;
+    };
+
+    expect(await cancel({ orderId: ORDER, failure: { Error: 'PAYMENT_TIMEOUT' } })).toEqual({
+      status: 'CANCELLED',
+    });
+
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'PAYMENT_TIMEOUT',
+    });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'PAYMENT_TIMEOUT' }) }),
+    ]);
+  });
+
+  it("a payment_intent.canceled with no compensation behind it reports Stripe's reason", async () => {
+    const { payments, apply } = await initiated();
+    expect(await apply(canceled())).toBe('applied');
+    expect(await payments.get(ORDER)).toMatchObject({ cancellationReason: 'abandoned' });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'abandoned' }) }),
     ]);
   });
 

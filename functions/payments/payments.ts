@@ -146,6 +146,8 @@ const PaymentIntentSchema = z.object({
   id: z.string().min(1).max(255),
   object: z.literal('payment_intent'),
   status: z.string(),
+  amount: z.number().int(),
+  currency: z.string().min(1),
   metadata: z.record(z.string(), z.string()).nullish(),
   last_payment_error: z
     .object({
@@ -170,7 +172,63 @@ function decode<T extends z.ZodType>(schema: T, value: unknown, what: string): z
 }
 
 export type WebhookResult =
-  'applied' | 'refunded' | 'duplicate' | 'ignored' | 'unknown-payment' | 'unhandled-type';
+  | 'applied'
+  | 'refunded'
+  | 'duplicate'
+  | 'ignored'
+  | 'foreign-refunded'
+  | 'foreign-ignored'
+  | 'unknown-payment'
+  | 'unhandled-type';
+
+/**
+ * An intent that is not the payment's: the payment already records another one (a second intent
+ * for the order, found through `metadata.orderId`: made in the Dashboard, or by another environment
+ * on the same account), or, for a success, one whose amount or currency differ from the payment's.
+ */
+function isForeignIntent(payment: Payment, intent: PaymentIntent, to: PaymentStatus): boolean {
+  if (payment.paymentIntentId !== undefined && payment.paymentIntentId !== intent.id) return true;
+  return (
+    to === 'SUCCEEDED' &&
+    (intent.amount !== payment.amount || intent.currency.toLowerCase() !== payment.currency.toLowerCase())
+  );
+}
+
+/**
+ * An event about a foreign intent never changes the payment. Money it took is given back (its own
+ * refund, keyed by that intent); either way the event id is recorded, so it is handled once.
+ */
+async function handleForeignIntent(
+  deps: PaymentDeps,
+  payment: Payment,
+  intent: PaymentIntent,
+  to: PaymentStatus,
+  stripeEventId: string,
+): Promise<WebhookResult> {
+  const context = {
+    orderId: payment.orderId,
+    paymentIntentId: intent.id,
+    recordedPaymentIntentId: payment.paymentIntentId,
+    amount: intent.amount,
+    currency: intent.currency,
+    paymentAmount: payment.amount,
+    paymentCurrency: payment.currency,
+  };
+  if (to !== 'SUCCEEDED') {
+    logger.warn("ignoring an event about a PaymentIntent that is not the payment's", context);
+    return (await deps.payments.recordStripeEvent(stripeEventId, deps.now()))
+      ? 'foreign-ignored'
+      : 'duplicate';
+  }
+  const { refundId } = await deps.gateway.refund(payment.orderId, intent.id);
+  logger.warn("refunded a PaymentIntent that is not the payment's; the payment is unchanged", {
+    ...context,
+    refundId,
+  });
+  return (await deps.payments.recordStripeEvent(stripeEventId, deps.now()))
+    ? 'foreign-refunded'
+    : 'duplicate';
+}
 
 /**
  * Applies one verified Stripe event at most once: its id is recorded in the same transaction as
@@ -187,6 +245,8 @@ export const applyStripeEvent =
     const intent = decode(PaymentIntentSchema, event.data.object, 'a PaymentIntent event');
     // metadata is free-form at Stripe: an orderId that cannot be one of ours names no order.
     const orderId = OrderIdSchema.safeParse(intent.metadata?.orderId);
+    // By metadata only when the intent is not on record; an intent found that way is adopted only by
+    // a payment with no intent recorded yet (isForeignIntent).
     const payment =
       (await deps.payments.findByPaymentIntent(intent.id)) ??
       (orderId.success ? await deps.payments.get(orderId.data) : undefined);
@@ -194,6 +254,9 @@ export const applyStripeEvent =
 
     const now = deps.now();
     const to = TARGET[event.type];
+    if (isForeignIntent(payment, intent, to)) return handleForeignIntent(deps, payment, intent, to, event.id);
+    // Compensation stores the order's reason before it cancels at Stripe: it wins over Stripe's.
+    const cancelReason = payment.cancellationReason ?? intent.cancellation_reason ?? 'CANCELED';
     const failure = intent.last_payment_error;
     const fields: Partial<Payment> = {
       paymentIntentId: intent.id,
@@ -204,7 +267,7 @@ export const applyStripeEvent =
             failureMessage: failure?.message ?? 'The payment failed.',
           }
         : {}),
-      ...(to === 'CANCELLED' ? { cancellationReason: intent.cancellation_reason ?? 'CANCELED' } : {}),
+      ...(to === 'CANCELLED' ? { cancellationReason: cancelReason } : {}),
     };
     const settled = { ...payment, ...fields, status: to };
     const domainEvent =
@@ -218,13 +281,7 @@ export const applyStripeEvent =
               { reason: 'DECLINED', failureCode: fields.failureCode },
               now,
             )
-          : paymentEvent(
-              'payment.cancelled',
-              settled,
-              intent.id,
-              { reason: intent.cancellation_reason ?? 'CANCELED' },
-              now,
-            );
+          : paymentEvent('payment.cancelled', settled, intent.id, { reason: cancelReason }, now);
 
     let result: TransitionResult | 'refunded' = await deps.payments.transition(
       payment.orderId,
@@ -233,9 +290,16 @@ export const applyStripeEvent =
       domainEvent,
       now,
       event.id,
+      undefined,
+      intent.id,
     );
-    if (result === 'stale' && to === 'SUCCEEDED')
-      result = await refundLateSuccess(deps, payment.orderId, intent, event.id);
+    if (result === 'stale') {
+      const current = await deps.payments.get(payment.orderId);
+      // Another intent was recorded meanwhile (the payment step, or another event adopting one).
+      if (current && isForeignIntent(current, intent, to))
+        return handleForeignIntent(deps, current, intent, to, event.id);
+      if (to === 'SUCCEEDED') result = await refundLateSuccess(deps, current, intent, event.id);
+    }
     if (result === 'stale') await deps.payments.recordStripeEvent(event.id, now);
     // Also on a duplicate: the first delivery may have stopped before the saga was told.
     const current = await deps.payments.get(payment.orderId);
@@ -251,12 +315,12 @@ export const applyStripeEvent =
  */
 async function refundLateSuccess(
   deps: PaymentDeps,
-  orderId: string,
+  current: Payment | undefined,
   intent: PaymentIntent,
   stripeEventId: string,
 ): Promise<TransitionResult | 'refunded'> {
-  const current = await deps.payments.get(orderId);
   if (!current || !REFUNDABLE_WHEN_PAID_LATE.includes(current.status)) return 'stale';
+  const { orderId } = current;
   const { refundId } = await deps.gateway.refund(orderId, intent.id);
   const now = deps.now();
   const reason =
@@ -274,6 +338,7 @@ async function refundLateSuccess(
     now,
     stripeEventId,
     REFUNDABLE_WHEN_PAID_LATE,
+    intent.id,
   );
   return result === 'applied' ? 'refunded' : result;
 }
@@ -313,6 +378,8 @@ export const cancelPayment =
       return cancelPayment(deps)(command);
     }
 
+    // Before Stripe is called: its payment_intent.canceled may be applied before this run's own write.
+    await deps.payments.noteCancellationReason(payment.orderId, reason, now);
     let paid = payment.status === 'SUCCEEDED';
     if (!paid) paid = (await deps.gateway.cancelIntent(payment.orderId, intentId)).status === 'succeeded';
     if (paid) {

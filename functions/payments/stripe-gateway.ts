@@ -17,6 +17,12 @@ export interface PaymentGateway {
   ): Promise<{ status: string; failureCode?: string; failureMessage?: string }>;
   /** Cancels the intent; reports `succeeded` instead when it turns out to be paid already. */
   cancelIntent(orderId: string, paymentIntentId: string): Promise<{ status: 'canceled' | 'succeeded' }>;
+  /**
+   * Refunds the intent's charge in full, once per PaymentIntent (idempotency key
+   * `order-<orderId>-refund-<paymentIntentId>`). A charge that is already refunded (by hand in the
+   * Dashboard, or under this key more than 24 h ago, when Stripe has forgotten the key) counts as
+   * done: the id of the refund Stripe holds for it is returned.
+   */
   refund(orderId: string, paymentIntentId: string): Promise<{ refundId: string }>;
   /**
    * Verifies the signature over the raw body with any of the endpoint's secrets; throws
@@ -181,13 +187,29 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
     },
 
     async refund(orderId, paymentIntentId) {
-      const refund = await call(() =>
-        stripe.refunds.create(
-          { payment_intent: paymentIntentId, metadata: { orderId } },
-          { idempotencyKey: `order-${orderId}-refund` },
-        ),
-      );
-      return { refundId: refund.id };
+      try {
+        const refund = await call(() =>
+          stripe.refunds.create(
+            { payment_intent: paymentIntentId, metadata: { orderId } },
+            { idempotencyKey: `order-${orderId}-refund-${paymentIntentId}` },
+          ),
+        );
+        return { refundId: refund.id };
+      } catch (error) {
+        if (
+          !(error instanceof Stripe.errors.StripeInvalidRequestError) ||
+          error.code !== 'charge_already_refunded'
+        ) {
+          throw error;
+        }
+        // Newest first; a failed or canceled refund gave nothing back, so it does not count.
+        const { data } = await call(() =>
+          stripe.refunds.list({ payment_intent: paymentIntentId, limit: 100 }),
+        );
+        const existing = data.find((refund) => refund.status !== 'failed' && refund.status !== 'canceled');
+        if (!existing) throw error;
+        return { refundId: existing.id };
+      }
     },
 
     verifyWebhook(rawBody, signatureHeader) {

@@ -626,6 +626,150 @@ describe('deliveries', () => {
   });
 });
 
+// --- refunds and second intents -------------------------------------------------------------------
+
+/** Another PaymentIntent for the order, paid: one made in the Dashboard, or by another environment. */
+const secondIntent = (orderId: string, amount = 2500, currency = 'usd') =>
+  stripe.paymentIntents.create({
+    amount,
+    currency,
+    metadata: { orderId },
+    payment_method: 'pm_card_visa',
+    confirm: true,
+  });
+
+const refundsAtStripe = async (paymentIntentId: string) =>
+  (await stripe.refunds.list({ payment_intent: paymentIntentId })).data;
+
+describe('refunds and second intents', () => {
+  it('a charge already refunded by hand counts as refunded: compensation records the refund Stripe holds', async () => {
+    const { orderId, intent } = await startPayment('pm_card_visa');
+    expect(await signedDelivery('payment_intent.succeeded', intent)).toEqual(ok);
+    const byHand = await stripe.refunds.create({ payment_intent: intent.id }); // the Dashboard, another key
+
+    expect(await cancelPayment(deps)({ orderId, failure: { Error: 'PAYMENT_TIMEOUT' } })).toEqual({
+      status: 'REFUNDED',
+    });
+
+    expect(await paymentOf(orderId)).toMatchObject({ status: 'REFUNDED', refundId: byHand.id });
+    expect(await refundsAtStripe(intent.id)).toEqual([byHand]);
+    expect(await deps.gateway.refund(orderId, intent.id)).toEqual({ refundId: byHand.id });
+  });
+
+  it('a late success for a payment whose charge was refunded by hand records REFUNDED instead of failing for days', async () => {
+    const { orderId, taskToken, intent } = await startPayment(null);
+    saga.timeOut(taskToken);
+    await payments.transition(orderId, 'FAILED', { failureCode: 'card_declined' }, undefined, new Date());
+    const paid = await customerPays(intent.id);
+    const byHand = await stripe.refunds.create({ payment_intent: intent.id });
+
+    expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
+
+    expect(await paymentOf(orderId)).toMatchObject({ status: 'REFUNDED', refundId: byHand.id });
+    expect(await typesOf(orderId)).toEqual(['payment.initiated', 'payment.refunded']);
+  });
+
+  it("refunds a second intent's success and keeps the payment's own intent; compensation then refunds that one too", async () => {
+    const { orderId, taskToken, intent } = await startPayment('pm_card_visa');
+    expect(await signedDelivery('payment_intent.succeeded', intent)).toEqual(ok);
+    const recorded = await paymentOf(orderId);
+    const second = await secondIntent(orderId);
+
+    const success = stripeEvent('payment_intent.succeeded', second);
+    const before = await tableSnapshot();
+    expect(await deliver(success, sign(success))).toEqual(ok);
+
+    expect(await paymentOf(orderId)).toEqual(recorded);
+    expect(newKeys(before, await tableSnapshot())).toEqual([expect.stringMatching(/^STRIPE_EVENT#evt_/)]);
+    expect(await refundsAtStripe(second.id)).toEqual([
+      expect.objectContaining({ amount: 2500, status: 'succeeded', metadata: { orderId } }),
+    ]);
+    // Redelivered: recorded once, refunded once.
+    const afterFirst = await tableSnapshot();
+    expect(await deliver(success, sign(success))).toEqual(ok);
+    expect(await tableSnapshot()).toBe(afterFirst);
+    expect(await refundsAtStripe(second.id)).toHaveLength(1);
+    // Its cancel or failure changes nothing either.
+    expect(await signedDelivery('payment_intent.canceled', { ...second, status: 'canceled' })).toEqual(ok);
+    expect(await paymentOf(orderId)).toEqual(recorded);
+
+    // Each intent has its own refund key: the order's own refund is not taken for the second's.
+    expect(await cancelPayment(deps)({ orderId, failure: { Error: 'CUSTOMER_CANCELLED' } })).toEqual({
+      status: 'REFUNDED',
+    });
+    const refunded = await paymentOf(orderId);
+    expect(refunded).toMatchObject({ status: 'REFUNDED', paymentIntentId: intent.id });
+    expect(await refundsAtStripe(intent.id)).toEqual([expect.objectContaining({ id: refunded.refundId })]);
+    expect(await typesOf(orderId)).toEqual(['payment.initiated', 'payment.succeeded', 'payment.refunded']);
+    expect(saga.heard(taskToken)).toEqual(['succeed']);
+  });
+
+  it('a second intent never replaces the recorded one while the payment is open, and a success of another amount is refunded', async () => {
+    const { orderId, intent } = await startPayment(null, 1500);
+    const open = await paymentOf(orderId);
+    const sameAmount = await secondIntent(orderId, 1500);
+    const otherAmount = await secondIntent(orderId, 1499);
+    const otherCurrency = await secondIntent(orderId, 1500, 'eur');
+
+    for (const paid of [sameAmount, otherAmount, otherCurrency]) {
+      expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
+      expect(await refundsAtStripe(paid.id)).toHaveLength(1);
+    }
+    expect(await paymentOf(orderId)).toEqual(open);
+
+    // The payment's own intent still settles it.
+    expect(await signedDelivery('payment_intent.succeeded', await customerPays(intent.id))).toEqual(ok);
+    expect(await paymentOf(orderId)).toMatchObject({ status: 'SUCCEEDED', paymentIntentId: intent.id });
+  });
+
+  it('a success of another amount for a payment with no intent recorded is refunded, not adopted', async () => {
+    const orderId = `order-${randomUUID()}`;
+    const taskToken = `token-${randomUUID()}`;
+    await payments.begin({ orderId, amount: 1800, currency: 'usd', taskToken }, new Date());
+    const creating = await paymentOf(orderId);
+    const paid = await secondIntent(orderId, 1000);
+
+    expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
+
+    expect(await paymentOf(orderId)).toEqual(creating);
+    expect(await refundsAtStripe(paid.id)).toHaveLength(1);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it("Stripe's payment_intent.canceled applied before compensation's own write reports the order's reason", async () => {
+    const { orderId, taskToken } = await startPayment(null);
+    saga.timeOut(taskToken);
+    const gateway = deps.gateway;
+    const racing: PaymentDeps = {
+      ...deps,
+      gateway: {
+        ...gateway,
+        refund: (order, intentId) => gateway.refund(order, intentId),
+        cancelIntent: async (order, intentId) => {
+          const answer = await gateway.cancelIntent(order, intentId);
+          // Stripe's webhook is applied before compensation records the cancel itself.
+          const canceled = await stripe.paymentIntents.retrieve(intentId);
+          expect(await signedDelivery('payment_intent.canceled', canceled)).toEqual(ok);
+          return answer;
+        },
+      },
+    };
+
+    expect(await cancelPayment(racing)({ orderId, failure: { Error: 'PAYMENT_TIMEOUT' } })).toEqual({
+      status: 'CANCELLED',
+    });
+
+    expect(await paymentOf(orderId)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'PAYMENT_TIMEOUT',
+    });
+    const cancelled = (await outboxOf(orderId)).filter((event) => event.type === 'payment.cancelled');
+    expect(cancelled).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'PAYMENT_TIMEOUT' }) }),
+    ]);
+  });
+});
+
 // --- fuzz ------------------------------------------------------------------------------------------
 
 describe('fuzzing the webhook endpoint', () => {
