@@ -5,20 +5,8 @@ import { parseConfig } from '../../shared/config.ts';
 import { dynamoPaymentRepository } from './payment-repository.ts';
 import type { PaymentDeps } from './payments.ts';
 import { stepFunctionsNotifier } from './saga-notifier.ts';
-import { parseWebhookSecrets, stripeGateway } from './stripe-gateway.ts';
-
-/**
- * One `whsec_…` endpoint secret, or several separated by commas while one is rolled: every event is
- * then accepted when it is signed with any of them.
- */
-const WebhookSecretsSchema = z
-  .string()
-  .transform(parseWebhookSecrets)
-  .pipe(
-    z
-      .array(z.string().regex(/^whsec_\S+$/, 'each webhook secret must start with whsec_'))
-      .min(1, 'name at least one webhook secret'),
-  );
+import { stripeGateway } from './stripe-gateway.ts';
+import { WebhookSecretsSchema } from './webhook-secrets.ts';
 
 const ConfigSchema = z
   .object({

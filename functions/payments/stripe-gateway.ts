@@ -61,17 +61,6 @@ export class PaymentProviderUnavailableError extends Error {
   }
 }
 
-/**
- * The endpoint secrets in a configured value: one `whsec_…` secret, or several separated by commas
- * while a secret is rolled (Stripe then signs every event with each active secret).
- */
-export function parseWebhookSecrets(value: string): string[] {
-  return value
-    .split(',')
-    .map((secret) => secret.trim())
-    .filter((secret) => secret !== '');
-}
-
 /** The header's timestamp read as the SDK reads it (the last `t=`); undefined when there is none. */
 function signatureTimestamp(header: string): number | undefined {
   let timestamp: number | undefined;

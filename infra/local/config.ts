@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { SettingsSchema } from '../../stacks/settings.ts';
 
@@ -15,7 +16,7 @@ const flag = z
 export const LocalConfigSchema = SettingsSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   NATS_URL: z.string().min(1).optional(),
-  STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+  STRIPE_WEBHOOK_SECRET: WebhookSecretSettingSchema.default(DEFAULT_WEBHOOK_SECRET),
   SEED_DEMO_DATA: flag.default(true),
   LOCAL_AUTH: z
     .enum(['none'], { message: 'only LOCAL_AUTH=none is supported so far; authorizers are enforced on AWS' })

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { DEFAULT_WEBHOOK_SECRET } from './config.ts';
 import { startStripeEmulator } from './stripe-emulator.ts';
@@ -12,7 +13,7 @@ const config = parseConfig(
     STRIPE_EMULATOR_PORT: z.coerce.number().int().min(0).max(65_535).default(12_111),
     // LocalStack's Lambda containers reach the host on the Docker bridge, not on 127.0.0.1.
     STRIPE_EMULATOR_HOST: z.string().min(1).default('127.0.0.1'),
-    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+    STRIPE_WEBHOOK_SECRET: WebhookSecretSettingSchema.default(DEFAULT_WEBHOOK_SECRET),
     STRIPE_WEBHOOK_URL: z.url({ message: 'set STRIPE_WEBHOOK_URL to <API base>/payments/webhook' }),
   }),
 );

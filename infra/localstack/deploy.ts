@@ -7,6 +7,7 @@ import {
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { z } from 'zod';
+import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { DEFAULT_WEBHOOK_SECRET, LOCAL_STRIPE_API_KEY } from '../local/config.ts';
 
@@ -29,7 +30,7 @@ const config = parseConfig(
       NATS_URL: z.string().min(1, 'NATS_URL must name a NATS server reachable from LocalStack'),
       STRIPE_API_URL: z.url().optional(),
       STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
-      STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').default(DEFAULT_WEBHOOK_SECRET),
+      STRIPE_WEBHOOK_SECRET: WebhookSecretSettingSchema.default(DEFAULT_WEBHOOK_SECRET),
     })
     .refine((env) => env.STRIPE_API_URL || env.STRIPE_SECRET_KEY, {
       message:
