@@ -801,6 +801,19 @@ describe('applyStripeEvent', () => {
     expect(saga.calls).toEqual([]);
   });
 
+  it('does not take a success whose event carries no amount or currency: it cannot be checked', async () => {
+    const { payments, apply } = await initiated();
+    const before = await payments.get(ORDER);
+    const event = stripeEvent('evt_bare', 'payment_intent.succeeded', {
+      id: `pi_${ORDER}`,
+      status: 'succeeded',
+    });
+    delete (event.data.object as { amount?: number }).amount;
+
+    expect(await apply(event)).toBe('foreign-refunded');
+    expect(await payments.get(ORDER)).toEqual(before);
+  });
+
   it('compares the currency without regard to case', async () => {
     const { payments, apply } = await initiated();
     const event = stripeEvent('evt_1', 'payment_intent.succeeded', {

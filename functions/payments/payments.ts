@@ -146,8 +146,9 @@ const PaymentIntentSchema = z.object({
   id: z.string().min(1).max(255),
   object: z.literal('payment_intent'),
   status: z.string(),
-  amount: z.number().int(),
-  currency: z.string().min(1),
+  // Stripe always sends both; a success without them cannot be checked and is not taken (isForeignIntent).
+  amount: z.number().int().nullish(),
+  currency: z.string().nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
   last_payment_error: z
     .object({
@@ -184,13 +185,14 @@ export type WebhookResult =
 /**
  * An intent that is not the payment's: the payment already records another one (a second intent
  * for the order, found through `metadata.orderId`: made in the Dashboard, or by another environment
- * on the same account), or, for a success, one whose amount or currency differ from the payment's.
+ * on the same account), or, for a success, one whose amount or currency differ from the payment's
+ * (or are missing).
  */
 function isForeignIntent(payment: Payment, intent: PaymentIntent, to: PaymentStatus): boolean {
   if (payment.paymentIntentId !== undefined && payment.paymentIntentId !== intent.id) return true;
   return (
     to === 'SUCCEEDED' &&
-    (intent.amount !== payment.amount || intent.currency.toLowerCase() !== payment.currency.toLowerCase())
+    (intent.amount !== payment.amount || intent.currency?.toLowerCase() !== payment.currency.toLowerCase())
   );
 }
 
