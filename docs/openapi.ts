@@ -439,8 +439,8 @@ function paths(): Json {
         summary: 'Stripe webhook endpoint',
         description:
           'Verifies `Stripe-Signature` over the raw body (signatures dated more than 300 s before or after now are refused), then applies the event at most once (keyed by `event.id`). ' +
-          'Handled: `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`, matched by PaymentIntent id, then `metadata.orderId`. ' +
-          'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing, except that a success arriving after the payment was closed (failed or cancelled) is refunded once. ' +
+          'Handled: `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`, matched by PaymentIntent id, then `metadata.orderId` (which adopts the intent only for a payment that has none recorded yet). ' +
+          'Other types, unknown PaymentIntents, repeats and late or contradictory events are answered `200` and change nothing, except that a success arriving after the payment was closed (failed or cancelled), a success for another PaymentIntent of the order, and a success for another amount or currency are refunded once. ' +
           'A `500` makes Stripe retry. The `Content-Type` is not checked; the body must be the bytes Stripe sent.',
         security: PUBLIC,
         'x-status': 'implemented',
