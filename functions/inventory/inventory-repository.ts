@@ -50,9 +50,11 @@ const productKey = (sku: string) => ({ pk: `PRODUCT#${sku}`, sk: 'PRODUCT' });
 const reservationKey = (orderId: string) => ({ pk: `RESERVATION#${orderId}`, sk: 'RESERVATION' });
 const lineKey = (orderId: string, sku: string) => ({ pk: `RESERVATION#${orderId}`, sk: `LINE#${sku}` });
 
+const sweepShardKey = (shard: number) => `ACTIVE#${shard}`;
+
 /** The sweeper-index partition of an order's reservation: a stable hash, so it never moves. */
-export function sweepShardOf(orderId: string): string {
-  return `ACTIVE#${createHash('sha256').update(orderId).digest().readUInt32BE(0) % SWEEP_SHARDS}`;
+function sweepShardOf(orderId: string): string {
+  return sweepShardKey(createHash('sha256').update(orderId).digest().readUInt32BE(0) % SWEEP_SHARDS);
 }
 
 /** An opaque position in a paged query, as DynamoDB returns it. */
@@ -386,7 +388,7 @@ export function dynamoInventoryRepository(
           TableName: tableName,
           IndexName: ACTIVE_BY_EXPIRY_INDEX,
           KeyConditionExpression: 'activeShard = :shard AND activeUntil <= :now',
-          ExpressionAttributeValues: { ':shard': `ACTIVE#${shard}`, ':now': epochSeconds(now) },
+          ExpressionAttributeValues: { ':shard': sweepShardKey(shard), ':now': epochSeconds(now) },
           Limit: limit,
           ExclusiveStartKey: cursor,
         }),
