@@ -1,9 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getActiveResourcesInfo } from 'node:process';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import Stripe from 'stripe';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from './stripe-emulator.ts';
 
 const SECRET = 'whsec_emulator_test_secret';
@@ -759,29 +758,37 @@ describe('webhooks', () => {
   });
 
   it('close() cancels pending retries and leaves no timers behind', async () => {
-    const timersBefore = getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    // Watch the emulator's own timers rather than counting every timer in the process: sockets, the
+    // SDK and other tests start and stop timers of their own at any moment.
+    const retryDelayMs = 300;
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const clearTimeoutSpy = vi.spyOn(globalThis, 'clearTimeout');
+    cleanups.push(async () => {
+      setTimeoutSpy.mockRestore();
+      clearTimeoutSpy.mockRestore();
+    });
     const receiver = await startReceiver(() => 500);
     cleanups.push(() => receiver.close());
     const emulator = await startStripeEmulator({
       webhookSecret: SECRET,
       webhookUrl: receiver.url,
-      webhookRetry: { maxAttempts: 5, baseDelayMs: 60_000 },
+      webhookRetry: { maxAttempts: 5, baseDelayMs: retryDelayMs },
     });
     const stripe = clientFor(emulator);
     await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
     await waitFor(() => receiver.deliveries.length === 1, 'the first attempt');
-    await waitFor(
-      () => getActiveResourcesInfo().filter((r) => r === 'Timeout').length > timersBefore,
-      'the retry timer',
-    );
+    const retryTimer = await waitFor(() => {
+      const index = setTimeoutSpy.mock.calls.findIndex((call) => call[1] === retryDelayMs);
+      return index >= 0 ? setTimeoutSpy.mock.results[index]?.value : undefined;
+    }, 'the retry to be scheduled');
 
     const idle = emulator.idle();
     await emulator.close();
     await idle;
-    await waitFor(
-      () => getActiveResourcesInfo().filter((r) => r === 'Timeout').length <= timersBefore,
-      'timers to be cleared',
-    );
+    expect(clearTimeoutSpy.mock.calls.map((call) => call[0])).toContain(retryTimer);
+
+    // Long enough for the retry to have fired had it not been cancelled; the receiver is still up.
+    await new Promise((resolve) => setTimeout(resolve, retryDelayMs * 3));
     expect(receiver.deliveries).toHaveLength(1);
     await expect(emulator.close()).resolves.toBeUndefined();
   });
