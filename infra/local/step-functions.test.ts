@@ -10,7 +10,7 @@ import {
   type DescribeExecutionOutput,
 } from '@aws-sdk/client-sfn';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
   startStepFunctionsEndpoint,
   type InvokeFunction,
@@ -576,8 +576,19 @@ describe('startStepFunctionsEndpoint', () => {
   });
 
   it('close() aborts waiting executions and leaves no timers behind', async () => {
-    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const before = timers();
+    // Watch the task-timeout timers themselves rather than counting every timer in the process: sockets
+    // and the SDK start and stop timers of their own at any moment.
+    const taskTimeoutMs = 300_000;
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const clearTimeoutSpy = vi.spyOn(globalThis, 'clearTimeout');
+    onTestFinished(() => {
+      setTimeoutSpy.mockRestore();
+      clearTimeoutSpy.mockRestore();
+    });
+    const taskTimers = () =>
+      setTimeoutSpy.mock.calls.flatMap((call, index) =>
+        call[1] === taskTimeoutMs ? [setTimeoutSpy.mock.results[index]?.value] : [],
+      );
     const local = await startStepFunctionsEndpoint({
       stateMachines: [{ name: 'payment', definition: paymentDefinition(300) }],
       invoke,
@@ -593,10 +604,12 @@ describe('startStepFunctionsEndpoint', () => {
       input: JSON.stringify({ orderId: 'o-close' }),
     });
     await tokenFor('o-close');
-    expect(timers()).toBeGreaterThan(before);
+    const started = taskTimers();
+    expect(started.length).toBeGreaterThan(0);
     client.destroy();
     await local.close();
-    expect(timers()).toBeLessThanOrEqual(before);
+    const cleared = new Set(clearTimeoutSpy.mock.calls.map((call) => call[0]));
+    expect(started.filter((timer) => !cleared.has(timer))).toEqual([]);
     await expect(fetch(local.url, { method: 'POST' })).rejects.toThrow();
   });
 });

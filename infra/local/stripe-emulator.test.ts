@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import Stripe from 'stripe';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from './stripe-emulator.ts';
 
 const SECRET = 'whsec_emulator_test_secret';
@@ -763,7 +763,7 @@ describe('webhooks', () => {
     const retryDelayMs = 300;
     const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
     const clearTimeoutSpy = vi.spyOn(globalThis, 'clearTimeout');
-    cleanups.push(async () => {
+    onTestFinished(() => {
       setTimeoutSpy.mockRestore();
       clearTimeoutSpy.mockRestore();
     });
