@@ -1,6 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
 import { buildApp } from './app.ts';
 import { ENTRY_METADATA } from './service-function.ts';
 
@@ -434,6 +435,41 @@ describe('OrderSagaStack (defaults)', () => {
       const { tableId, patterns } = streamMappingOf('functions/inventory/track-stock-changes.ts');
       expect(tableId).toMatch(/^Inventory/);
       expect(patterns).toEqual([{ dynamodb: { Keys: { sk: { S: ['PRODUCT', 'RESERVATION'] } } } }]);
+    });
+  });
+
+  describe('alarms', () => {
+    /** The filter pattern and metric of the metric filter on the function's log group. */
+    function countedFrom(entry: string) {
+      const fn = template.toJSON().Resources[functionIdFor(template, entry)] as Resource;
+      const logGroup = (fn.Properties.LoggingConfig as { LogGroup: unknown }).LogGroup;
+      return resources(template, 'AWS::Logs::MetricFilter')
+        .filter(([, filter]) => JSON.stringify(filter.Properties.LogGroupName) === JSON.stringify(logGroup))
+        .map(([, filter]) => {
+          const [transformation] = filter.Properties.MetricTransformations as Json[];
+          return { pattern: filter.Properties.FilterPattern, metric: transformation!.MetricName };
+        });
+    }
+
+    function alarmOn(metricName: string): Json | undefined {
+      return resources(template, 'AWS::CloudWatch::Alarm').find(
+        ([, alarm]) => alarm.Properties.MetricName === metricName,
+      )?.[1].Properties;
+    }
+
+    it('count failed webhook deliveries and refunded stray charges from the webhook logs, and alarm on one', () => {
+      expect(countedFrom('functions/payments/stripe-webhook.ts')).toEqual([
+        { pattern: '{ $.level = "ERROR" }', metric: 'StripeWebhookFailures' },
+        { pattern: `{ $.message = "${STRAY_CHARGE_REFUNDED}" }`, metric: 'StrayChargesRefunded' },
+      ]);
+      for (const metric of ['StripeWebhookFailures', 'StrayChargesRefunded']) {
+        expect(alarmOn(metric), metric).toMatchObject({
+          Statistic: 'Sum',
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+        });
+      }
     });
   });
 

@@ -190,6 +190,24 @@ export class OrderSagaStack extends Stack {
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+    new Alarm(this, 'StripeWebhookFailing', {
+      alarmDescription:
+        'The Stripe webhook answered 500: an event is not applied yet (Stripe retries for up to 3 days), for example a refund Stripe refuses',
+      metric: payments.webhookFailures,
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    new Alarm(this, 'StrayChargesRefunded', {
+      alarmDescription:
+        "A PaymentIntent the order's payment does not own (a second intent, or another amount) took money and was refunded",
+      metric: payments.strayCharges,
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
     new Alarm(this, 'BridgeDeadLetters', {
       alarmDescription: 'Outbox batches could not be published to NATS',
       metric: bridge.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),

@@ -1,7 +1,10 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Stack, type RemovalPolicy } from 'aws-cdk-lib';
+import type { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { FilterPattern, MetricFilter, type IFilterPattern } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
 import { BY_PAYMENT_INTENT_INDEX } from '../functions/payments/payment-repository.ts';
 import { ServiceFunction } from './service-function.ts';
 import { serviceTable } from './service-table.ts';
@@ -25,6 +28,10 @@ export class PaymentsService extends Construct {
   readonly requestPayment: ServiceFunction;
   readonly cancelPayment: ServiceFunction;
   readonly webhook: ServiceFunction;
+  /** Webhook deliveries answered 500 (an ERROR log line each); Stripe retries them for up to 3 days. */
+  readonly webhookFailures: Metric;
+  /** Charges refunded because the payment does not own them: a second intent, or another amount. */
+  readonly strayCharges: Metric;
 
   constructor(scope: Construct, id: string, props: PaymentsServiceProps) {
     super(scope, id);
@@ -58,5 +65,26 @@ export class PaymentsService extends Construct {
       'Saga compensation: cancel or refund',
     );
     this.webhook = fn('StripeWebhook', 'functions/payments/stripe-webhook.ts', 'POST /payments/webhook');
+
+    // Counted from the webhook's structured logs (Powertools JSON), so the code needs no metrics client.
+    const count = (name: string, metricName: string, filterPattern: IFilterPattern) =>
+      new MetricFilter(this, name, {
+        logGroup: this.webhook.logGroup,
+        filterPattern,
+        metricNamespace: `OrderSaga/${Stack.of(this).stackName}`,
+        metricName,
+        metricValue: '1',
+        defaultValue: 0,
+      }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
+    this.webhookFailures = count(
+      'WebhookFailuresFilter',
+      'StripeWebhookFailures',
+      FilterPattern.stringValue('$.level', '=', 'ERROR'),
+    );
+    this.strayCharges = count(
+      'StrayChargesFilter',
+      'StrayChargesRefunded',
+      FilterPattern.stringValue('$.message', '=', STRAY_CHARGE_REFUNDED),
+    );
   }
 }

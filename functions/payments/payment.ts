@@ -104,3 +104,9 @@ export class InvalidStripeEventError extends Error {
     this.issues = options?.issues ?? [];
   }
 }
+
+/**
+ * The log message of a refunded stray charge: money taken by a PaymentIntent the payment does not
+ * own, or for another amount or currency. The stack counts these lines and alarms on them.
+ */
+export const STRAY_CHARGE_REFUNDED = 'refunded a charge the payment does not own; the payment is unchanged';

@@ -1,8 +1,15 @@
 import type Stripe from 'stripe';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
 import type { Subject } from '../../events/subjects.ts';
-import { ALLOWED_FROM, type Payment, type PaymentStatus, type RequestPaymentCommand } from './payment.ts';
+import { logger } from '../../shared/logger.ts';
+import {
+  ALLOWED_FROM,
+  STRAY_CHARGE_REFUNDED,
+  type Payment,
+  type PaymentStatus,
+  type RequestPaymentCommand,
+} from './payment.ts';
 import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
 import { applyStripeEvent, cancelPayment, notifySaga, requestPayment, type PaymentDeps } from './payments.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
@@ -733,9 +740,17 @@ describe('applyStripeEvent', () => {
     const before = await payments.get(ORDER);
     const eventCount = payments.outbox.length;
 
+    const warn = vi.spyOn(logger, 'warn');
+    onTestFinished(() => warn.mockRestore());
+
     expect(await apply(succeeded('evt_other', 'pi_dashboard'))).toBe('foreign-refunded');
 
     expect(gateway.calls).toEqual(['refund:pi_dashboard']);
+    // The line the stack's StrayChargesRefunded metric filter counts.
+    expect(warn).toHaveBeenCalledWith(
+      STRAY_CHARGE_REFUNDED,
+      expect.objectContaining({ orderId: ORDER, paymentIntentId: 'pi_dashboard' }),
+    );
     expect(await payments.get(ORDER)).toEqual(before);
     expect(payments.outbox).toHaveLength(eventCount);
     expect(payments.stripeEvents.has('evt_other')).toBe(true);

@@ -10,6 +10,7 @@ import {
   PaymentStateError,
   REFUNDABLE_WHEN_PAID_LATE,
   SETTLED,
+  STRAY_CHARGE_REFUNDED,
   type CancelPaymentCommand,
   type Payment,
   type PaymentStatus,
@@ -223,7 +224,7 @@ async function handleForeignIntent(
       : 'duplicate';
   }
   const { refundId } = await deps.gateway.refund(payment.orderId, intent.id);
-  logger.warn("refunded a PaymentIntent that is not the payment's; the payment is unchanged", {
+  logger.warn(STRAY_CHARGE_REFUNDED, {
     ...context,
     refundId,
   });
