@@ -187,7 +187,7 @@ function componentSchemas(): Record<string, Json> {
   add(
     OrderPaymentSchema,
     'OrderPayment',
-    '`status` is the PaymentIntent status. This build sets `payment` only when the order completes and never sets `clientSecret`.',
+    "`status` is the PaymentIntent status. While the order is `PAYMENT_PENDING` it shows the PaymentIntent as created (`requires_payment_method` until confirmed) with its `clientSecret`, with which the customer confirms it (Stripe.js, the publishable key); on completion the settled payment without `clientSecret`; a cancelled order shows none. `clientSecret` is shown only to the order's customer: to a caller signed in with a JWT whose `sub` is the order's `customerId`, or without a JWT authorizer (IAM, or the local runtime); never once the customer asked to cancel.",
   );
   add(HistoryEntrySchema, 'HistoryEntry');
   add(

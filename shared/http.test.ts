@@ -245,6 +245,27 @@ describe('httpRoute', () => {
     expect(response.json).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
   });
 
+  it('hands the route the JWT subject when a JWT authorizer let the request in, and none otherwise', async () => {
+    const seen: Array<string | undefined> = [];
+    const handler = httpRoute({}, async ({ subject }) => {
+      seen.push(subject);
+      return { statusCode: 204 };
+    });
+    const signedIn = httpEvent({ method: 'GET', contentType: null });
+    Object.assign(signedIn.requestContext, {
+      authorizer: { jwt: { claims: { sub: 'cust-1', scope: 'orders' }, scopes: ['orders'] } },
+    });
+    await handler(signedIn, context);
+    const iam = httpEvent({ method: 'GET', contentType: null });
+    Object.assign(iam.requestContext, {
+      authorizer: { iam: { accessKey: 'AKIA', userArn: 'arn:aws:iam::1:user/x' } },
+    });
+    await handler(iam, context);
+    await call(handler, { method: 'GET', contentType: null });
+
+    expect(seen).toEqual(['cust-1', undefined, undefined]);
+  });
+
   it("answers 404 with the contract's error body for a NotFoundError", async () => {
     const response = await call(throwing(new NotFoundError('ORDER_NOT_FOUND', 'Order o-1 does not exist.')), {
       method: 'GET',

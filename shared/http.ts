@@ -32,6 +32,19 @@ export interface RouteRequest<B extends Schema, P extends Schema, Q extends Sche
   headers: Readonly<Record<string, string | undefined>>;
   /** The body exactly as received (base64 undone), for signature checks. */
   rawBody: string;
+  /**
+   * The `sub` claim of the caller's token when a JWT authorizer let the request in; undefined on a
+   * route without one, behind IAM, or in the local runtime (which enforces no authorizer).
+   */
+  subject: string | undefined;
+}
+
+/** The JWT authorizer's context, which the payload 2.0 event type leaves out. */
+function jwtSubject(event: APIGatewayProxyEventV2): string | undefined {
+  const context = event.requestContext as
+    { authorizer?: { jwt?: { claims?: Record<string, unknown> } } } | undefined;
+  const sub = context?.authorizer?.jwt?.claims?.sub;
+  return typeof sub === 'string' && sub !== '' ? sub : undefined;
 }
 
 export interface RouteResponse {
@@ -133,7 +146,8 @@ export function httpRoute<
       const query = spec.query
         ? parseWith(spec.query, event.queryStringParameters ?? {}, 'query string')
         : undefined;
-      const response = await run({ body, params, query, headers, rawBody } as RouteRequest<B, P, Q>);
+      const subject = jwtSubject(event);
+      const response = await run({ body, params, query, headers, rawBody, subject } as RouteRequest<B, P, Q>);
       return response.body === undefined
         ? { statusCode: response.statusCode, headers: response.headers ?? {} }
         : jsonResponse(response.statusCode, response.body, response.headers);

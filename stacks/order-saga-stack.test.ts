@@ -107,6 +107,7 @@ function allows(statements: Statement[], action: string, resource: unknown): boo
 const FORWARD_TASKS = [
   'ReserveStock',
   'MarkStockReserved',
+  'CreatePayment',
   'MarkPaymentPending',
   'RequestPayment',
   'MarkPaymentSucceeded',
@@ -244,6 +245,7 @@ describe('OrderSagaStack (defaults)', () => {
       expect(
         [
           'MarkStockReserved',
+          'CreatePayment',
           'MarkPaymentPending',
           'RequestPayment',
           'MarkPaymentSucceeded',
@@ -251,6 +253,7 @@ describe('OrderSagaStack (defaults)', () => {
           'CompleteOrder',
         ].map((name) => states[name]?.Next),
       ).toEqual([
+        'CreatePayment',
         'MarkPaymentPending',
         'RequestPayment',
         'MarkPaymentSucceeded',
@@ -269,6 +272,7 @@ describe('OrderSagaStack (defaults)', () => {
       expect(entries).toEqual({
         ReserveStock: 'functions/inventory/reserve-stock.ts',
         MarkStockReserved: 'functions/orders/saga-step.ts',
+        CreatePayment: 'functions/payments/create-payment.ts',
         MarkPaymentPending: 'functions/orders/saga-step.ts',
         RequestPayment: 'functions/payments/request-payment.ts',
         MarkPaymentSucceeded: 'functions/orders/saga-step.ts',
@@ -278,6 +282,22 @@ describe('OrderSagaStack (defaults)', () => {
         CancelPayment: 'functions/payments/cancel-payment.ts',
         ReleaseStock: 'functions/inventory/release-stock.ts',
         MarkCompensated: 'functions/orders/saga-step.ts',
+      });
+    });
+
+    it('creates the PaymentIntent before the order shows PAYMENT_PENDING, and hands the order what it answered', () => {
+      const create = definition.States.CreatePayment!;
+      expect(create.Parameters).toEqual({
+        'orderId.$': '$.orderId',
+        'customerId.$': '$.customerId',
+        'amount.$': '$.reservation.amount',
+        'currency.$': '$.reservation.currency',
+      });
+      expect(create.ResultPath).toBe('$.paymentIntent');
+      expect(definition.States.MarkPaymentPending?.Parameters).toEqual({
+        step: 'PAYMENT_PENDING',
+        'orderId.$': '$.orderId',
+        'payment.$': '$.paymentIntent',
       });
     });
 
@@ -503,7 +523,7 @@ describe('OrderSagaStack (defaults)', () => {
           .filter((state) => state.Type === 'Task')
           .map((state) => entryInvokedBy(template, state)),
       );
-      expect(entries.size).toBe(6);
+      expect(entries.size).toBe(7);
       for (const entry of entries) {
         const functionArn = { 'Fn::GetAtt': [functionIdFor(template, entry!), 'Arn'] };
         expect(allows(statements, 'lambda:InvokeFunction', functionArn), entry).toBe(true);

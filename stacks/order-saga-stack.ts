@@ -69,6 +69,7 @@ export class OrderSagaStack extends Stack {
       reserveStock: inventory.reserve.function,
       confirmStock: inventory.confirm.function,
       releaseStock: inventory.release.function,
+      createPayment: payments.createPayment.function,
       requestPayment: payments.requestPayment.function,
       cancelPayment: payments.cancelPayment.function,
       paymentTimeoutSeconds: props.settings.PAYMENT_TIMEOUT_SECONDS,

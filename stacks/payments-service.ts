@@ -25,6 +25,7 @@ export interface PaymentsServiceProps {
 /** The payments service: Stripe PaymentIntents, the webhook, refunds. */
 export class PaymentsService extends Construct {
   readonly table: Table;
+  readonly createPayment: ServiceFunction;
   readonly requestPayment: ServiceFunction;
   readonly cancelPayment: ServiceFunction;
   readonly webhook: ServiceFunction;
@@ -54,10 +55,15 @@ export class PaymentsService extends Construct {
       props.stripeSecret.grantRead(created.function);
       return created;
     };
+    this.createPayment = fn(
+      'CreatePayment',
+      'functions/payments/create-payment.ts',
+      'Saga step: create the PaymentIntent, answer its client secret',
+    );
     this.requestPayment = fn(
       'RequestPayment',
       'functions/payments/request-payment.ts',
-      'Saga callback step: create the PaymentIntent',
+      "Saga callback step: confirm with the order's payment method, wait for the webhook",
     );
     this.cancelPayment = fn(
       'CancelPayment',

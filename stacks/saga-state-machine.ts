@@ -25,6 +25,7 @@ export interface SagaStateMachineProps {
   reserveStock: IFunction;
   confirmStock: IFunction;
   releaseStock: IFunction;
+  createPayment: IFunction;
   requestPayment: IFunction;
   cancelPayment: IFunction;
   /** How long the payment step waits for the webhook's verdict before compensating. */
@@ -156,8 +157,28 @@ export class SagaStateMachine extends Construct {
         null,
       ),
     );
+    // The PaymentIntent exists before the order shows PAYMENT_PENDING, so the order can show its
+    // customer the client secret to confirm it with.
+    const createPayment = forward(
+      task(
+        'CreatePayment',
+        props.createPayment,
+        {
+          orderId,
+          customerId: JsonPath.stringAt('$.customerId'),
+          amount: JsonPath.numberAt('$.reservation.amount'),
+          currency: JsonPath.stringAt('$.reservation.currency'),
+        },
+        '$.paymentIntent',
+      ),
+    );
     const markPaymentPending = forward(
-      task('MarkPaymentPending', props.orderStep, { step: 'PAYMENT_PENDING', orderId }, null),
+      task(
+        'MarkPaymentPending',
+        props.orderStep,
+        { step: 'PAYMENT_PENDING', orderId, payment: JsonPath.objectAt('$.paymentIntent') },
+        null,
+      ),
     );
 
     // Only the payment step's own timeout means PAYMENT_TIMEOUT; any other task timing out is a fault.
@@ -224,6 +245,7 @@ export class SagaStateMachine extends Construct {
         .when(
           Condition.stringEquals('$.reservation.outcome', 'RESERVED'),
           markStockReserved
+            .next(createPayment)
             .next(markPaymentPending)
             .next(requestPayment)
             .next(markPaymentSucceeded)

@@ -15,5 +15,8 @@ const cancel = cancelOrder({
 /** POST /orders/{orderId}/cancel → 202; 409 ORDER_NOT_CANCELLABLE once paid, completed or cancelled. */
 export const handler = httpRoute(
   { params: z.object({ orderId: z.string().min(1).max(64) }) },
-  async ({ params }) => ({ statusCode: 202, body: orderView(await cancel(params.orderId)) }),
+  async ({ params, subject }) => ({
+    statusCode: 202,
+    body: orderView(await cancel(params.orderId), subject),
+  }),
 );

@@ -23,7 +23,7 @@ const place = placeOrder({
 const IdempotencyKeySchema = z.string().min(1).max(255).optional();
 
 /** POST /orders → 202 with the order; its saga runs in the background. */
-export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ body, headers }) => {
+export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ body, headers, subject }) => {
   const key = IdempotencyKeySchema.safeParse(headers['idempotency-key']);
   if (!key.success) {
     throw new ValidationError('The Idempotency-Key header must be 1-255 characters.', [
@@ -31,5 +31,9 @@ export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ bo
     ]);
   }
   const order = await place(body, key.data);
-  return { statusCode: 202, body: orderView(order), headers: { location: `/orders/${order.orderId}` } };
+  return {
+    statusCode: 202,
+    body: orderView(order, subject),
+    headers: { location: `/orders/${order.orderId}` },
+  };
 });

@@ -12,9 +12,9 @@ const orders = dynamoOrderRepository(dynamoDocumentClient(), config.ORDERS_TABLE
 /** GET /orders/{orderId} */
 export const handler = httpRoute(
   { params: z.object({ orderId: z.string().min(1).max(64) }) },
-  async ({ params }) => {
+  async ({ params, subject }) => {
     const order = await orders.get(params.orderId);
     if (!order) throw new NotFoundError('ORDER_NOT_FOUND', `Order ${params.orderId} does not exist.`);
-    return { statusCode: 200, body: orderView(order) };
+    return { statusCode: 200, body: orderView(order, subject) };
   },
 );

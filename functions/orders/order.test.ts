@@ -337,7 +337,7 @@ describe('applySagaStep', () => {
       sagaState: 'COMPENSATED',
       cancellationReason: reason,
     });
-    expect(orderView(order).cancellationReason).toBe(reason);
+    expect(orderView(order, undefined).cancellationReason).toBe(reason);
   });
 
   it('a task timing out other than the payment step is a fault, not PAYMENT_TIMEOUT', () => {
@@ -355,7 +355,7 @@ describe('applySagaStep', () => {
     );
     expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED' });
     expect(order.cancellationReason).toBeUndefined();
-    expect('cancellationReason' in orderView(order)).toBe(false);
+    expect('cancellationReason' in orderView(order, undefined)).toBe(false);
     const cancelled = events.find((event) => event.type === 'order.cancelled');
     expect(cancelled?.data).not.toHaveProperty('reason');
   });
@@ -421,7 +421,7 @@ describe('applySagaStep', () => {
 describe('orderView', () => {
   it('shows the contract fields and hides version and paymentMethodId', () => {
     const { order } = run(placed({ paymentMethodId: 'pm_card_visa' }), reserved, paymentPending, completed);
-    const view = orderView(order);
+    const view = orderView(order, undefined);
     expect(view).not.toHaveProperty('version');
     expect(view).not.toHaveProperty('paymentMethodId');
     expect(Object.keys(view).sort()).toEqual(
@@ -442,10 +442,59 @@ describe('orderView', () => {
   });
 
   it('leaves out amount and payment before they exist', () => {
-    const view = orderView(placed());
+    const view = orderView(placed(), undefined);
     expect(view).not.toHaveProperty('amount');
     expect(view).not.toHaveProperty('payment');
     expect(view).not.toHaveProperty('cancellationReason');
+  });
+});
+
+describe('the payment an order shows', () => {
+  const intent = {
+    paymentIntentId: 'pi_123',
+    status: 'requires_payment_method',
+    clientSecret: 'pi_123_secret_x',
+  };
+  const pendingWithIntent: SagaStep = { step: 'PAYMENT_PENDING', orderId: 'order-1', payment: intent };
+  const waiting = () => run(placed({ paymentMethodId: undefined }), reserved, pendingWithIntent).order;
+
+  it('while PAYMENT_PENDING: the PaymentIntent and its client secret, for the customer to confirm', () => {
+    expect(orderView(waiting(), undefined).payment).toEqual(intent);
+    expect(orderView(waiting(), 'cust-1').payment).toEqual(intent);
+  });
+
+  it("never shows the client secret to a signed-in caller who is not the order's customer", () => {
+    expect(orderView(waiting(), 'someone-else').payment).toEqual({
+      paymentIntentId: 'pi_123',
+      status: 'requires_payment_method',
+    });
+  });
+
+  it('stops showing the client secret once the customer asked to cancel', () => {
+    const outcome = requestCancellation(waiting(), at(30));
+    expect(outcome.changed).toBe(true);
+    expect(orderView(outcome.order, 'cust-1').payment).not.toHaveProperty('clientSecret');
+  });
+
+  it('on completion: the settled payment, without the client secret', () => {
+    const { order } = run(waiting(), completed);
+    expect(orderView(order, 'cust-1').payment).toEqual({ paymentIntentId: 'pi_123', status: 'succeeded' });
+  });
+
+  it('on compensation: no payment at all, the intent being canceled or refunded', () => {
+    const { order } = run(waiting(), compensating('PAYMENT_TIMEOUT'), compensated('PAYMENT_TIMEOUT'));
+    expect(order.payment).toBeUndefined();
+    expect(orderView(order, 'cust-1')).not.toHaveProperty('payment');
+  });
+
+  it('without an intent (CreatePayment found the payment closed, or an older execution): no payment', () => {
+    const closed: SagaStep = {
+      step: 'PAYMENT_PENDING',
+      orderId: 'order-1',
+      payment: { paymentIntentId: null, status: 'canceled', clientSecret: null },
+    };
+    expect(run(placed(), reserved, closed).order.payment).toBeUndefined();
+    expect(run(placed(), reserved, paymentPending).order.payment).toBeUndefined();
   });
 });
 

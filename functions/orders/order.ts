@@ -121,7 +121,18 @@ export const SagaStepSchema = z.discriminatedUnion('step', [
       items: z.array(OrderLineSchema.required({ unitPrice: true })),
     }),
   }),
-  z.object({ step: z.literal('PAYMENT_PENDING'), orderId: z.string() }),
+  z.object({
+    step: z.literal('PAYMENT_PENDING'),
+    orderId: z.string(),
+    // What CreatePayment answered. Optional: an execution started before that step existed has none.
+    payment: z
+      .object({
+        paymentIntentId: z.string().min(1).nullable(),
+        status: z.string().min(1),
+        clientSecret: z.string().min(1).nullable(),
+      })
+      .optional(),
+  }),
   z.object({ step: z.literal('PAYMENT_SUCCEEDED'), orderId: z.string() }),
   z.object({
     step: z.literal('COMPLETED'),
@@ -205,7 +216,7 @@ function recordPayment(
   const at = now.toISOString();
   return {
     changed: true,
-    // The order view's `payment` waits for COMPLETED: a paid order may still be refunded (expired hold).
+    // The order view's `payment` changes at COMPLETED: a paid order may still be refunded (expired hold).
     order: {
       ...order,
       paidAt: at,
@@ -247,7 +258,15 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
     next.amount = command.reservation.amount;
     next.currency = command.reservation.currency;
   }
+  if (command.step === 'PAYMENT_PENDING' && command.payment?.paymentIntentId) {
+    const { paymentIntentId, status, clientSecret } = command.payment;
+    next.payment = { paymentIntentId, status, ...(clientSecret ? { clientSecret } : {}) };
+  }
+  // Settled: the client secret has nothing left to confirm, so the order stops handing it out.
   if (command.step === 'COMPLETED') next.payment = { ...command.payment };
+  // Being cancelled: the intent is about to be canceled or refunded, so the order stops offering it;
+  // a cancelled order shows no payment.
+  if (command.step === 'COMPENSATING') delete next.payment;
   if (command.step === 'COMPENSATING' || command.step === 'COMPENSATED') {
     const reason =
       order.cancellationReason ??
@@ -292,8 +311,25 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
   return { changed: true, order: next, events };
 }
 
-/** The order as the HTTP API shows it. */
-export function orderView(order: Order) {
+/**
+ * Whether the order may show this caller its client secret, with which anyone can pay the order:
+ * only while the customer has not asked to cancel, and only to the customer. A caller signed in with
+ * a token (the JWT authorizer's `sub`) must be the order's customer; a caller without one is a
+ * trusted backend (IAM) or the local runtime, which enforces no authorizer.
+ */
+function showsClientSecret(order: Order, caller: string | undefined): boolean {
+  return !order.cancelRequestedAt && (caller === undefined || caller === order.customerId);
+}
+
+/**
+ * The order as the HTTP API shows it. `caller` is the JWT subject of whoever asks (undefined without
+ * a JWT authorizer); it decides whether the client secret is shown.
+ */
+export function orderView(order: Order, caller: string | undefined) {
+  const payment =
+    order.payment?.clientSecret && !showsClientSecret(order, caller)
+      ? { paymentIntentId: order.payment.paymentIntentId, status: order.payment.status }
+      : order.payment;
   return {
     orderId: order.orderId,
     customerId: order.customerId,
@@ -303,7 +339,7 @@ export function orderView(order: Order) {
     status: order.status,
     sagaState: order.sagaState,
     ...(order.cancellationReason ? { cancellationReason: order.cancellationReason } : {}),
-    ...(order.payment ? { payment: order.payment } : {}),
+    ...(payment ? { payment } : {}),
     history: order.history,
     createdAt: order.createdAt,
     updatedAt: order.updatedAt,

@@ -25,9 +25,12 @@ export type TransitionResult = 'applied' | 'stale' | 'duplicate';
 export interface PaymentRepository {
   get(orderId: string): Promise<Payment | undefined>;
   findByPaymentIntent(paymentIntentId: string): Promise<Payment | undefined>;
-  /** Creates the payment, or hands an existing one the new task token. Returns it as stored. */
+  /**
+   * Creates the payment (amount and currency are fixed by the first call), or returns the existing
+   * one; with a task token, hands it that token. Returns it as stored.
+   */
   begin(
-    command: { orderId: string; amount: number; currency: string; taskToken: string },
+    command: { orderId: string; amount: number; currency: string; taskToken?: string },
     now: Date,
   ): Promise<Payment>;
   /**
@@ -111,7 +114,8 @@ export function dynamoPaymentRepository(
           UpdateExpression:
             'SET orderId = :orderId, kind = :kind, amount = if_not_exists(amount, :amount), ' +
             'currency = if_not_exists(currency, :currency), #status = if_not_exists(#status, :creating), ' +
-            'createdAt = if_not_exists(createdAt, :now), updatedAt = :now, taskToken = :token',
+            'createdAt = if_not_exists(createdAt, :now), updatedAt = :now' +
+            (command.taskToken ? ', taskToken = :token' : ''),
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':orderId': command.orderId,
@@ -120,7 +124,7 @@ export function dynamoPaymentRepository(
             ':currency': command.currency,
             ':creating': 'CREATING',
             ':now': now.toISOString(),
-            ':token': command.taskToken,
+            ...(command.taskToken ? { ':token': command.taskToken } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),

@@ -50,6 +50,8 @@ export interface Payment {
   failureCode?: string;
   failureMessage?: string;
   refundId?: string;
+  /** The PaymentIntent's client secret: the order hands it to its customer, who confirms with it. */
+  clientSecret?: string;
   /** Why compensation closed the payment (the order's cancellation reason); a late refund reports it. */
   cancellationReason?: string;
   /** The Step Functions task token of the saga step waiting for the outcome. */
@@ -60,15 +62,30 @@ export interface Payment {
   updatedAt: string;
 }
 
-export const RequestPaymentCommandSchema = z.object({
+export const CreatePaymentCommandSchema = z.object({
   orderId: z.string().min(1),
   customerId: z.string().nullish(),
   amount: MinorUnitsSchema.min(1),
   currency: CurrencySchema,
+});
+export type CreatePaymentCommand = z.infer<typeof CreatePaymentCommandSchema>;
+
+export const RequestPaymentCommandSchema = CreatePaymentCommandSchema.extend({
   paymentMethodId: z.string().nullish(),
   taskToken: z.string().min(1),
 });
 export type RequestPaymentCommand = z.infer<typeof RequestPaymentCommandSchema>;
+
+/**
+ * What `CreatePayment` answers the saga, and the order records: the PaymentIntent and, while it can
+ * still be confirmed, its client secret. Every key is present (null when unknown), since the saga
+ * reads them with JSONPath.
+ */
+export interface PaymentIntentView {
+  paymentIntentId: string | null;
+  status: string;
+  clientSecret: string | null;
+}
 
 export const CancelPaymentCommandSchema = z.object({
   orderId: z.string().min(1),

@@ -11,7 +11,14 @@ import {
   type RequestPaymentCommand,
 } from './payment.ts';
 import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
-import { applyStripeEvent, cancelPayment, notifySaga, requestPayment, type PaymentDeps } from './payments.ts';
+import {
+  applyStripeEvent,
+  cancelPayment,
+  createPayment,
+  notifySaga,
+  requestPayment,
+  type PaymentDeps,
+} from './payments.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
 import type { PaymentGateway } from './stripe-gateway.ts';
 
@@ -37,16 +44,17 @@ class InMemoryPayments implements PaymentRepository {
     return payment ? structuredClone(payment) : undefined;
   }
 
-  async begin(command: { orderId: string; amount: number; currency: string; taskToken: string }, now: Date) {
+  async begin(command: { orderId: string; amount: number; currency: string; taskToken?: string }, now: Date) {
     const existing = this.payments.get(command.orderId);
+    const token = command.taskToken ? { taskToken: command.taskToken } : {};
     const payment: Payment = existing
-      ? { ...existing, taskToken: command.taskToken, updatedAt: now.toISOString() }
+      ? { ...existing, ...token, updatedAt: now.toISOString() }
       : {
           orderId: command.orderId,
           amount: command.amount,
           currency: command.currency,
           status: 'CREATING',
-          taskToken: command.taskToken,
+          ...token,
           createdAt: now.toISOString(),
           updatedAt: now.toISOString(),
         };
@@ -137,7 +145,7 @@ class FakeGateway implements PaymentGateway {
       status: 'requires_payment_method',
     };
     this.intents.set(id, intent);
-    return { id: intent.id, status: intent.status };
+    return { id: intent.id, status: intent.status, clientSecret: `${intent.id}_secret_test` };
   }
 
   async confirmIntent(_orderId: string, paymentIntentId: string, paymentMethodId: string) {
@@ -205,6 +213,7 @@ function setup() {
     gateway,
     saga,
     deps,
+    create: createPayment(deps),
     request: requestPayment(deps),
     apply: applyStripeEvent(deps),
     cancel: cancelPayment(deps),
@@ -273,6 +282,75 @@ async function initiated() {
   return context;
 }
 
+describe('createPayment', () => {
+  const creation = { orderId: ORDER, customerId: 'cust-1', amount: 2500, currency: 'usd' };
+
+  it('creates the payment and its intent unconfirmed, records both, and answers the client secret', async () => {
+    const { payments, gateway, saga, create } = setup();
+
+    expect(await create(creation)).toEqual({
+      paymentIntentId: `pi_${ORDER}`,
+      status: 'requires_payment_method',
+      clientSecret: `pi_${ORDER}_secret_test`,
+    });
+
+    expect(gateway.calls).toEqual(['createIntent']);
+    const payment = await payments.get(ORDER);
+    expect(payment).toMatchObject({
+      status: 'INITIATED',
+      amount: 2500,
+      paymentIntentId: `pi_${ORDER}`,
+      clientSecret: `pi_${ORDER}_secret_test`,
+    });
+    expect(payment?.taskToken).toBeUndefined();
+    expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('answers the same when repeated, without a second intent or payment.initiated', async () => {
+    const { payments, gateway, create } = setup();
+    const first = await create(creation);
+
+    expect(await create(creation)).toEqual(first);
+    expect(gateway.calls).toEqual(['createIntent']);
+    expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
+  });
+
+  it('then the payment step confirms the same intent with the order payment method: one intent in all', async () => {
+    const { payments, gateway, create, request } = setup();
+    await create(creation);
+
+    expect(await request(command())).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'succeeded' });
+    expect(gateway.calls).toEqual(['createIntent', `confirmIntent:pi_${ORDER}:pm_card_visa`]);
+    expect(await payments.get(ORDER)).toMatchObject({ taskToken: 'token-1', status: 'INITIATED' });
+  });
+
+  it('hands out no client secret once the payment is settled', async () => {
+    const { payments, gateway, create } = setup();
+    payments.put({
+      status: 'SUCCEEDED',
+      paymentIntentId: `pi_${ORDER}`,
+      stripeStatus: 'succeeded',
+      clientSecret: `pi_${ORDER}_secret_test`,
+    });
+
+    expect(await create(creation)).toEqual({
+      paymentIntentId: `pi_${ORDER}`,
+      status: 'succeeded',
+      clientSecret: null,
+    });
+    expect(gateway.calls).toEqual([]);
+  });
+
+  it('creates no intent for a payment compensation already closed', async () => {
+    const { payments, gateway, create } = setup();
+    payments.put({ status: 'CANCELLED', cancellationReason: 'CUSTOMER_CANCELLED' });
+
+    expect(await create(creation)).toEqual({ paymentIntentId: null, status: 'canceled', clientSecret: null });
+    expect(gateway.calls).toEqual([]);
+  });
+});
+
 describe('requestPayment', () => {
   it('stores the task token, creates the intent unconfirmed and records it before confirming it', async () => {
     const { payments, gateway, request } = setup();
@@ -322,7 +400,7 @@ describe('requestPayment', () => {
       return create(intent);
     };
 
-    expect(await request(command())).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'canceled' });
+    expect(await request(command())).toMatchObject({ status: 'canceled' });
     expect(gateway.calls).toEqual(['createIntent', `cancelIntent:pi_${ORDER}`]);
     expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED' });
     expect(payments.eventsOf('payment.initiated')).toHaveLength(0);

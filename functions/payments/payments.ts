@@ -12,7 +12,9 @@ import {
   SETTLED,
   STRAY_CHARGE_REFUNDED,
   type CancelPaymentCommand,
+  type CreatePaymentCommand,
   type Payment,
+  type PaymentIntentView,
   type PaymentStatus,
   type RequestPaymentCommand,
 } from './payment.ts';
@@ -79,11 +81,88 @@ export async function notifySaga(deps: PaymentDeps, payment: Payment): Promise<v
   await deps.payments.markNotified(payment.orderId, token);
 }
 
+/** The payment's PaymentIntent, as recorded; `closed` when compensation closed the payment first. */
+type EnsuredIntent = { paymentIntentId: string; stripeStatus: string; clientSecret?: string } | 'closed';
+
 /**
- * The saga's callback step: stores the task token with the payment, creates the PaymentIntent
- * unconfirmed and records its id, then confirms it with the order's payment method. Nothing can be
- * charged before the id is on record, so compensation can always find what to cancel or refund.
- * The outcome arrives later through the webhook.
+ * Gives the payment its PaymentIntent: created unconfirmed (one per order, by its Stripe idempotency
+ * key) and its id recorded before anyone can confirm it, so compensation can always find what to
+ * cancel or refund. An intent already on record is returned as it is.
+ */
+async function ensureIntent(deps: PaymentDeps, payment: Payment): Promise<EnsuredIntent> {
+  const { orderId } = payment;
+  if (payment.paymentIntentId) {
+    return {
+      paymentIntentId: payment.paymentIntentId,
+      stripeStatus: payment.stripeStatus ?? 'requires_payment_method',
+      ...(payment.clientSecret ? { clientSecret: payment.clientSecret } : {}),
+    };
+  }
+  if (SETTLED.includes(payment.status)) return 'closed';
+  const intent = await deps.gateway.createIntent({
+    orderId,
+    amount: payment.amount,
+    currency: payment.currency,
+  });
+  const recorded = await deps.payments.transition(
+    orderId,
+    'INITIATED',
+    {
+      paymentIntentId: intent.id,
+      stripeStatus: intent.status,
+      ...(intent.clientSecret ? { clientSecret: intent.clientSecret } : {}),
+    },
+    paymentEvent('payment.initiated', payment, intent.id, { status: intent.status }, deps.now()),
+    deps.now(),
+  );
+  if (recorded !== 'applied') {
+    const current = await deps.payments.get(orderId);
+    if (current?.paymentIntentId !== intent.id) {
+      // Compensation closed the payment while this intent was being created: never confirm it.
+      if (current?.status === 'CANCELLED') {
+        await deps.gateway.cancelIntent(orderId, intent.id);
+        return 'closed';
+      }
+      throw new PaymentStateError(orderId, current?.status, 'INITIATED');
+    }
+  }
+  return {
+    paymentIntentId: intent.id,
+    stripeStatus: intent.status,
+    ...(intent.clientSecret ? { clientSecret: intent.clientSecret } : {}),
+  };
+}
+
+/**
+ * The saga step before the wait: creates the payment and its PaymentIntent, and answers what the
+ * order shows its customer, the client secret included while the intent can still be confirmed.
+ * Repeating it creates nothing more and answers the same.
+ */
+export const createPayment =
+  (deps: PaymentDeps) =>
+  async (command: CreatePaymentCommand): Promise<PaymentIntentView> => {
+    const payment = await deps.payments.begin(command, deps.now());
+    const intent = SETTLED.includes(payment.status) ? 'closed' : await ensureIntent(deps, payment);
+    if (intent === 'closed') {
+      return {
+        paymentIntentId: payment.paymentIntentId ?? null,
+        status: payment.stripeStatus ?? 'canceled',
+        clientSecret: null,
+      };
+    }
+    return {
+      paymentIntentId: intent.paymentIntentId,
+      status: intent.stripeStatus,
+      clientSecret: intent.clientSecret ?? null,
+    };
+  };
+
+/**
+ * The saga's callback step: stores the task token with the payment, makes sure the PaymentIntent
+ * exists (`CreatePayment` made it; an execution started before that step existed has none yet),
+ * then confirms it with the order's payment method, if it has one; otherwise the customer confirms
+ * it with the client secret. The outcome arrives later through the webhook; one that arrived
+ * before the token was stored is reported at once.
  */
 export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaymentCommand) => {
   const payment = await deps.payments.begin(command, deps.now());
@@ -91,39 +170,15 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
     await notifySaga(deps, payment);
     return { paymentIntentId: payment.paymentIntentId, status: payment.status };
   }
-  let intentId = payment.paymentIntentId;
-  let status = payment.stripeStatus ?? 'requires_payment_method';
-  if (!intentId) {
-    const intent = await deps.gateway.createIntent({
-      orderId: command.orderId,
-      amount: payment.amount,
-      currency: payment.currency,
-    });
-    const recorded = await deps.payments.transition(
-      command.orderId,
-      'INITIATED',
-      { paymentIntentId: intent.id, stripeStatus: intent.status },
-      paymentEvent('payment.initiated', payment, intent.id, { status: intent.status }, deps.now()),
-      deps.now(),
-    );
-    if (recorded !== 'applied') {
-      const current = await deps.payments.get(command.orderId);
-      if (current?.paymentIntentId !== intent.id) {
-        // Compensation closed the payment while this intent was being created: never confirm it.
-        if (current?.status === 'CANCELLED') {
-          await deps.gateway.cancelIntent(command.orderId, intent.id);
-          return { paymentIntentId: intent.id, status: 'canceled' };
-        }
-        throw new PaymentStateError(command.orderId, current?.status, 'INITIATED');
-      }
-    }
-    intentId = intent.id;
-    status = intent.status;
-  }
+  const intent = await ensureIntent(deps, payment);
+  if (intent === 'closed') return { paymentIntentId: payment.paymentIntentId, status: 'canceled' };
+  let status = intent.stripeStatus;
   if (command.paymentMethodId) {
-    status = (await deps.gateway.confirmIntent(command.orderId, intentId, command.paymentMethodId)).status;
+    status = (
+      await deps.gateway.confirmIntent(command.orderId, intent.paymentIntentId, command.paymentMethodId)
+    ).status;
   }
-  return { paymentIntentId: intentId, status };
+  return { paymentIntentId: intent.paymentIntentId, status };
 };
 
 type IntentEvent = 'payment_intent.succeeded' | 'payment_intent.payment_failed' | 'payment_intent.canceled';

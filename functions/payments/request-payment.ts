@@ -5,7 +5,7 @@ import { requestPayment } from './payments.ts';
 
 const request = requestPayment(await paymentDeps());
 
-/** Saga callback step (waitForTaskToken): create the PaymentIntent; the webhook reports the outcome. */
+/** Saga callback step (waitForTaskToken): store the token, confirm with the order's payment method; the webhook reports the outcome. */
 export const handler = middy().handler(async (event: unknown) =>
   request(RequestPaymentCommandSchema.parse(event)),
 );

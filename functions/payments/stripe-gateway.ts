@@ -8,7 +8,7 @@ export interface PaymentGateway {
     orderId: string;
     amount: number;
     currency: string;
-  }): Promise<{ id: string; status: string }>;
+  }): Promise<{ id: string; status: string; clientSecret?: string }>;
   /** Confirms with the customer's payment method; a decline is returned, not thrown. */
   confirmIntent(
     orderId: string,
@@ -126,7 +126,11 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
           { idempotencyKey: `order-${orderId}-payment-intent` },
         ),
       );
-      return { id: intent.id, status: intent.status };
+      return {
+        id: intent.id,
+        status: intent.status,
+        ...(intent.client_secret ? { clientSecret: intent.client_secret } : {}),
+      };
     },
 
     async confirmIntent(orderId, paymentIntentId, paymentMethodId) {

@@ -289,6 +289,36 @@ describe('requests', () => {
     expect(live.statusCode).toBe(401);
   });
 
+  it('lets a publishable key retrieve and confirm an intent with its client secret, as Stripe.js does, and nothing else', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 1200, currency: 'usd' });
+    const browser = clientFor(emulator, 'pk_test_shop');
+
+    const read = await browser.paymentIntents.retrieve(intent.id, { client_secret: intent.client_secret! });
+    expect(read).toMatchObject({ id: intent.id, status: 'requires_payment_method' });
+    const wrongSecret = await rejectionOf(
+      browser.paymentIntents.confirm(intent.id, {
+        payment_method: 'pm_card_visa',
+        client_secret: `${intent.id}_secret_guessed`,
+      } as Stripe.PaymentIntentConfirmParams),
+    );
+    expect(wrongSecret).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    const noSecret = await rejectionOf(browser.paymentIntents.retrieve(intent.id));
+    expect(noSecret).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    const secretKeyOnly = await rejectionOf(browser.paymentIntents.cancel(intent.id));
+    expect(secretKeyOnly).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
+    expect(secretKeyOnly.statusCode).toBe(401);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_payment_method');
+
+    const confirmed = await browser.paymentIntents.confirm(intent.id, {
+      payment_method: 'pm_card_visa',
+      client_secret: intent.client_secret!,
+    } as Stripe.PaymentIntentConfirmParams);
+    expect(confirmed).toMatchObject({ status: 'succeeded', amount_received: 1200 });
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
+  });
+
   it('validates amount and currency, naming the param', async () => {
     const { stripe } = await setUp();
     const cases: Array<[Stripe.PaymentIntentCreateParams, string]> = [

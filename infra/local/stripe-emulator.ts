@@ -2,7 +2,9 @@
  * A local stand-in for the Stripe API in test mode, for the subset this project uses: PaymentIntents
  * (create, retrieve, update, confirm, cancel), Refunds (create, retrieve, list), idempotency keys and signed
  * webhooks with retries. The real `stripe` SDK works against it unchanged:
- * `new Stripe('sk_test_…', { host: '127.0.0.1', port, protocol: 'http' })`.
+ * `new Stripe('sk_test_…', { host: '127.0.0.1', port, protocol: 'http' })`. A publishable key
+ * (`pk_test_…`) may retrieve or confirm a PaymentIntent with its `client_secret`, as Stripe.js does in
+ * the customer's browser; the answer is the full object, not the smaller one Stripe gives such a key.
  *
  * What it does NOT mirror:
  * - Other resources and endpoints: no Charges, Customers, PaymentMethods, Events or Balance API, no list
@@ -606,6 +608,8 @@ interface Route {
   method: 'GET' | 'POST';
   pattern: RegExp;
   handler: (context: RequestContext) => ApiResponse;
+  /** Open to a publishable key that presents the PaymentIntent's client secret. */
+  publishable: boolean;
 }
 
 interface HttpAnswer {
@@ -637,9 +641,14 @@ const CANCELABLE: ReadonlySet<PaymentIntentStatus> = new Set([
 const CANCELLATION_REASONS = ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned'] as const;
 const REFUND_REASONS = ['duplicate', 'fraudulent', 'requested_by_customer'] as const;
 
-function route(method: Route['method'], path: string, handler: Route['handler']): Route {
+function route(
+  method: Route['method'],
+  path: string,
+  handler: Route['handler'],
+  options: { publishable?: boolean } = {},
+): Route {
   const source = path.replace(':id', '(?<id>[^/]+)');
-  return { method, pattern: new RegExp(`^${source}$`), handler };
+  return { method, pattern: new RegExp(`^${source}$`), handler, publishable: options.publishable ?? false };
 }
 
 function ok(body: unknown): ApiResponse {
@@ -655,9 +664,11 @@ class StripeApi {
   readonly #idempotency = new Map<string, RememberedResponse>();
   readonly #routes: readonly Route[] = [
     route('POST', '/v1/payment_intents', (c) => this.#createPaymentIntent(c)),
-    route('GET', '/v1/payment_intents/:id', (c) => ok(this.#findPaymentIntent(c.id))),
+    route('GET', '/v1/payment_intents/:id', (c) => ok(this.#findPaymentIntent(c.id)), { publishable: true }),
     route('POST', '/v1/payment_intents/:id', (c) => this.#updatePaymentIntent(c)),
-    route('POST', '/v1/payment_intents/:id/confirm', (c) => this.#confirmPaymentIntent(c)),
+    route('POST', '/v1/payment_intents/:id/confirm', (c) => this.#confirmPaymentIntent(c), {
+      publishable: true,
+    }),
     route('POST', '/v1/payment_intents/:id/cancel', (c) => this.#cancelPaymentIntent(c)),
     route('POST', '/v1/refunds', (c) => this.#createRefund(c)),
     route('GET', '/v1/refunds', (c) => this.#listRefunds(c)),
@@ -689,11 +700,12 @@ class StripeApi {
   }
 
   #answer(req: IncomingMessage, rawBody: string, requestId: string): HttpAnswer {
-    authenticate(req.headers);
+    const access = authenticate(req.headers);
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', `http://${HOST}`);
     const matched = this.#match(method, url.pathname);
     const params = parseForm(method === 'POST' ? rawBody : url.search.slice(1));
+    if (access === 'publishable') this.#checkClientSecret(matched, params);
     const key = method === 'POST' ? headerValue(req.headers, 'idempotency-key') : undefined;
     const endpoint = `${method} ${url.pathname}`;
     const print = fingerprint(params);
@@ -733,6 +745,24 @@ class StripeApi {
       type: 'invalid_request_error',
       message: `Unrecognized request URL (${method}: ${path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.`,
     });
+  }
+
+  /**
+   * What a publishable key may do, as from Stripe.js in the customer's browser: retrieve or confirm
+   * a PaymentIntent whose `client_secret` it presents; nothing else.
+   */
+  #checkClientSecret(matched: { route: Route; id: string }, params: FormObject): void {
+    if (!matched.route.publishable) {
+      throw new ApiError(401, {
+        type: 'invalid_request_error',
+        message:
+          'This API call cannot be made with a publishable API key. Please use a secret API key. You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.',
+      });
+    }
+    const intent = this.#paymentIntents.get(matched.id);
+    if (!intent || params.client_secret !== intent.client_secret) {
+      throw resourceMissing('payment_intent', matched.id, 'intent', 404);
+    }
   }
 
   #execute(target: Route, context: RequestContext): { response: ApiResponse; remember: boolean } {
@@ -1190,8 +1220,11 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Accepts `Bearer sk_test_…` (what the SDK sends) or Basic auth with the key as user name. */
-function authenticate(headers: IncomingHttpHeaders): void {
+/**
+ * Accepts `Bearer <key>` (what the SDK sends) or Basic auth with the key as user name: a test secret
+ * key (`sk_test_…`), or a test publishable key (`pk_test_…`), which only reaches what Stripe.js does.
+ */
+function authenticate(headers: IncomingHttpHeaders): 'secret' | 'publishable' {
   const authorization = headerValue(headers, 'authorization');
   const fail = (message: string) => new ApiError(401, { type: 'invalid_request_error', message });
   if (!authorization) {
@@ -1206,13 +1239,12 @@ function authenticate(headers: IncomingHttpHeaders): void {
       : scheme.toLowerCase() === 'bearer'
         ? credentials
         : '';
-  if (!/^sk_test_\S+$/.test(key)) {
-    const redacted =
-      key.length > 12 ? `${key.slice(0, 8)}${'*'.repeat(key.length - 12)}${key.slice(-4)}` : key;
-    throw fail(
-      `Invalid API Key provided: ${redacted}. This emulator accepts test mode secret keys (sk_test_…) only.`,
-    );
-  }
+  if (/^sk_test_\S+$/.test(key)) return 'secret';
+  if (/^pk_test_\S+$/.test(key)) return 'publishable';
+  const redacted = key.length > 12 ? `${key.slice(0, 8)}${'*'.repeat(key.length - 12)}${key.slice(-4)}` : key;
+  throw fail(
+    `Invalid API Key provided: ${redacted}. This emulator accepts test mode keys (sk_test_…, or pk_test_… with a client secret) only.`,
+  );
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -71,7 +71,7 @@ type OrderView = {
   sagaState: string;
   cancellationReason?: string;
   amount?: number;
-  payment?: { paymentIntentId: string; status: string };
+  payment?: { paymentIntentId: string; status: string; clientSecret?: string };
   history: Array<{ sagaState: string }>;
 };
 
@@ -356,6 +356,7 @@ describe('an order whose payment never completes', () => {
       (order) => order.sagaState === 'PAYMENT_PENDING',
     );
     expect(pending.status).toBe('PAYMENT_PENDING');
+    expect(pending.payment?.clientSecret).toMatch(/_secret_/);
     expect(await getProduct(item)).toMatchObject({ available: 1, reserved: 2 });
 
     const order = await settledOrder(placed.body.orderId);
@@ -379,6 +380,53 @@ describe('an order whose payment never completes', () => {
     const events = await waitForEvents(natsUrl, placed.body.orderId, () => true);
     expect(countOf(events, 'payment.cancelled')).toBe(1);
     expect(countOf(events, 'payment.succeeded') + countOf(events, 'payment.failed')).toBe(0);
+  }, 40_000);
+});
+
+describe('an order placed without a payment method', () => {
+  it('shows its customer the client secret; confirming with it, as Stripe.js does, completes the order', async () => {
+    const item = sku();
+    await putProduct(item, 3, 1500);
+    const placed = await placeOrder({ customerId: 'cust-confirms', items: [{ sku: item, quantity: 2 }] });
+    expect(placed.status).toBe(202);
+
+    const pending = await pollUntil(
+      'the client secret',
+      () => getOrder(placed.body.orderId),
+      (order) => order.sagaState === 'PAYMENT_PENDING',
+    );
+    expect(pending.payment).toEqual({
+      paymentIntentId: expect.stringMatching(/^pi_/),
+      status: 'requires_payment_method',
+      clientSecret: expect.stringMatching(/^pi_\w+_secret_\w+$/),
+    });
+    const { paymentIntentId, clientSecret } = pending.payment!;
+
+    // The customer's browser: the shop's publishable key and the order's client secret, nothing more.
+    const stripeApi = new URL(target.stripeUrl);
+    const browser = new Stripe('pk_test_e2e_shop', {
+      host: stripeApi.hostname,
+      port: Number(stripeApi.port),
+      protocol: stripeApi.protocol === 'https:' ? 'https' : 'http',
+      maxNetworkRetries: 0,
+    });
+    const confirmed = await browser.paymentIntents.confirm(paymentIntentId, {
+      payment_method: 'pm_card_visa',
+      client_secret: clientSecret!,
+    } as Stripe.PaymentIntentConfirmParams);
+    expect(confirmed).toMatchObject({ status: 'succeeded', amount: 3000 });
+
+    const order = await settledOrder(placed.body.orderId);
+    expect(order).toMatchObject({ status: 'COMPLETED', amount: 3000 });
+    expect(order.payment).toEqual({ paymentIntentId, status: 'succeeded' });
+    expect(await getProduct(item)).toMatchObject({ available: 1, reserved: 0 });
+    const events = await waitForEvents(
+      natsUrl,
+      placed.body.orderId,
+      (seen) => countOf(seen, 'order.completed') > 0,
+    );
+    expect(countOf(events, 'payment.initiated')).toBe(1);
+    expect(countOf(events, 'payment.succeeded')).toBe(1);
   }, 40_000);
 });
 

@@ -8,12 +8,15 @@ import { startLocalRuntime } from '../../infra/local/runtime.ts';
  * What the end-to-end tests run against. By default the local runtime on the tests' own DynamoDB
  * Local and nats-server. With E2E_API_URL set, a deployed stack (e.g. `npm run deploy:localstack`
  * with PAYMENT_TIMEOUT_SECONDS=8 and the Stripe emulator): E2E_NATS_URL is the NATS it publishes
- * to, the table names come from the CDK outputs file, and DynamoDB is reached through the usual
+ * to, E2E_STRIPE_URL the Stripe emulator the stack was pointed at, the table names come from the CDK
+ * outputs file, and DynamoDB is reached through the usual
  * AWS_ENDPOINT_URL / credentials of the environment.
  */
 export interface Target {
   apiUrl: string;
   natsUrl: string;
+  /** The Stripe API the payment functions talk to (the emulator), where a customer confirms a payment. */
+  stripeUrl: string;
   /** Undefined: the SDK's default endpoint resolution (AWS, or AWS_ENDPOINT_URL). */
   dynamodbEndpoint: string | undefined;
   tableNames: { orders: string; inventory: string; payments: string };
@@ -39,6 +42,7 @@ export async function startTarget(): Promise<Target> {
   return {
     apiUrl: runtime.apiUrl,
     natsUrl: runtime.natsUrl,
+    stripeUrl: runtime.stripeUrl,
     dynamodbEndpoint: runtime.dynamodbEndpoint,
     tableNames: runtime.tableNames,
     drained: () => runtime.drained(),
@@ -51,6 +55,8 @@ function deployedTarget(): Target {
     .object({
       E2E_API_URL: z.url(),
       E2E_NATS_URL: z.string().min(1),
+      // The emulator the stack's stripeApiUrl points at (npm run stripe:emulator), as the tests reach it.
+      E2E_STRIPE_URL: z.url().default('http://127.0.0.1:12111'),
       E2E_OUTPUTS_FILE: z.string().default('.tmp/localstack-outputs.json'),
       E2E_STACK_NAME: z.string().default('OrderSaga'),
     })
@@ -69,6 +75,7 @@ function deployedTarget(): Target {
   return {
     apiUrl: env.E2E_API_URL.replace(/\/$/, ''),
     natsUrl: env.E2E_NATS_URL,
+    stripeUrl: env.E2E_STRIPE_URL,
     dynamodbEndpoint: undefined,
     tableNames: {
       orders: outputs.OrdersTableName,

@@ -1,0 +1,11 @@
+import middy from '@middy/core';
+import { paymentDeps } from './deps.ts';
+import { CreatePaymentCommandSchema } from './payment.ts';
+import { createPayment } from './payments.ts';
+
+const create = createPayment(await paymentDeps());
+
+/** Saga step: create the payment and its PaymentIntent; answers the intent and its client secret. */
+export const handler = middy().handler(async (event: unknown) =>
+  create(CreatePaymentCommandSchema.parse(event)),
+);
