@@ -262,8 +262,12 @@ describe('httpRoute', () => {
     });
     await handler(iam, context);
     await call(handler, { method: 'GET', contentType: null });
+    const noSub = httpEvent({ method: 'GET', contentType: null });
+    Object.assign(noSub.requestContext, { authorizer: { jwt: { claims: { scope: 'orders' }, scopes: [] } } });
+    await handler(noSub, context);
 
-    expect(seen).toEqual(['cust-1', undefined, undefined]);
+    // A token without `sub` names nobody: '' matches no customer, and is not "no authorizer" either.
+    expect(seen).toEqual(['cust-1', undefined, undefined, '']);
   });
 
   it("answers 404 with the contract's error body for a NotFoundError", async () => {

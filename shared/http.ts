@@ -33,8 +33,9 @@ export interface RouteRequest<B extends Schema, P extends Schema, Q extends Sche
   /** The body exactly as received (base64 undone), for signature checks. */
   rawBody: string;
   /**
-   * The `sub` claim of the caller's token when a JWT authorizer let the request in; undefined on a
-   * route without one, behind IAM, or in the local runtime (which enforces no authorizer).
+   * The `sub` claim of the caller's token when a JWT authorizer let the request in (`''` for a token
+   * without one, which names nobody); undefined on a route without a JWT authorizer, behind IAM, or
+   * in the local runtime (which enforces no authorizer).
    */
   subject: string | undefined;
 }
@@ -43,8 +44,10 @@ export interface RouteRequest<B extends Schema, P extends Schema, Q extends Sche
 function jwtSubject(event: APIGatewayProxyEventV2): string | undefined {
   const context = event.requestContext as
     { authorizer?: { jwt?: { claims?: Record<string, unknown> } } } | undefined;
-  const sub = context?.authorizer?.jwt?.claims?.sub;
-  return typeof sub === 'string' && sub !== '' ? sub : undefined;
+  const jwt = context?.authorizer?.jwt;
+  if (!jwt) return undefined;
+  const sub = jwt.claims?.sub;
+  return typeof sub === 'string' ? sub : '';
 }
 
 export interface RouteResponse {

@@ -464,10 +464,12 @@ describe('the payment an order shows', () => {
   });
 
   it("never shows the client secret to a signed-in caller who is not the order's customer", () => {
-    expect(orderView(waiting(), 'someone-else').payment).toEqual({
-      paymentIntentId: 'pi_123',
-      status: 'requires_payment_method',
-    });
+    for (const caller of ['someone-else', '']) {
+      expect(orderView(waiting(), caller).payment, caller).toEqual({
+        paymentIntentId: 'pi_123',
+        status: 'requires_payment_method',
+      });
+    }
   });
 
   it('stops showing the client secret once the customer asked to cancel', () => {

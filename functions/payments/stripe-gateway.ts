@@ -120,7 +120,9 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
             amount,
             currency,
             metadata: { orderId },
-            automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+            // Cards only: the saga waits PAYMENT_TIMEOUT_SECONDS for an outcome and then cancels, which
+            // a bank debit that stays `processing` for days would outlive (its cancel is refused).
+            allowed_payment_method_types: ['card'],
           },
           // One intent per order, however often the saga step is retried.
           { idempotencyKey: `order-${orderId}-payment-intent` },
@@ -154,6 +156,15 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
             failureCode: error.decline_code ?? error.code ?? 'card_declined',
             failureMessage: error.message,
           };
+        }
+        if (
+          error instanceof Stripe.errors.StripeInvalidRequestError &&
+          error.code === 'payment_intent_unexpected_state' &&
+          error.payment_intent
+        ) {
+          // The customer confirmed it first (Stripe.js, the order's client secret), or it was
+          // canceled: not this step's failure. The webhook reports how it ends.
+          return { status: error.payment_intent.status };
         }
         throw error;
       }

@@ -15,7 +15,7 @@ import type { HttpHandler } from '../../shared/http.ts';
 import { pollUntil } from '../../tests/support/poll.ts';
 import type { Payment } from './payment.ts';
 import { dynamoPaymentRepository, type PaymentRepository } from './payment-repository.ts';
-import { cancelPayment, requestPayment, type PaymentDeps } from './payments.ts';
+import { cancelPayment, createPayment, requestPayment, type PaymentDeps } from './payments.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
 import { stripeGateway } from './stripe-gateway.ts';
 import { stripeWebhookHandler } from './webhook-route.ts';
@@ -640,6 +640,77 @@ const secondIntent = (orderId: string, amount = 2500, currency = 'usd') =>
 
 const refundsAtStripe = async (paymentIntentId: string) =>
   (await stripe.refunds.list({ payment_intent: paymentIntentId })).data;
+
+describe('the customer confirming with the client secret', () => {
+  /** The saga's two payment steps around MarkPaymentPending: CreatePayment, then the waiting step. */
+  async function created() {
+    const orderId = `order-${randomUUID()}`;
+    const view = await createPayment(deps)({
+      orderId,
+      customerId: 'customer-1',
+      amount: 2500,
+      currency: 'usd',
+    });
+    const waitFor = (paymentMethodId: string | null, taskToken = `token-${randomUUID()}`) =>
+      requestPayment(deps)({
+        orderId,
+        customerId: 'customer-1',
+        amount: 2500,
+        currency: 'usd',
+        paymentMethodId,
+        taskToken,
+      }).then((answer) => ({ answer, taskToken }));
+    return { orderId, view, waitFor };
+  }
+
+  const browser = () =>
+    new Stripe('pk_test_integration', {
+      host: emulator.host,
+      port: emulator.port,
+      protocol: 'http',
+      maxNetworkRetries: 0,
+    });
+
+  it('a success that comes before the payment step stored its token is reported as soon as it does', async () => {
+    const { orderId, view, waitFor } = await created();
+    expect(view).toMatchObject({
+      status: 'requires_payment_method',
+      clientSecret: expect.stringMatching(/_secret_/),
+    });
+    const paid = await browser().paymentIntents.confirm(view.paymentIntentId!, {
+      payment_method: 'pm_card_visa',
+      client_secret: view.clientSecret!,
+    } as Stripe.PaymentIntentConfirmParams);
+    expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
+    expect(await paymentOf(orderId)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(saga.calls).toEqual([]);
+
+    const { taskToken } = await waitFor(null);
+
+    expect(saga.heard(taskToken)).toEqual(['succeed']);
+    expect(await typesOf(orderId)).toEqual(['payment.initiated', 'payment.succeeded']);
+  });
+
+  it('a customer who confirms before the payment step does (the order has a payment method too) does not fail it', async () => {
+    const { orderId, view, waitFor } = await created();
+    const paid = await browser().paymentIntents.confirm(view.paymentIntentId!, {
+      payment_method: 'pm_card_visa',
+      client_secret: view.clientSecret!,
+    } as Stripe.PaymentIntentConfirmParams);
+
+    // Stripe refuses the step's own confirm (payment_intent_unexpected_state): not a failure of the step.
+    const { answer, taskToken } = await waitFor('pm_card_visa');
+    expect(answer).toEqual({ paymentIntentId: view.paymentIntentId, status: 'succeeded' });
+    expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
+
+    expect(saga.heard(taskToken)).toEqual(['succeed']);
+    expect(await paymentOf(orderId)).toMatchObject({
+      status: 'SUCCEEDED',
+      paymentIntentId: view.paymentIntentId,
+    });
+    expect((await stripe.paymentIntents.retrieve(view.paymentIntentId!)).amount_received).toBe(2500);
+  });
+});
 
 describe('refunds and second intents', () => {
   it('a charge already refunded by hand counts as refunded: compensation records the refund Stripe holds', async () => {

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
+import { synthesizeTemplate } from '../../infra/local/template.ts';
+import type { HttpHandler } from '../../shared/http.ts';
+import { applyStep } from './apply-saga-step.ts';
+import type { SagaStep } from './order.ts';
+import { dynamoOrderRepository, type OrderRepository } from './order-repository.ts';
+
+/*
+ * The orders HTTP handlers as Lambda runs them (module-level configuration from the environment),
+ * against the orders table in DynamoDB Local: who may see an order's client secret. API Gateway's
+ * JWT authorizer puts the token's claims in `requestContext.authorizer.jwt`; these tests do the same.
+ */
+
+let raw: DynamoDBClient;
+let orders: OrderRepository;
+let getOrder: HttpHandler;
+let cancelOrder: HttpHandler;
+let createOrder: HttpHandler;
+
+beforeAll(async () => {
+  const endpoint = inject('dynamodbEndpoint');
+  raw = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const prefix = `it-ord-${randomUUID().slice(0, 6)}-`;
+  const orderTables = templateTables(await synthesizeTemplate({})).filter((t) =>
+    t.logicalId.startsWith('Orders'),
+  );
+  expect(orderTables).toHaveLength(1);
+  await createTables(raw, orderTables, prefix);
+  const table = tableName(orderTables[0]!.logicalId, prefix);
+  orders = dynamoOrderRepository(DynamoDBDocumentClient.from(raw), table);
+
+  vi.stubEnv('ORDERS_TABLE_NAME', table);
+  vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', endpoint);
+  vi.stubEnv('AWS_REGION', 'us-east-1');
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'local');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'local');
+  // Nothing listens there: the saga cannot start, which POST /orders reports with a 202 all the same.
+  vi.stubEnv('AWS_ENDPOINT_URL_SFN', 'http://127.0.0.1:9');
+  vi.stubEnv('STATE_MACHINE_ARN', 'arn:aws:states:us-east-1:000000000000:stateMachine:saga');
+  ({ handler: getOrder } = await import('./get-order.ts'));
+  ({ handler: cancelOrder } = await import('./cancel-order.ts'));
+  ({ handler: createOrder } = await import('./create-order.ts'));
+});
+
+afterAll(() => {
+  vi.unstubAllEnvs();
+  raw?.destroy();
+});
+
+type Caller = { sub: string } | 'token without sub' | 'no authorizer';
+
+async function call(
+  handler: HttpHandler,
+  caller: Caller,
+  request: {
+    method: string;
+    path: string;
+    orderId?: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+  },
+) {
+  const authorizer =
+    caller === 'no authorizer'
+      ? {}
+      : {
+          authorizer: {
+            jwt: {
+              claims: caller === 'token without sub' ? { scope: 'orders' } : { sub: caller.sub },
+              scopes: [],
+            },
+          },
+        };
+  const event = {
+    version: '2.0',
+    routeKey: `${request.method} ${request.path}`,
+    rawPath: request.path,
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json', ...request.headers },
+    requestContext: { http: { method: request.method, path: request.path }, ...authorizer },
+    ...(request.orderId ? { pathParameters: { orderId: request.orderId } } : {}),
+    ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+    isBase64Encoded: false,
+  } as unknown as APIGatewayProxyEventV2;
+  const response = (await handler(event, {} as Context)) as APIGatewayProxyStructuredResultV2;
+  return {
+    status: response.statusCode,
+    body: JSON.parse(String(response.body)) as { orderId: string; payment?: Record<string, unknown> },
+  };
+}
+
+const intent = {
+  paymentIntentId: 'pi_routes',
+  status: 'requires_payment_method',
+  clientSecret: 'pi_routes_secret_x',
+};
+
+/** Places an order through POST /orders and moves it to PAYMENT_PENDING with its PaymentIntent. */
+async function waitingForPayment(customerId: string, idempotencyKey = randomUUID()) {
+  const request = {
+    method: 'POST',
+    path: '/orders',
+    body: { customerId, items: [{ sku: 'SKU-ROUTES', quantity: 1 }] },
+    headers: { 'idempotency-key': idempotencyKey },
+  };
+  const placed = await call(createOrder, { sub: customerId }, request);
+  expect(placed.status).toBe(202);
+  const { orderId } = placed.body;
+  const step = applyStep({ orders, now: () => new Date() });
+  const steps: SagaStep[] = [
+    {
+      step: 'STOCK_RESERVED',
+      orderId,
+      reservation: {
+        amount: 900,
+        currency: 'usd',
+        items: [{ sku: 'SKU-ROUTES', quantity: 1, unitPrice: 900 }],
+      },
+    },
+    { step: 'PAYMENT_PENDING', orderId, payment: intent },
+  ];
+  for (const command of steps) await step(command);
+  return { orderId, request };
+}
+
+describe("an order's client secret", () => {
+  it("GET /orders/{id} shows it to the order's customer and to callers without a JWT authorizer only", async () => {
+    const { orderId } = await waitingForPayment('cust-owner');
+    const get = (caller: Caller) =>
+      call(getOrder, caller, { method: 'GET', path: `/orders/${orderId}`, orderId });
+
+    expect((await get({ sub: 'cust-owner' })).body.payment).toEqual(intent);
+    expect((await get('no authorizer')).body.payment).toEqual(intent);
+    for (const caller of [{ sub: 'cust-other' }, 'token without sub'] as const) {
+      const answer = await get(caller);
+      expect(answer.status).toBe(200);
+      expect(answer.body.payment).toEqual({
+        paymentIntentId: 'pi_routes',
+        status: 'requires_payment_method',
+      });
+    }
+  });
+
+  it('POST /orders replayed with its Idempotency-Key shows it to the customer only', async () => {
+    const { request } = await waitingForPayment('cust-replay');
+
+    expect((await call(createOrder, { sub: 'cust-replay' }, request)).body.payment).toEqual(intent);
+    expect((await call(createOrder, { sub: 'cust-other' }, request)).body.payment).not.toHaveProperty(
+      'clientSecret',
+    );
+  });
+
+  it('is gone once the customer asked to cancel, from the cancel answer on', async () => {
+    const { orderId } = await waitingForPayment('cust-cancels');
+
+    const cancelled = await call(
+      cancelOrder,
+      { sub: 'cust-cancels' },
+      {
+        method: 'POST',
+        path: `/orders/${orderId}/cancel`,
+        orderId,
+      },
+    );
+    expect(cancelled.status).toBe(202);
+    expect(cancelled.body.payment).toEqual({
+      paymentIntentId: 'pi_routes',
+      status: 'requires_payment_method',
+    });
+    const after = await call(
+      getOrder,
+      { sub: 'cust-cancels' },
+      { method: 'GET', path: `/orders/${orderId}`, orderId },
+    );
+    expect(after.body.payment).not.toHaveProperty('clientSecret');
+  });
+});
