@@ -1,7 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
+import { REFUND_FAILED, STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
 import { buildApp } from './app.ts';
 import { ENTRY_METADATA } from './service-function.ts';
 
@@ -477,12 +477,13 @@ describe('OrderSagaStack (defaults)', () => {
       )?.[1].Properties;
     }
 
-    it('count failed webhook deliveries and refunded stray charges from the webhook logs, and alarm on one', () => {
+    it('count failed webhook deliveries, refunded stray charges and failed refunds from the webhook logs, and alarm on one', () => {
       expect(countedFrom('functions/payments/stripe-webhook.ts')).toEqual([
         { pattern: '{ $.level = "ERROR" }', metric: 'StripeWebhookFailures' },
         { pattern: `{ $.message = "${STRAY_CHARGE_REFUNDED}" }`, metric: 'StrayChargesRefunded' },
+        { pattern: `{ $.message = "${REFUND_FAILED}" }`, metric: 'RefundsFailed' },
       ]);
-      for (const metric of ['StripeWebhookFailures', 'StrayChargesRefunded']) {
+      for (const metric of ['StripeWebhookFailures', 'StrayChargesRefunded', 'RefundsFailed']) {
         expect(alarmOn(metric), metric).toMatchObject({
           Statistic: 'Sum',
           Threshold: 1,

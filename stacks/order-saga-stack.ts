@@ -209,6 +209,15 @@ export class OrderSagaStack extends Stack {
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+    new Alarm(this, 'RefundsFailed', {
+      alarmDescription:
+        'Stripe reported a refund failed (refund.failed): the money is back in the Stripe balance, not with the customer',
+      metric: payments.refundFailures,
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
     new Alarm(this, 'BridgeDeadLetters', {
       alarmDescription: 'Outbox batches could not be published to NATS',
       metric: bridge.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),

@@ -4,7 +4,7 @@ import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { FilterPattern, MetricFilter, type IFilterPattern } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
+import { REFUND_FAILED, STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
 import { BY_PAYMENT_INTENT_INDEX } from '../functions/payments/payment-repository.ts';
 import { ServiceFunction } from './service-function.ts';
 import { serviceTable } from './service-table.ts';
@@ -33,6 +33,8 @@ export class PaymentsService extends Construct {
   readonly webhookFailures: Metric;
   /** Charges refunded because the payment does not own them: a second intent, or another amount. */
   readonly strayCharges: Metric;
+  /** Refunds Stripe reported failed (`refund.failed`): the customer has not got the money back. */
+  readonly refundFailures: Metric;
 
   constructor(scope: Construct, id: string, props: PaymentsServiceProps) {
     super(scope, id);
@@ -91,6 +93,11 @@ export class PaymentsService extends Construct {
       'StrayChargesFilter',
       'StrayChargesRefunded',
       FilterPattern.stringValue('$.message', '=', STRAY_CHARGE_REFUNDED),
+    );
+    this.refundFailures = count(
+      'RefundFailuresFilter',
+      'RefundsFailed',
+      FilterPattern.stringValue('$.message', '=', REFUND_FAILED),
     );
   }
 }

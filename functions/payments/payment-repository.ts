@@ -54,6 +54,17 @@ export interface PaymentRepository {
    * `payment_intent.canceled` arriving first reports the order's reason. No-op without a payment.
    */
   noteCancellationReason(orderId: string, reason: string, now: Date): Promise<void>;
+  /**
+   * Records that the payment's refund `refundId` failed, with the Stripe event id in the same
+   * transaction. `stale` when the payment's refund is another one (or none).
+   */
+  recordRefundFailure(
+    orderId: string,
+    refundId: string,
+    reason: string,
+    now: Date,
+    stripeEventId: string,
+  ): Promise<TransitionResult>;
   /** Remembers a Stripe event that changed nothing, so it is never applied later either. */
   recordStripeEvent(stripeEventId: string, now: Date): Promise<boolean>;
   markNotified(orderId: string, taskToken: string): Promise<void>;
@@ -170,6 +181,34 @@ export function dynamoPaymentRepository(
         if (!(error instanceof TransactionCancelledError)) throw error;
         const eventReason = stripeEventId ? error.reasons[items.length - 1] : undefined;
         if (eventReason?.code === 'ConditionalCheckFailed') return 'duplicate';
+        if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
+        throw error;
+      }
+    },
+
+    async recordRefundFailure(orderId, refundId, reason, now, stripeEventId) {
+      const items: TransactItem[] = [
+        {
+          Update: {
+            TableName: tableName,
+            Key: paymentKey(orderId),
+            UpdateExpression: 'SET refundFailedAt = :now, refundFailureReason = :reason, updatedAt = :now',
+            ConditionExpression: 'refundId = :refundId',
+            ExpressionAttributeValues: {
+              ':now': now.toISOString(),
+              ':reason': reason,
+              ':refundId': refundId,
+            },
+          },
+        },
+        stripeEventPut(tableName, stripeEventId, now),
+      ];
+      try {
+        await transactWrite(client, items);
+        return 'applied';
+      } catch (error) {
+        if (!(error instanceof TransactionCancelledError)) throw error;
+        if (error.reasons[1]?.code === 'ConditionalCheckFailed') return 'duplicate';
         if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
         throw error;
       }

@@ -50,6 +50,12 @@ export interface Payment {
   failureCode?: string;
   failureMessage?: string;
   refundId?: string;
+  /**
+   * Stripe reported the refund `refundId` failed (`refund.failed`): the money went back to the
+   * merchant's balance, not to the customer, and someone has to settle it another way.
+   */
+  refundFailedAt?: string;
+  refundFailureReason?: string;
   /** The PaymentIntent's client secret: the order hands it to its customer, who confirms with it. */
   clientSecret?: string;
   /** Why compensation closed the payment (the order's cancellation reason); a late refund reports it. */
@@ -127,3 +133,6 @@ export class InvalidStripeEventError extends Error {
  * own, or for another amount or currency. The stack counts these lines and alarms on them.
  */
 export const STRAY_CHARGE_REFUNDED = 'refunded a charge the payment does not own; the payment is unchanged';
+
+/** The log message of a refund Stripe reports failed; the stack counts these lines and alarms on them. */
+export const REFUND_FAILED = 'a refund failed at Stripe: the customer has not got the money back';

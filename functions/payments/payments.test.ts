@@ -5,6 +5,7 @@ import type { Subject } from '../../events/subjects.ts';
 import { logger } from '../../shared/logger.ts';
 import {
   ALLOWED_FROM,
+  REFUND_FAILED,
   STRAY_CHARGE_REFUNDED,
   type Payment,
   type PaymentStatus,
@@ -83,6 +84,26 @@ class InMemoryPayments implements PaymentRepository {
     if (event) this.outbox.push(event);
     if (stripeEventId) this.stripeEvents.add(stripeEventId);
     return 'applied';
+  }
+
+  async recordRefundFailure(
+    orderId: string,
+    refundId: string,
+    reason: string,
+    now: Date,
+    stripeEventId: string,
+  ) {
+    if (this.stripeEvents.has(stripeEventId)) return 'duplicate' as const;
+    const payment = this.payments.get(orderId);
+    if (payment?.refundId !== refundId) return 'stale' as const;
+    this.payments.set(orderId, {
+      ...payment,
+      refundFailedAt: now.toISOString(),
+      refundFailureReason: reason,
+      updatedAt: now.toISOString(),
+    });
+    this.stripeEvents.add(stripeEventId);
+    return 'applied' as const;
   }
 
   async recordStripeEvent(stripeEventId: string) {
@@ -281,6 +302,68 @@ async function initiated() {
   context.gateway.calls.length = 0;
   return context;
 }
+
+describe('refund.failed', () => {
+  const refundFailed = (id: string, refundId: string, intentId = `pi_${ORDER}`) =>
+    ({
+      id,
+      object: 'event',
+      type: 'refund.failed',
+      created: NOW.getTime() / 1000,
+      data: {
+        object: {
+          id: refundId,
+          object: 'refund',
+          status: 'failed',
+          payment_intent: intentId,
+          failure_reason: 'expired_or_canceled_card',
+          metadata: { orderId: ORDER },
+        },
+      },
+    }) as unknown as Stripe.Event;
+
+  it('records the failure on the refunded payment once, logs it for the alarm, and changes nothing else', async () => {
+    const { payments, saga, apply } = setup();
+    payments.put({ status: 'REFUNDED', paymentIntentId: `pi_${ORDER}`, refundId: 're_1' });
+    const eventCount = payments.outbox.length;
+    const warn = vi.spyOn(logger, 'warn');
+    onTestFinished(() => warn.mockRestore());
+
+    expect(await apply(refundFailed('evt_rf', 're_1'))).toBe('refund-failed');
+    expect(await apply(refundFailed('evt_rf', 're_1'))).toBe('duplicate');
+
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'REFUNDED',
+      refundId: 're_1',
+      refundFailedAt: NOW.toISOString(),
+      refundFailureReason: 'expired_or_canceled_card',
+    });
+    expect(warn.mock.calls.filter(([message]) => message === REFUND_FAILED)).toHaveLength(1);
+    expect(payments.outbox).toHaveLength(eventCount);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it("a stray charge's failed refund leaves the payment as it is, but is logged once", async () => {
+    const { payments, apply } = setup();
+    payments.put({ status: 'SUCCEEDED', paymentIntentId: `pi_${ORDER}` });
+    const before = await payments.get(ORDER);
+    const warn = vi.spyOn(logger, 'warn');
+    onTestFinished(() => warn.mockRestore());
+
+    expect(await apply(refundFailed('evt_rf2', 're_stray', 'pi_dashboard'))).toBe('refund-failed');
+    expect(await apply(refundFailed('evt_rf2', 're_stray', 'pi_dashboard'))).toBe('duplicate');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(warn.mock.calls.filter(([message]) => message === REFUND_FAILED)).toHaveLength(1);
+  });
+
+  it('is refused as not a Refund when its data.object is not one', async () => {
+    const { apply } = setup();
+    const event = refundFailed('evt_rf3', 're_1') as unknown as { data: { object: Record<string, unknown> } };
+    event.data.object.object = 'charge';
+    await expect(apply(event as unknown as Stripe.Event)).rejects.toThrow(/not a Refund event/);
+  });
+});
 
 describe('createPayment', () => {
   const creation = { orderId: ORDER, customerId: 'cust-1', amount: 2500, currency: 'usd' };

@@ -9,6 +9,7 @@ import {
   PAYMENT_SOURCE,
   PaymentStateError,
   REFUNDABLE_WHEN_PAID_LATE,
+  REFUND_FAILED,
   SETTLED,
   STRAY_CHARGE_REFUNDED,
   type CancelPaymentCommand,
@@ -236,6 +237,7 @@ export type WebhookResult =
   | 'foreign-refunded'
   | 'foreign-ignored'
   | 'unknown-payment'
+  | 'refund-failed'
   | 'unhandled-type';
 
 /**
@@ -299,6 +301,7 @@ export const applyStripeEvent =
   (deps: PaymentDeps) =>
   async (received: Stripe.Event): Promise<WebhookResult> => {
     const event = decode(StripeEventSchema, received, 'a Stripe event');
+    if (event.type === 'refund.failed') return applyRefundFailure(deps, event);
     if (!isIntentEvent(event.type)) return 'unhandled-type';
     const intent = decode(PaymentIntentSchema, event.data.object, 'a PaymentIntent event');
     // metadata is free-form at Stripe: an orderId that cannot be one of ours names no order.
@@ -364,6 +367,45 @@ export const applyStripeEvent =
     if (current) await notifySaga(deps, current);
     return result === 'stale' ? 'ignored' : result;
   };
+
+/** What the payment service reads of the Refund in a `refund.failed` event's `data.object`. */
+const RefundSchema = z.object({
+  id: z.string().min(1).max(255),
+  object: z.literal('refund'),
+  payment_intent: z.string().min(1).max(255).nullish(),
+  failure_reason: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+});
+
+/**
+ * `refund.failed`: a refund went back to the merchant's balance instead of the customer (a closed
+ * card, say). Nothing can refund it again automatically, so it is recorded on the payment (once,
+ * with the event id) and logged for the RefundsFailed alarm; someone has to settle it.
+ */
+async function applyRefundFailure(deps: PaymentDeps, event: { id: string; data: { object: unknown } }) {
+  const refund = decode(RefundSchema, event.data.object, 'a Refund event');
+  const orderId = OrderIdSchema.safeParse(refund.metadata?.orderId);
+  const payment =
+    (refund.payment_intent ? await deps.payments.findByPaymentIntent(refund.payment_intent) : undefined) ??
+    (orderId.success ? await deps.payments.get(orderId.data) : undefined);
+  if (!payment) return 'unknown-payment';
+  const reason = refund.failure_reason ?? 'unknown';
+  const now = deps.now();
+  let result = await deps.payments.recordRefundFailure(payment.orderId, refund.id, reason, now, event.id);
+  if (result === 'stale') {
+    // Not the refund the payment records: a stray charge's (a second intent, another amount), or
+    // one that failed before the payment recorded it. The log line (and alarm) is what remains.
+    result = (await deps.payments.recordStripeEvent(event.id, now)) ? 'applied' : 'duplicate';
+  }
+  if (result === 'duplicate') return 'duplicate';
+  logger.warn(REFUND_FAILED, {
+    orderId: payment.orderId,
+    paymentIntentId: refund.payment_intent,
+    refundId: refund.id,
+    reason,
+  });
+  return 'refund-failed';
+}
 
 /**
  * Money taken for a payment that was already closed without it (the saga heard FAILED or

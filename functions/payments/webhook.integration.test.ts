@@ -713,6 +713,33 @@ describe('the customer confirming with the client secret', () => {
 });
 
 describe('refunds and second intents', () => {
+  it('a refund Stripe later fails is recorded on the payment once (refund.failed), and nothing else changes', async () => {
+    const { orderId, intent } = await startPayment('pm_card_refundFail');
+    expect(intent.status).toBe('succeeded');
+    expect(await signedDelivery('payment_intent.succeeded', intent)).toEqual(ok);
+    expect(await cancelPayment(deps)({ orderId, failure: { Error: 'CUSTOMER_CANCELLED' } })).toEqual({
+      status: 'REFUNDED',
+    });
+    const { refundId } = await paymentOf(orderId);
+    const failed = await stripe.refunds.retrieve(refundId!);
+    expect(failed.status).toBe('failed');
+    const eventsBefore = await typesOf(orderId);
+
+    const body = stripeEvent('refund.failed', failed);
+    expect(await deliver(body, sign(body))).toEqual(ok);
+    const after = await tableSnapshot();
+    expect(await deliver(body, sign(body))).toEqual(ok); // redelivered: a duplicate
+    expect(await tableSnapshot()).toBe(after);
+
+    expect(await paymentOf(orderId)).toMatchObject({
+      status: 'REFUNDED',
+      refundId,
+      refundFailureReason: 'expired_or_canceled_card',
+      refundFailedAt: expect.any(String),
+    });
+    expect(await typesOf(orderId)).toEqual(eventsBefore);
+  });
+
   it('a charge already refunded by hand counts as refunded: compensation records the refund Stripe holds', async () => {
     const { orderId, intent } = await startPayment('pm_card_visa');
     expect(await signedDelivery('payment_intent.succeeded', intent)).toEqual(ok);

@@ -432,6 +432,39 @@ describe('idempotency', () => {
     expect(intent.amount).toBe(5);
   });
 
+  it('a refund of a pm_card_refundFail charge is created succeeded, then fails: refund.failed, the charge refundable again', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({
+      amount: 1800,
+      currency: 'usd',
+      payment_method: 'pm_card_refundFail',
+      confirm: true,
+    });
+    expect(intent.status).toBe('succeeded');
+
+    const created = await stripe.refunds.create({
+      payment_intent: intent.id,
+      metadata: { orderId: 'order-rf' },
+    });
+    expect(created.status).toBe('succeeded');
+    expect(await stripe.refunds.retrieve(created.id)).toMatchObject({
+      status: 'failed',
+      failure_reason: 'expired_or_canceled_card',
+    });
+    await emulator.idle();
+    const failed = receiver.deliveries.find((d) => d.event.type === 'refund.failed');
+    expect(failed?.event.data.object).toMatchObject({
+      id: created.id,
+      status: 'failed',
+      payment_intent: intent.id,
+      metadata: { orderId: 'order-rf' },
+    });
+    expect(typesFor(receiver, created.id)).toEqual(['refund.created', 'refund.failed']);
+    // The money is back with the merchant: the charge can be refunded again (and fails again).
+    const second = await stripe.refunds.create({ payment_intent: intent.id });
+    expect(second.id).not.toBe(created.id);
+  });
+
   it('refunds once per key: a repeat returns the same refund and sends no second charge.refunded', async () => {
     const { emulator, receiver, stripe } = await setUp();
     const intent = await stripe.paymentIntents.create({

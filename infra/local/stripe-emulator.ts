@@ -12,20 +12,21 @@
  *   `starting_after`; no `ending_before`, no `created` filter). Charge and PaymentMethod objects exist only as ids (and as `charge.refunded`
  *   event payloads, and `last_payment_error.payment_method`).
  * - Payment methods: only the test tokens pm_card_visa, pm_card_chargeDeclined,
- *   pm_card_chargeDeclinedInsufficientFunds and pm_card_authenticationRequired (each use creates a new
- *   pm_… id, as Stripe does). No raw card numbers, no other payment method types, no Radar.
+ *   pm_card_chargeDeclinedInsufficientFunds, pm_card_authenticationRequired and pm_card_refundFail
+ *   (each use creates a new pm_… id, as Stripe does). No raw card numbers, no other payment method
+ *   types, no Radar.
  * - No 3-D Secure completion: a PaymentIntent in `requires_action` stays there until it is confirmed
  *   with another payment method or canceled.
  * - `capture_method` is ignored (always automatic): no manual capture, no `requires_capture`, no
  *   `processing` state, no asynchronous payment methods.
- * - Refunds are always created `succeeded`, at once. Real refunds can be `pending` and later fail
- *   (`refund.failed`, the money back with the merchant, the refund's `status` `failed`); no refund is
- *   ever `pending`, `failed` or `canceled` here, and no `refund.updated` / `refund.failed` is sent.
- *   The payments service does not handle a failed refund either (docs/payments.md).
+ * - Refunds are created `succeeded`, at once, and never `pending` or `canceled`. A refund of a
+ *   pm_card_refundFail charge fails right after it was created (Stripe: some time later): its
+ *   `status` becomes `failed` (`failure_reason` `expired_or_canceled_card`), the charge counts it
+ *   no more, and `refund.failed` is sent; no `refund.updated` or `charge.refund.updated`.
  * - No per-currency minimum amounts, no currency conversion; unknown parameters are ignored, not
  *   rejected; `expand` is ignored (related objects stay ids).
  * - Webhooks: one endpoint receiving every event type; only payment_intent.created / succeeded /
- *   payment_failed / requires_action / canceled, charge.refunded and refund.created are sent (no
+ *   payment_failed / requires_action / canceled, charge.refunded, refund.created and refund.failed are sent (no
  *   charge.succeeded / charge.failed); no `previous_attributes`; `api_version` is fixed.
  * - Webhook delivery is kinder than Stripe's: in order per object, each event delivered once when
  *   answered 2xx, retried on a compressed schedule (by default 8 attempts, 1 s doubling, about two
@@ -248,7 +249,8 @@ interface RefundObject {
   reason: string | null;
   receipt_number: null;
   source_transfer_reversal: null;
-  status: 'succeeded';
+  status: 'succeeded' | 'failed';
+  failure_reason?: string;
   transfer_reversal: null;
 }
 
@@ -268,7 +270,7 @@ interface StripeEvent {
 // Test payment methods
 
 type Outcome =
-  | { kind: 'succeeded' }
+  | { kind: 'succeeded'; refundFails?: true }
   | { kind: 'declined'; declineCode: string; message: string }
   | { kind: 'requires_action' };
 
@@ -301,6 +303,8 @@ const TEST_CARDS = new Map<string, TestCard>([
     },
   ],
   ['pm_card_authenticationRequired', { brand: 'visa', last4: '3184', outcome: { kind: 'requires_action' } }],
+  // The charge succeeds; a refund of it is created `succeeded`, then fails (`refund.failed`).
+  ['pm_card_refundFail', { brand: 'visa', last4: '5126', outcome: { kind: 'succeeded', refundFails: true } }],
 ]);
 
 interface PaymentMethodRecord {
@@ -1110,7 +1114,23 @@ class StripeApi {
     charge.refunded = charge.amount_refunded === charge.amount;
     context.emit('charge.refunded', charge, charge.payment_intent);
     context.emit('refund.created', refund, charge.payment_intent);
-    return ok(refund);
+    const created = ok(snapshot(refund));
+    const method = this.#paymentMethods.get(charge.payment_method);
+    if (method?.outcome.kind === 'succeeded' && method.outcome.refundFails)
+      this.#failRefund(context, refund, charge);
+    return created;
+  }
+
+  /**
+   * What Stripe does to a refund of pm_card_refundFail's charge some time after creating it (here at
+   * once, after the create answer): the refund fails, its amount goes back to the merchant.
+   */
+  #failRefund(context: RequestContext, refund: RefundObject, charge: ChargeObject): void {
+    refund.status = 'failed';
+    refund.failure_reason = 'expired_or_canceled_card';
+    charge.amount_refunded -= refund.amount;
+    charge.refunded = false;
+    context.emit('refund.failed', refund, charge.payment_intent);
   }
 
   /** The succeeded charge behind `payment_intent` or `charge`. */
