@@ -55,11 +55,13 @@ export interface PaymentRepository {
    */
   noteCancellationReason(orderId: string, reason: string, now: Date): Promise<void>;
   /**
-   * Records that the payment's refund `refundId` failed, with the Stripe event id in the same
-   * transaction. `stale` when the payment's refund is another one (or none).
+   * Records that a refund of the payment's own PaymentIntent failed, with the Stripe event id in
+   * the same transaction. Conditional on the intent, not on `refundId`: the failure may arrive
+   * before the payment has recorded the refund. `stale` when the payment's intent is another one.
    */
   recordRefundFailure(
     orderId: string,
+    paymentIntentId: string,
     refundId: string,
     reason: string,
     now: Date,
@@ -186,18 +188,20 @@ export function dynamoPaymentRepository(
       }
     },
 
-    async recordRefundFailure(orderId, refundId, reason, now, stripeEventId) {
+    async recordRefundFailure(orderId, paymentIntentId, refundId, reason, now, stripeEventId) {
       const items: TransactItem[] = [
         {
           Update: {
             TableName: tableName,
             Key: paymentKey(orderId),
-            UpdateExpression: 'SET refundFailedAt = :now, refundFailureReason = :reason, updatedAt = :now',
-            ConditionExpression: 'refundId = :refundId',
+            UpdateExpression:
+              'SET failedRefundId = :refundId, refundFailedAt = :now, refundFailureReason = :reason, updatedAt = :now',
+            ConditionExpression: 'paymentIntentId = :intent',
             ExpressionAttributeValues: {
               ':now': now.toISOString(),
               ':reason': reason,
               ':refundId': refundId,
+              ':intent': paymentIntentId,
             },
           },
         },

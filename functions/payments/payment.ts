@@ -51,9 +51,10 @@ export interface Payment {
   failureMessage?: string;
   refundId?: string;
   /**
-   * Stripe reported the refund `refundId` failed (`refund.failed`): the money went back to the
-   * merchant's balance, not to the customer, and someone has to settle it another way.
+   * Stripe reported a refund of the payment's PaymentIntent failed (`refund.failed`): the money went
+   * back to the merchant's balance, not to the customer, and someone has to settle it another way.
    */
+  failedRefundId?: string;
   refundFailedAt?: string;
   refundFailureReason?: string;
   /** The PaymentIntent's client secret: the order hands it to its customer, who confirms with it. */

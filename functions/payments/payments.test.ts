@@ -88,6 +88,7 @@ class InMemoryPayments implements PaymentRepository {
 
   async recordRefundFailure(
     orderId: string,
+    paymentIntentId: string,
     refundId: string,
     reason: string,
     now: Date,
@@ -95,9 +96,10 @@ class InMemoryPayments implements PaymentRepository {
   ) {
     if (this.stripeEvents.has(stripeEventId)) return 'duplicate' as const;
     const payment = this.payments.get(orderId);
-    if (payment?.refundId !== refundId) return 'stale' as const;
+    if (!payment || payment.paymentIntentId !== paymentIntentId) return 'stale' as const;
     this.payments.set(orderId, {
       ...payment,
+      failedRefundId: refundId,
       refundFailedAt: now.toISOString(),
       refundFailureReason: reason,
       updatedAt: now.toISOString(),
@@ -335,12 +337,22 @@ describe('refund.failed', () => {
     expect(await payments.get(ORDER)).toMatchObject({
       status: 'REFUNDED',
       refundId: 're_1',
+      failedRefundId: 're_1',
       refundFailedAt: NOW.toISOString(),
       refundFailureReason: 'expired_or_canceled_card',
     });
     expect(warn.mock.calls.filter(([message]) => message === REFUND_FAILED)).toHaveLength(1);
     expect(payments.outbox).toHaveLength(eventCount);
     expect(saga.calls).toEqual([]);
+  });
+
+  it('is recorded even when it arrives before the payment recorded the refund (compensation still running)', async () => {
+    const { payments, apply } = setup();
+    payments.put({ status: 'SUCCEEDED', paymentIntentId: `pi_${ORDER}` });
+
+    expect(await apply(refundFailed('evt_early', 're_early'))).toBe('refund-failed');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED', failedRefundId: 're_early' });
   });
 
   it("a stray charge's failed refund leaves the payment as it is, but is logged once", async () => {

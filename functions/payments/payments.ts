@@ -391,12 +391,18 @@ async function applyRefundFailure(deps: PaymentDeps, event: { id: string; data: 
   if (!payment) return 'unknown-payment';
   const reason = refund.failure_reason ?? 'unknown';
   const now = deps.now();
-  let result = await deps.payments.recordRefundFailure(payment.orderId, refund.id, reason, now, event.id);
-  if (result === 'stale') {
-    // Not the refund the payment records: a stray charge's (a second intent, another amount), or
-    // one that failed before the payment recorded it. The log line (and alarm) is what remains.
-    result = (await deps.payments.recordStripeEvent(event.id, now)) ? 'applied' : 'duplicate';
-  }
+  // A refund of the payment's own intent is recorded on it. Any other (a second intent's, or a
+  // Dashboard refund's) has nothing to record it on: the log line (and alarm) is what remains.
+  const intentId = refund.payment_intent;
+  const result =
+    intentId && intentId === payment.paymentIntentId
+      ? await deps.payments.recordRefundFailure(payment.orderId, intentId, refund.id, reason, now, event.id)
+      : (await deps.payments.recordStripeEvent(event.id, now))
+        ? 'applied'
+        : 'duplicate';
+  // An intent once recorded never changes (every write is conditional on it): not expected.
+  if (result === 'stale')
+    throw new Error(`Payment of order ${payment.orderId} no longer records ${intentId}`);
   if (result === 'duplicate') return 'duplicate';
   logger.warn(REFUND_FAILED, {
     orderId: payment.orderId,

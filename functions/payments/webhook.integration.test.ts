@@ -734,6 +734,7 @@ describe('refunds and second intents', () => {
     expect(await paymentOf(orderId)).toMatchObject({
       status: 'REFUNDED',
       refundId,
+      failedRefundId: refundId,
       refundFailureReason: 'expired_or_canceled_card',
       refundFailedAt: expect.any(String),
     });
@@ -898,6 +899,7 @@ describe('fuzzing the webhook endpoint', () => {
           'payment_intent.canceled',
           'payment_intent.created',
           'charge.refunded',
+          'refund.failed',
           'constructor',
           '__proto__',
         ),
@@ -910,7 +912,7 @@ describe('fuzzing the webhook endpoint', () => {
               fc.record(
                 {
                   id: ids.map((id) => `pi_fuzz_${id}`),
-                  object: fc.constantFrom('payment_intent', 'charge'),
+                  object: fc.constantFrom('payment_intent', 'charge', 'refund'),
                   status: fc.oneof(fc.constantFrom('succeeded', 'canceled'), fc.string({ maxLength: 20 })),
                   metadata,
                   last_payment_error: fc.oneof(
@@ -919,6 +921,13 @@ describe('fuzzing the webhook endpoint', () => {
                     fc.anything(),
                   ),
                   cancellation_reason: fc.oneof(fc.constant(null), fc.string(), fc.integer()),
+                  // As a Refund carries them (refund.failed).
+                  payment_intent: fc.oneof(
+                    fc.constant(null),
+                    ids.map((id) => `pi_fuzz_${id}`),
+                    fc.integer(),
+                  ),
+                  failure_reason: fc.oneof(fc.constant(null), fc.string(), fc.integer()),
                 },
                 { requiredKeys: [] },
               ),
