@@ -204,11 +204,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         reportBatchItemFailures: source.reportBatchItemFailures,
         maximumRetryAttempts: source.maximumRetryAttempts,
         invoke: (event) => host.invoke(source.functionId, event),
-        onError: (error, attempt) => {
-          // DynamoDB Local answers the first read of a fresh stream this way; the retry reads it all.
-          if (attempt === 1 && (error as Error).name === 'TrimmedDataAccessException') return;
-          log(`stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`);
-        },
+        onError: (error, attempt) =>
+          log(`stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`),
         onDiscard: (records) =>
           log(`stream ${source.tableId}: gave up on ${records.length} record(s) after retries`),
       });

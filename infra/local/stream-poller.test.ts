@@ -258,10 +258,7 @@ describe('startStreamPoller against DynamoDB Local', () => {
       streamArn,
       invoke,
       batchSize: 3,
-      // Invocation failures only (DynamoDB Local may also refuse the first read of a fresh stream).
-      onError: (e, n) => {
-        if ((e as Error).name !== 'TrimmedDataAccessException') errors.push([e, n]);
-      },
+      onError: (e, n) => errors.push([e, n]),
     });
     await poller.drained();
     expect(calls.length).toBe(3);
@@ -350,11 +347,7 @@ describe('startStreamPoller against DynamoDB Local', () => {
       batchSize: 1,
       maximumRetryAttempts: 2,
       onDiscard: (records) => discarded.push(records),
-      // Only the invocation failures: DynamoDB Local may also refuse the first read of a fresh stream
-      // (TrimmedDataAccessException), which the poller reports and retries.
-      onError: (error, attempt) => {
-        if ((error as Error).message === 'poison') errors.push(attempt);
-      },
+      onError: (_e, attempt) => errors.push(attempt),
     });
     await putAll(table, ['ok1', 'poison', 'ok2', 'ok3']);
     await poller.drained();
@@ -613,6 +606,36 @@ describe('startStreamPoller shard lifecycle (scripted Streams API)', () => {
     expect(fake.calls.filter((op) => op === 'GetShardIterator').length).toBeGreaterThanOrEqual(4);
     expect(errors).toContain('InternalServerError');
     expect(errors).not.toContain('ExpiredIteratorException');
+  });
+
+  it("passes over DynamoDB Local's refusal of a fresh stream's first read, but reports it when it repeats", async () => {
+    for (const refusals of [1, 3]) {
+      const fake = fakeStreams([{ id: 'only', records: [1, 2, 3], closed: false, visible: true }]);
+      for (let n = 0; n < refusals; n++)
+        fake.faults.push({ on: 'GetRecords', name: 'TrimmedDataAccessException' });
+      const errors: Array<[string, number]> = [];
+      const { calls, invoke } = recorder();
+      const poller = start({
+        client: fake.client,
+        streamArn: 'arn:fake',
+        invoke,
+        onError: (e, attempt) => errors.push([(e as Error).name, attempt]),
+      });
+      await poller.drained();
+      expect(
+        calls.flat().map((r) => Number(seqOf(r))),
+        `${refusals}`,
+      ).toEqual([1, 2, 3]);
+      expect(errors, `${refusals}`).toEqual(
+        refusals === 1
+          ? []
+          : [
+              ['TrimmedDataAccessException', 2],
+              ['TrimmedDataAccessException', 3],
+            ],
+      );
+      await poller.stop();
+    }
   });
 
   it('converts the SDK record into the Lambda shape (Date → epoch seconds, region and ARN replaced)', async () => {
