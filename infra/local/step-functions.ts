@@ -548,18 +548,23 @@ export async function startStepFunctionsEndpoint(
     };
     tokens.set(token, entry);
     execution.openTokens.add(entry);
-    // The library races the override with its own TimeoutSeconds timer, created right after this call with
-    // the same duration, so it fires right after ours: close the token now and let the override settle one
-    // macrotask later, after the library has already failed the state with its genuine States.Timeout
-    // (our late settlement is then ignored; it only matters if the library somehow did not time out).
-    entry.timer = setTimeout(
-      () => {
-        if (!entry.open) return;
-        closeToken(entry);
-        setImmediate(() => reject(namedError('States.Timeout', 'States.Timeout')));
-      },
-      taskTimeoutMs(task, input),
-    );
+    // The library races the override with its own TimeoutSeconds timer, which it creates right after this
+    // call returns. Ours, of the same duration, is created a microtask later, so it never fires first
+    // (Node stamps each timer with the current time, which can move a millisecond between two calls):
+    // the library fails the state with its genuine States.Timeout (which `States.TaskFailed` does not
+    // catch), and ours then closes the token. Our settlement one macrotask later is ignored; it only
+    // matters if the library somehow did not time out.
+    queueMicrotask(() => {
+      if (!entry.open) return;
+      entry.timer = setTimeout(
+        () => {
+          if (!entry.open) return;
+          closeToken(entry);
+          setImmediate(() => reject(namedError('States.Timeout', 'States.Timeout')));
+        },
+        taskTimeoutMs(task, input),
+      );
+    });
     try {
       const parameters = isRecord(input) ? input : {};
       invokeLambda(qualifiedFunctionArn(parameters), parameters.Payload ?? null).then(
