@@ -187,13 +187,13 @@ function componentSchemas(): Record<string, Json> {
   add(
     OrderPaymentSchema,
     'OrderPayment',
-    "`status` is the PaymentIntent status. While the order is `PAYMENT_PENDING` it shows the PaymentIntent as created (`requires_payment_method` until confirmed) with its `clientSecret`, with which the customer confirms it (Stripe.js, the publishable key); on completion the settled payment without `clientSecret`; a cancelled order shows none. `clientSecret` is shown only to the order's customer: to a caller signed in with a JWT whose `sub` is the order's `customerId`, or without a JWT authorizer (IAM, or the local runtime); never once the customer asked to cancel.",
+    "`status` is the PaymentIntent status. While the order is `PAYMENT_PENDING` it shows the PaymentIntent as created (`requires_payment_method` until confirmed) with its `clientSecret`, with which the customer confirms it (Stripe.js, the publishable key); on completion the settled payment without `clientSecret`; a cancelled order shows none. `clientSecret` is shown only to the order's customer: to a caller signed in with a JWT whose `sub` is the order's `customerId`, or without a JWT authorizer (IAM, or the local runtime); never once the customer asked to cancel. `GET /orders/{orderId}` reads it from the payments service when asked (it never travels through the saga's state or history); other answers that show the order (a replayed `POST /orders`, the cancel) leave it out unless the order stored it.",
   );
   add(HistoryEntrySchema, 'HistoryEntry');
   add(
     OrderSchema,
     'Order',
-    "`amount` and the lines' `unitPrice` appear once the stock is reserved; `cancellationReason` once the saga starts compensating for a reason the contract names (a fault outside that list cancels the order without one).",
+    "`amount` and the lines' `unitPrice` appear once the stock is reserved; `cancellationReason` once the saga starts compensating: every cancelled order has one, `PROCESSING_ERROR` when a step kept failing after its retries (or failed in a way no retry changes) before any money was kept.",
   );
   add(
     ReservationStatusSchema,
@@ -371,10 +371,13 @@ function paths(): Json {
         tags: ['orders'],
         summary: 'Cancel an order',
         description:
-          'The customer cancels an order whose payment has not succeeded yet. The cancellation is recorded on the order and the saga acts on it at its next step: ' +
-          'before or during payment it compensates (stock released, PaymentIntent canceled, or refunded if a payment raced the cancel) and the order ends `CANCELLED` with reason `CUSTOMER_CANCELLED`. ' +
-          'While the saga waits for the payment, that next step comes with the payment outcome or the payment timeout (`PAYMENT_TIMEOUT_SECONDS`), so the response shows the order as it is now, not yet cancelled. ' +
-          'Asking again, or asking while the order is already being compensated, is harmless (`202`). Once the payment succeeded, or the order completed or was cancelled, the answer is `409 ORDER_NOT_CANCELLABLE`.',
+          'The customer cancels an order whose payment has not succeeded yet; it takes effect within seconds, whatever the saga is doing. ' +
+          'Before the PaymentIntent can be paid, the cancellation is recorded on the order and the saga refuses its next step. ' +
+          'While the saga waits for the payment, the payments service cancels the PaymentIntent at Stripe first, and Stripe decides the race with a payment: ' +
+          'canceled, the waiting step ends at once and the order is compensated (stock released) and ends `CANCELLED` with reason `CUSTOMER_CANCELLED`; ' +
+          'paid first, the answer is `409 ORDER_NOT_CANCELLABLE` and the order completes. Exactly one wins, and each answer says which. ' +
+          'The response shows the order as it is now, usually not yet cancelled. ' +
+          'Asking again while the order is being compensated is harmless (`202`). Once the payment succeeded, or the order completed or was cancelled, the answer is `409 ORDER_NOT_CANCELLABLE`.',
         security: CUSTOMER,
         'x-status': 'implemented',
         responses: {

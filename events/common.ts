@@ -43,6 +43,8 @@ export const CancellationReasonSchema = z.enum([
   'PAYMENT_CANCELED',
   'CUSTOMER_CANCELLED',
   'RESERVATION_EXPIRED',
+  // A step kept failing after its retries (or failed in a way no retry can change), before money was kept.
+  'PROCESSING_ERROR',
 ]);
 export type CancellationReason = z.infer<typeof CancellationReasonSchema>;
 

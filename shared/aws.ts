@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 
 /*
@@ -8,6 +9,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
  */
 let documentClient: DynamoDBDocumentClient | undefined;
 let sfnClient: SFNClient | undefined;
+let lambda: LambdaClient | undefined;
 
 export function dynamoDocumentClient(): DynamoDBDocumentClient {
   documentClient ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
@@ -19,4 +21,9 @@ export function dynamoDocumentClient(): DynamoDBDocumentClient {
 export function stepFunctionsClient(): SFNClient {
   sfnClient ??= new SFNClient({});
   return sfnClient;
+}
+
+export function lambdaClient(): LambdaClient {
+  lambda ??= new LambdaClient({});
+  return lambda;
 }

@@ -2,6 +2,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { transactWrite, TransactionCancelledError } from './dynamo.ts';
+import { ConcurrentChangeError, SagaFault, TASK_FAULTS } from './saga.ts';
 
 /*
  * DynamoDB Local serialises contending transactions instead of cancelling them with
@@ -32,11 +33,15 @@ describe('transactWrite', () => {
     expect(fake.calls()).toBe(3);
   });
 
-  it('gives up after a few conflicting attempts with the reasons', async () => {
+  it('gives up after a few conflicting attempts with a fault the saga retries, the reasons as its cause', async () => {
     const fake = clientFailing(Array.from({ length: 10 }, () => ['TransactionConflict']));
     const error = await transactWrite(fake.client, [put]).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(TransactionCancelledError);
-    expect((error as TransactionCancelledError).reasons).toEqual([
+    expect(error).toBeInstanceOf(ConcurrentChangeError);
+    expect((error as Error).name).toBe(SagaFault.ConcurrentChange);
+    expect(TASK_FAULTS).toContain((error as Error).name);
+    const cause = (error as Error).cause;
+    expect(cause).toBeInstanceOf(TransactionCancelledError);
+    expect((cause as TransactionCancelledError).reasons).toEqual([
       { code: 'TransactionConflict', item: undefined },
     ]);
     expect(fake.calls()).toBe(4);

@@ -3,6 +3,7 @@ import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudEvent } from '../events/envelope.ts';
+import { ConcurrentChangeError } from './saga.ts';
 
 type TransactItems = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>;
 export type TransactItem = TransactItems[number];
@@ -53,8 +54,13 @@ export async function transactWrite(
         reasons.every(
           (reason) => !reason.code || reason.code === 'None' || reason.code === 'TransactionConflict',
         );
-      if (!onlyConflicts || attempt >= CONFLICT_ATTEMPTS)
-        throw new TransactionCancelledError(reasons, { cause: error });
+      if (!onlyConflicts) throw new TransactionCancelledError(reasons, { cause: error });
+      // Still only conflicts: a fault (the saga retries the whole step), not a failed condition.
+      if (attempt >= CONFLICT_ATTEMPTS) {
+        throw new ConcurrentChangeError(`Transaction kept conflicting after ${attempt} attempts`, {
+          cause: new TransactionCancelledError(reasons, { cause: error }),
+        });
+      }
       await sleep(Math.random() * 25 * 2 ** attempt);
     }
   }

@@ -1,18 +1,157 @@
 import { CancellationReasonSchema, type CancellationReason } from '../events/common.ts';
 
-/** Error names the payment step fails with (SendTaskFailure), as the saga's Catch sees them. */
-export const PAYMENT_FAILED = 'PAYMENT_FAILED';
-export const PAYMENT_CANCELED = 'PAYMENT_CANCELED';
+/*
+ * The saga's contract, defined once. The state machine (stacks/saga-state-machine.ts) decides by
+ * error names alone, so every name it reads is a constant here: the error classes set their `name`
+ * from these, the payment step sends them with SendTaskFailure, the state machine's Retry and Catch
+ * lists are built from these lists, and the order's cancellation reason is read from this map. A
+ * rename is then one edit, which the compiler carries everywhere.
+ *
+ * The rule: faults retry, outcomes decide.
+ * - An OUTCOME is a business answer (out of stock, declined, expired, cancelled): it compensates at
+ *   once, with its reason.
+ * - A FAULT is AWS, DynamoDB or Stripe failing for a while: it is retried with full jitter. Before any
+ *   money can have moved it is retried for about two minutes and then compensates with
+ *   PROCESSING_ERROR; after that it is retried for hours and then fails the execution, for an operator
+ *   to redrive once the cause is fixed (docs/operations.md). It never compensates there.
+ * - Anything else (a bug, data that cannot be) is deterministic: repeating it changes nothing, so it
+ *   is not retried. Before money it compensates with PROCESSING_ERROR; after, it fails the execution.
+ */
+
+/** Names of the errors that are business outcomes, each with the order's cancellation reason. */
+export const SagaOutcome = {
+  OutOfStock: 'OutOfStockError',
+  UnknownProduct: 'UnknownProductError',
+  ReservationExpired: 'ReservationExpiredError',
+  /** The reservation was closed (released or expired) before this step: treated as expired. */
+  ReservationClosed: 'ReservationClosedError',
+  PaymentDeclined: 'PaymentDeclinedError',
+  /** Stripe refused the payment method outright (unknown, detached, wrong type). */
+  PaymentMethodRejected: 'PaymentMethodRejectedError',
+  /** The amount is below Stripe's minimum charge or above its maximum for the currency. */
+  PaymentAmountRefused: 'PaymentAmountRefusedError',
+  PaymentCanceled: 'PaymentCanceledError',
+  PaymentTimeout: 'PaymentTimeoutError',
+  CustomerCancelled: 'CustomerCancelledError',
+} as const;
+export type SagaOutcomeName = (typeof SagaOutcome)[keyof typeof SagaOutcome];
+
+const OUTCOME_REASONS: Record<SagaOutcomeName, CancellationReason> = {
+  [SagaOutcome.OutOfStock]: 'OUT_OF_STOCK',
+  [SagaOutcome.UnknownProduct]: 'UNKNOWN_PRODUCT',
+  [SagaOutcome.ReservationExpired]: 'RESERVATION_EXPIRED',
+  [SagaOutcome.ReservationClosed]: 'RESERVATION_EXPIRED',
+  [SagaOutcome.PaymentDeclined]: 'PAYMENT_FAILED',
+  [SagaOutcome.PaymentMethodRejected]: 'PAYMENT_FAILED',
+  [SagaOutcome.PaymentAmountRefused]: 'PAYMENT_FAILED',
+  [SagaOutcome.PaymentCanceled]: 'PAYMENT_CANCELED',
+  [SagaOutcome.PaymentTimeout]: 'PAYMENT_TIMEOUT',
+  [SagaOutcome.CustomerCancelled]: 'CUSTOMER_CANCELLED',
+};
 
 /**
- * Maps the error that stopped the saga to the contract's cancellation reason; undefined for a
- * fault that is none of them (the order is still compensated, without a reason).
+ * Error names the services raise for a fault worth another attempt. The services name them so that
+ * the state machine can tell them from a bug, which carries only `Error`.
  */
-export function cancellationReasonFor(error: string): CancellationReason | undefined {
-  const known = CancellationReasonSchema.safeParse(error);
-  if (known.success) return known.data;
-  if (error === 'ReservationExpiredError') return 'RESERVATION_EXPIRED';
-  if (error === 'PaymentMethodRejectedError') return 'PAYMENT_FAILED';
-  if (error === 'CustomerCancelledError') return 'CUSTOMER_CANCELLED';
-  return undefined;
+export const SagaFault = {
+  /** Stripe unreachable, rate-limited or answering 5xx; its state is read back on the next attempt. */
+  PaymentProviderUnavailable: 'PaymentProviderUnavailableError',
+  /** The PaymentIntent is `processing`: its outcome is not known yet. */
+  PaymentProcessing: 'PaymentProcessingError',
+  /** Concurrent writers kept winning an optimistic or transactional race. */
+  ConcurrentChange: 'ConcurrentChangeError',
+} as const;
+
+/** Lambda's own faults as Step Functions reports them (the invocation, not the handler, failed). */
+export const LAMBDA_FAULTS = [
+  'Lambda.TooManyRequestsException',
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.ClientExecutionTimeoutException',
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+] as const;
+
+/** The AWS SDK's names for DynamoDB and Step Functions being briefly unable to serve. */
+const AWS_FAULTS = [
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TransactionConflictException',
+  'TransactionInProgressException',
+  'InternalServerError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'TimeoutError',
+] as const;
+
+/** Every fault a task retries, its own timeout included (all tasks are idempotent). */
+export const TASK_FAULTS: readonly string[] = [
+  ...LAMBDA_FAULTS,
+  ...AWS_FAULTS,
+  ...Object.values(SagaFault),
+  'States.Timeout',
+];
+
+/** The payment wait's faults: as TASK_FAULTS, but its own timeout is the PAYMENT_TIMEOUT outcome. */
+export const PAYMENT_WAIT_FAULTS: readonly string[] = TASK_FAULTS.filter((name) => name !== 'States.Timeout');
+
+/** How long faults are retried: full jitter, capped delay (seconds); the totals are upper bounds. */
+export const RETRY = {
+  /** Before money: up to about two minutes, then PROCESSING_ERROR. */
+  beforeMoney: { intervalSeconds: 1, backoffRate: 2, maxDelaySeconds: 30, maxAttempts: 8 },
+  /** After money may have moved, and compensation: hours (on average about 3 h, at most 6.6 h). */
+  afterMoney: { intervalSeconds: 1, backoffRate: 2, maxDelaySeconds: 300, maxAttempts: 80 },
+} as const;
+
+/** The outcomes each step may end in; anything else is a fault or a bug. */
+export const STEP_OUTCOMES = {
+  MarkPaymentPending: [SagaOutcome.CustomerCancelled],
+  RequestPayment: [
+    SagaOutcome.PaymentDeclined,
+    SagaOutcome.PaymentMethodRejected,
+    SagaOutcome.PaymentCanceled,
+    SagaOutcome.CustomerCancelled,
+  ],
+  ResolvePayment: [
+    SagaOutcome.PaymentTimeout,
+    SagaOutcome.PaymentDeclined,
+    SagaOutcome.PaymentCanceled,
+    SagaOutcome.CustomerCancelled,
+  ],
+  ConfirmStock: [SagaOutcome.ReservationExpired],
+} as const satisfies Record<string, readonly SagaOutcomeName[]>;
+
+/**
+ * The order's cancellation reason for the error that stopped the saga: an outcome's own reason,
+ * PROCESSING_ERROR for anything else (a fault that outlasted its retries, or a bug). Contract
+ * reasons are accepted as names too: executions started before these names existed sent them.
+ */
+export function cancellationReasonFor(error: string): CancellationReason {
+  if (Object.hasOwn(OUTCOME_REASONS, error)) return OUTCOME_REASONS[error as SagaOutcomeName];
+  return CancellationReasonSchema.safeParse(error).data ?? 'PROCESSING_ERROR';
+}
+
+/** Base of the outcome errors: `name` is one of SagaOutcome, so the state machine can catch it. */
+export class SagaOutcomeError extends Error {
+  constructor(name: SagaOutcomeName, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = name;
+  }
+}
+
+/** Base of the named faults (SagaFault): the state machine retries them. */
+export class SagaFaultError extends Error {
+  constructor(name: (typeof SagaFault)[keyof typeof SagaFault], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = name;
+  }
+}
+
+/** Concurrent writers kept winning a conditional or transactional race: another attempt will do. */
+export class ConcurrentChangeError extends SagaFaultError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(SagaFault.ConcurrentChange, message, options);
+  }
 }

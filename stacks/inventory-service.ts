@@ -1,6 +1,6 @@
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { Rule, Schedule, type CfnRule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -129,8 +129,9 @@ export class InventoryService extends Construct {
       schedule: Schedule.rate(Duration.minutes(Math.max(1, Math.ceil(props.sweepIntervalSeconds / 60)))),
       targets: [new LambdaFunction(this.sweeper.function, { retryAttempts: 2 })],
     });
-    // The local runtime's timer reads the interval in seconds from here.
-    this.sweepSchedule.node.defaultChild?.node.addMetadata(
+    // The local runtime's timer reads the interval in seconds from the template's Metadata (node
+    // metadata would only reach the cloud assembly).
+    (this.sweepSchedule.node.defaultChild as CfnRule).addMetadata(
       SCHEDULE_SECONDS_METADATA,
       props.sweepIntervalSeconds,
     );

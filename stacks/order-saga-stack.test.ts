@@ -2,6 +2,7 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REFUND_FAILED, STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
+import { PAYMENT_WAIT_FAULTS, RETRY, STEP_OUTCOMES, TASK_FAULTS } from '../shared/saga.ts';
 import { buildApp } from './app.ts';
 import { ENTRY_METADATA } from './service-function.ts';
 
@@ -19,6 +20,12 @@ interface State extends Json {
   TimeoutSeconds?: number;
   Parameters?: Json;
   Catch?: Array<{ ErrorEquals: string[]; Next: string; ResultPath?: string }>;
+  Retry?: Array<{
+    ErrorEquals: string[];
+    MaxAttempts?: number;
+    MaxDelaySeconds?: number;
+    JitterStrategy?: string;
+  }>;
   QueryLanguage?: string;
 }
 interface Definition {
@@ -104,14 +111,14 @@ function allows(statements: Statement[], action: string, resource: unknown): boo
   });
 }
 
-const FORWARD_TASKS = [
+/** The states a happy order enters, in order: each is one billed state transition. */
+const HAPPY_PATH = [
   'ReserveStock',
-  'MarkStockReserved',
   'CreatePayment',
   'MarkPaymentPending',
   'RequestPayment',
-  'MarkPaymentSucceeded',
   'ConfirmStock',
+  'CompleteOrder',
 ];
 const COMPENSATION_CHAIN = ['MarkCompensating', 'ReleaseStock', 'CancelPayment', 'MarkCompensated'];
 
@@ -233,49 +240,27 @@ describe('OrderSagaStack (defaults)', () => {
       expect(definition.StartAt).toBe('ReserveStock');
     });
 
-    it('runs the forward steps in order, each invoking its own function', () => {
+    it('runs the forward steps in order, each invoking its own function, and ends with CompleteOrder', () => {
       const states = definition.States;
-      expect(states.ReserveStock?.Next).toBe('StockReserved?');
-      expect(states['StockReserved?']).toMatchObject({
-        Type: 'Choice',
-        Choices: [{ Variable: '$.reservation.outcome', StringEquals: 'RESERVED', Next: 'MarkStockReserved' }],
-        Default: 'StockUnavailable',
-      });
-      expect(states.StockUnavailable).toMatchObject({ Type: 'Pass', Next: 'MarkCompensating' });
-      expect(
-        [
-          'MarkStockReserved',
-          'CreatePayment',
-          'MarkPaymentPending',
-          'RequestPayment',
-          'MarkPaymentSucceeded',
-          'ConfirmStock',
-          'CompleteOrder',
-        ].map((name) => states[name]?.Next),
-      ).toEqual([
-        'CreatePayment',
-        'MarkPaymentPending',
-        'RequestPayment',
-        'MarkPaymentSucceeded',
-        'ConfirmStock',
-        'CompleteOrder',
-        'OrderCompleted',
-      ]);
-      expect(states.OrderCompleted?.Type).toBe('Succeed');
+      expect(HAPPY_PATH.map((name) => states[name]?.Next)).toEqual([...HAPPY_PATH.slice(1), undefined]);
+      expect(states.CompleteOrder?.End).toBe(true);
+      expect(states.RequestPayment?.Catch).toContainEqual(
+        expect.objectContaining({ ErrorEquals: ['States.Timeout'], Next: 'ResolvePayment' }),
+      );
+      expect(states.ResolvePayment?.Next).toBe('ConfirmStock');
 
       const entries = Object.fromEntries(
-        [...FORWARD_TASKS, 'CompleteOrder', ...COMPENSATION_CHAIN].map((name) => [
+        [...HAPPY_PATH, 'ResolvePayment', ...COMPENSATION_CHAIN].map((name) => [
           name,
           entryInvokedBy(template, states[name]!),
         ]),
       );
       expect(entries).toEqual({
         ReserveStock: 'functions/inventory/reserve-stock.ts',
-        MarkStockReserved: 'functions/orders/saga-step.ts',
         CreatePayment: 'functions/payments/create-payment.ts',
         MarkPaymentPending: 'functions/orders/saga-step.ts',
         RequestPayment: 'functions/payments/request-payment.ts',
-        MarkPaymentSucceeded: 'functions/orders/saga-step.ts',
+        ResolvePayment: 'functions/payments/resolve-payment.ts',
         ConfirmStock: 'functions/inventory/confirm-stock.ts',
         CompleteOrder: 'functions/orders/saga-step.ts',
         MarkCompensating: 'functions/orders/saga-step.ts',
@@ -283,6 +268,18 @@ describe('OrderSagaStack (defaults)', () => {
         ReleaseStock: 'functions/inventory/release-stock.ts',
         MarkCompensated: 'functions/orders/saga-step.ts',
       });
+    });
+
+    it('a happy order costs six state transitions: no Pass, Choice, Succeed or Fail state', () => {
+      // Standard workflows bill each state entered; the happy path enters exactly these.
+      const happy: string[] = [];
+      for (let name: string | undefined = definition.StartAt; name; name = definition.States[name]?.Next) {
+        happy.push(name);
+      }
+      expect(happy).toEqual(HAPPY_PATH);
+      expect(happy.length).toBeLessThanOrEqual(6);
+      const types = new Set(Object.values(definition.States).map((state) => state.Type));
+      expect([...types]).toEqual(['Task']);
     });
 
     it('creates the PaymentIntent before the order shows PAYMENT_PENDING, and hands the order what it answered', () => {
@@ -294,9 +291,15 @@ describe('OrderSagaStack (defaults)', () => {
         'currency.$': '$.reservation.currency',
       });
       expect(create.ResultPath).toBe('$.paymentIntent');
+      // Stock reserved and payment pending: the order's two steps in one write.
       expect(definition.States.MarkPaymentPending?.Parameters).toEqual({
         step: 'PAYMENT_PENDING',
         'orderId.$': '$.orderId',
+        reservation: {
+          'amount.$': '$.reservation.amount',
+          'currency.$': '$.reservation.currency',
+          'items.$': '$.reservation.items',
+        },
         'payment.$': '$.paymentIntent',
       });
     });
@@ -314,82 +317,100 @@ describe('OrderSagaStack (defaults)', () => {
       });
     });
 
-    it('only the payment step timing out cancels with PAYMENT_TIMEOUT', () => {
+    it('the payment timeout asks Stripe (ResolvePayment) instead of compensating at once', () => {
       const payment = definition.States.RequestPayment!;
-      expect(payment.Catch?.[0]).toMatchObject({ ErrorEquals: ['States.Timeout'], Next: 'PaymentTimedOut' });
-      const timedOut = definition.States.PaymentTimedOut!;
-      expect(timedOut).toMatchObject({ Type: 'Pass', Next: 'MarkCompensating', ResultPath: '$.failure' });
-      expect((timedOut as { Parameters?: Record<string, unknown> }).Parameters).toMatchObject({
-        Error: 'PAYMENT_TIMEOUT',
+      expect(payment.Retry?.flatMap((retrier) => retrier.ErrorEquals)).not.toContain('States.Timeout');
+      expect(payment.Catch).toContainEqual({
+        ErrorEquals: ['States.Timeout'],
+        Next: 'ResolvePayment',
+        ResultPath: '$.failure',
       });
+      expect(definition.States.ResolvePayment?.Catch).toEqual([
+        expect.objectContaining({
+          ErrorEquals: [...STEP_OUTCOMES.ResolvePayment],
+          Next: 'MarkCompensating',
+          ResultPath: '$.failure',
+        }),
+      ]);
     });
 
     it('every Task has a timeout', () => {
       const tasks = Object.entries(definition.States).filter(([, state]) => state.Type === 'Task');
       expect(tasks.map(([name]) => name).sort()).toEqual(
-        [...FORWARD_TASKS, 'CompleteOrder', ...COMPENSATION_CHAIN].sort(),
+        [...HAPPY_PATH, 'ResolvePayment', ...COMPENSATION_CHAIN].sort(),
       );
       for (const [name, state] of tasks) {
         expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
       }
     });
 
-    it('never compensates once paid and sold: CompleteOrder retries, then fails to CompletionFailed', () => {
-      const complete = definition.States.CompleteOrder!;
-      expect(complete.Retry).toContainEqual(expect.objectContaining({ ErrorEquals: ['States.ALL'] }));
-      expect(complete.Catch).toEqual([
-        expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'CompletionFailed' }),
-      ]);
-      expect(definition.States.CompletionFailed).toMatchObject({ Type: 'Fail', Error: 'CompletionFailed' });
+    it('every task retries the faults (Lambda, DynamoDB, Stripe) with full jitter and a capped delay', () => {
+      for (const [name, state] of Object.entries(definition.States)) {
+        const faults = name === 'RequestPayment' ? PAYMENT_WAIT_FAULTS : TASK_FAULTS;
+        expect(state.Retry, name).toEqual([
+          expect.objectContaining({ ErrorEquals: [...faults], JitterStrategy: 'FULL' }),
+        ]);
+        expect(state.Retry?.[0]?.MaxDelaySeconds, name).toBeGreaterThan(0);
+        for (const fault of ['Lambda.TooManyRequestsException', 'Sandbox.Timedout', 'Lambda.Unknown'])
+          expect(state.Retry?.[0]?.ErrorEquals, name).toContain(fault);
+      }
     });
 
-    it.each(FORWARD_TASKS)('%s compensates on any error', (name) => {
-      const state = definition.States[name]!;
-      expect(state.Catch).toContainEqual(
-        expect.objectContaining({
-          ErrorEquals: ['States.ALL'],
-          Next: 'MarkCompensating',
-          ResultPath: '$.failure',
-        }),
-      );
+    it('before money, anything that outlasts its retries compensates (PROCESSING_ERROR unless an outcome)', () => {
+      for (const name of ['ReserveStock', 'CreatePayment']) {
+        const state = definition.States[name]!;
+        expect(state.Retry?.[0]).toMatchObject({ MaxAttempts: RETRY.beforeMoney.maxAttempts });
+        expect(state.Catch, name).toEqual([
+          { ErrorEquals: ['States.ALL'], Next: 'MarkCompensating', ResultPath: '$.failure' },
+        ]);
+      }
     });
 
-    it('compensates in order: mark compensating, cancel payment, release stock, mark compensated', () => {
+    it('after money may have moved, only outcomes compensate; faults retry for hours, then fail the execution', () => {
+      const outcomes: Record<string, readonly string[]> = { ...STEP_OUTCOMES, CompleteOrder: [] };
+      for (const [name, expected] of Object.entries(outcomes)) {
+        const state = definition.States[name]!;
+        expect(state.Retry?.[0], name).toMatchObject({ MaxAttempts: RETRY.afterMoney.maxAttempts });
+        const compensating = (state.Catch ?? []).filter((c) => c.Next === 'MarkCompensating');
+        expect(compensating.flatMap((c) => c.ErrorEquals).sort(), name).toEqual([...expected].sort());
+        expect(JSON.stringify(state.Catch ?? []), name).not.toContain('States.ALL');
+      }
+      // Retried for hours: the budget's upper bound, full jitter below it.
+      const { intervalSeconds, backoffRate, maxDelaySeconds, maxAttempts } = RETRY.afterMoney;
+      let total = 0;
+      for (let attempt = 0; attempt < maxAttempts; attempt++)
+        total += Math.min(maxDelaySeconds, intervalSeconds * backoffRate ** attempt);
+      expect(total / 3600).toBeGreaterThan(3);
+    });
+
+    it('compensates in order: mark compensating, release stock, cancel payment, mark compensated', () => {
       const chain = ['MarkCompensating'];
       let next = definition.States.MarkCompensating?.Next;
       while (next) {
         chain.push(next);
         next = definition.States[next]?.Next;
       }
-      expect(chain).toEqual([...COMPENSATION_CHAIN, 'OrderCancelled']);
-      expect(definition.States.OrderCancelled?.Type).toBe('Succeed');
+      expect(chain).toEqual(COMPENSATION_CHAIN);
+      expect(definition.States.MarkCompensated?.End).toBe(true);
     });
 
     it.each(COMPENSATION_CHAIN)(
-      '%s fails the execution through CompensationFailed when it cannot finish',
+      '%s retries faults for hours and otherwise fails the execution, for an operator to redrive',
       (name) => {
         const state = definition.States[name]!;
-        expect(state.Catch).toEqual([
-          expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'CompensationFailed' }),
-        ]);
-        // A failed compensation step is never routed back into compensation (no loop).
-        expect(JSON.stringify(state.Catch)).not.toContain('MarkCompensating');
+        expect(state.Catch).toBeUndefined();
+        expect(state.Retry?.[0]).toMatchObject({ MaxAttempts: RETRY.afterMoney.maxAttempts });
+        // A deterministic error (stock already sold, say) is not repeated for nothing.
+        expect(state.Retry?.[0]?.ErrorEquals).not.toContain('States.ALL');
       },
     );
-
-    it('CompensationFailed is a Fail state', () => {
-      expect(definition.States.CompensationFailed).toMatchObject({
-        Type: 'Fail',
-        Error: 'CompensationFailed',
-      });
-    });
 
     it('every state but the final ones leads somewhere that exists', () => {
       const names = new Set(Object.keys(definition.States));
       for (const [name, state] of Object.entries(definition.States)) {
         const targets = [state.Next, ...(state.Catch ?? []).map((c) => c.Next)].filter(Boolean) as string[];
         for (const target of targets) expect(names.has(target), `${name} → ${target}`).toBe(true);
-        if (!['Succeed', 'Fail', 'Choice'].includes(state.Type)) {
+        if (state.Type === 'Task') {
           expect(state.Next ?? state.End, name).toBeTruthy();
         }
       }
@@ -524,7 +545,7 @@ describe('OrderSagaStack (defaults)', () => {
           .filter((state) => state.Type === 'Task')
           .map((state) => entryInvokedBy(template, state)),
       );
-      expect(entries.size).toBe(7);
+      expect(entries.size).toBe(8);
       for (const entry of entries) {
         const functionArn = { 'Fn::GetAtt': [functionIdFor(template, entry!), 'Arn'] };
         expect(allows(statements, 'lambda:InvokeFunction', functionArn), entry).toBe(true);
@@ -609,6 +630,13 @@ describe('OrderSagaStack (configured by environment)', () => {
 
   it('the sweeper runs every RESERVATION_SWEEP_INTERVAL_SECONDS, in whole minutes', () => {
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
+  });
+
+  it('the sweeper rule carries the interval in seconds in its template Metadata, for the local timer', () => {
+    template.hasResource('AWS::Events::Rule', {
+      Metadata: { 'order-saga:interval-seconds': 300 },
+      Properties: Match.objectLike({ ScheduleExpression: 'rate(5 minutes)' }),
+    });
   });
 
   it('refuses invalid settings instead of falling back to defaults', () => {

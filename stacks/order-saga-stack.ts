@@ -71,8 +71,13 @@ export class OrderSagaStack extends Stack {
       releaseStock: inventory.release.function,
       createPayment: payments.createPayment.function,
       requestPayment: payments.requestPayment.function,
+      resolvePayment: payments.resolvePayment.function,
       cancelPayment: payments.cancelPayment.function,
       paymentTimeoutSeconds: props.settings.PAYMENT_TIMEOUT_SECONDS,
+    });
+    new CfnOutput(this, 'StateMachineArn', {
+      value: saga.stateMachine.stateMachineArn,
+      description: 'The order saga (npm run saga:redrive and npm run reconcile read it)',
     });
     // Orders start sagas; payments answer the waiting payment step.
     for (const starter of [orders.createOrder.function, orders.startSagas.function]) {
@@ -82,7 +87,11 @@ export class OrderSagaStack extends Stack {
     // A separate policy, not the functions' default one: the state machine invokes RequestPayment,
     // and a function waits for its default policy, so granting there would be a dependency cycle.
     new Policy(this, 'PaymentTaskResponse', {
-      roles: [payments.requestPayment.function.role!, payments.webhook.function.role!],
+      roles: [
+        payments.requestPayment.function.role!,
+        payments.webhook.function.role!,
+        payments.customerPayment.function.role!,
+      ],
       statements: [
         new PolicyStatement({
           actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
@@ -90,6 +99,13 @@ export class OrderSagaStack extends Stack {
         }),
       ],
     });
+
+    // A customer's cancel reaches the payment at once (Stripe decides the race with a success), and
+    // the order asks the payment for the client secret, which never travels through the saga.
+    for (const caller of [orders.cancelOrder.function, orders.getOrder.function]) {
+      payments.customerPayment.function.grantInvoke(caller);
+      caller.addEnvironment('PAYMENTS_FUNCTION_NAME', payments.customerPayment.function.functionName);
+    }
 
     const bridge = new EventBridge(this, 'Bridge', {
       tables: [orders.table, inventory.table, payments.table],
@@ -165,7 +181,7 @@ export class OrderSagaStack extends Stack {
     // A failed execution means a compensation could not finish: someone has to look.
     new Alarm(this, 'SagaExecutionsFailed', {
       alarmDescription:
-        'An order saga failed: COMPENSATING after CompensationFailed, or paid and sold but PAYMENT_PENDING after CompletionFailed',
+        'An order saga failed: a step kept failing for hours (or met a state no retry changes) after money may have moved, or during compensation; fix the cause and redrive (docs/operations.md)',
       metric: saga.stateMachine.metricFailed({ period: Duration.minutes(1) }),
       threshold: 1,
       evaluationPeriods: 1,

@@ -27,7 +27,9 @@ export class PaymentsService extends Construct {
   readonly table: Table;
   readonly createPayment: ServiceFunction;
   readonly requestPayment: ServiceFunction;
+  readonly resolvePayment: ServiceFunction;
   readonly cancelPayment: ServiceFunction;
+  readonly customerPayment: ServiceFunction;
   readonly webhook: ServiceFunction;
   /** Webhook deliveries answered 500 (an ERROR log line each); Stripe retries them for up to 3 days. */
   readonly webhookFailures: Metric;
@@ -67,10 +69,20 @@ export class PaymentsService extends Construct {
       'functions/payments/request-payment.ts',
       "Saga callback step: confirm with the order's payment method, wait for the webhook",
     );
+    this.resolvePayment = fn(
+      'ResolvePayment',
+      'functions/payments/resolve-payment.ts',
+      'Saga step after the payment timeout: ask Stripe whether it was paid, else cancel',
+    );
     this.cancelPayment = fn(
       'CancelPayment',
       'functions/payments/cancel-payment.ts',
       'Saga compensation: cancel or refund',
+    );
+    this.customerPayment = fn(
+      'CustomerPayment',
+      'functions/payments/customer-payment.ts',
+      "Invoked by the orders service: cancel the order's PaymentIntent for its customer, or read its client secret",
     );
     this.webhook = fn('StripeWebhook', 'functions/payments/stripe-webhook.ts', 'POST /payments/webhook');
 

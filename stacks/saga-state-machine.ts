@@ -2,23 +2,20 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
-  Choice,
-  Condition,
   DefinitionBody,
   Errors,
-  Fail,
   IntegrationPattern,
+  JitterType,
   JsonPath,
   LogLevel,
-  Pass,
   StateMachine,
   StateMachineType,
-  Succeed,
   TaskInput,
   Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { PAYMENT_WAIT_FAULTS, RETRY, STEP_OUTCOMES, TASK_FAULTS } from '../shared/saga.ts';
 
 export interface SagaStateMachineProps {
   orderStep: IFunction;
@@ -27,139 +24,123 @@ export interface SagaStateMachineProps {
   releaseStock: IFunction;
   createPayment: IFunction;
   requestPayment: IFunction;
+  resolvePayment: IFunction;
   cancelPayment: IFunction;
-  /** How long the payment step waits for the webhook's verdict before compensating. */
+  /** How long the payment step waits for the payment's outcome before it asks Stripe. */
   paymentTimeoutSeconds: number;
 }
 
-/** Faults worth another attempt: throttling and brief unavailability of DynamoDB, Stripe or the network. */
-const FAULTS = [
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'TransactionConflictException',
-  // A transaction cancelled by conflicts or throttling. The repositories turn failed conditions into
-  // outcomes, so one escapes only where it means inconsistent data; it then fails again, and compensates.
-  'TransactionCancelledError',
-  'InternalServerError',
-  'ServiceUnavailable',
-  'PaymentProviderUnavailableError',
-  'TimeoutError',
-];
+type RetryBudget = (typeof RETRY)[keyof typeof RETRY];
 
 /**
- * For every task but the payment wait: those are idempotent, so one that committed and then timed
- * out is simply repeated. (The payment wait's own timeout means PAYMENT_TIMEOUT.)
- */
-const TRANSIENT_ERRORS = ['States.Timeout', 'Sandbox.Timedout', 'Lambda.Unknown', ...FAULTS];
-
-/**
- * The order saga (Standard workflow, JSONPath): reserve → payment (callback, with a timeout) →
- * confirm → complete; any failure runs the compensation chain. This definition is the only one:
- * the local runtime executes the ASL synthesized from it.
+ * The order saga (Standard workflow, JSONPath), built around one rule: faults retry, outcomes decide
+ * (shared/saga.ts has the names and the budgets).
+ *
+ *   ReserveStock → CreatePayment → MarkPaymentPending → RequestPayment ─(timeout)→ ResolvePayment
+ *                                                            ↓                           ↓
+ *                                                        ConfirmStock ←──────────────────┘
+ *                                                            ↓
+ *                                                        CompleteOrder (end)
+ *
+ * The happy path is six state transitions. An outcome (out of stock, declined, cancelled, expired)
+ * runs the compensation chain with its reason. Before money can have moved (ReserveStock,
+ * CreatePayment: nobody can pay an intent whose client secret nobody has seen), anything else that
+ * outlasts its retries compensates with PROCESSING_ERROR. From MarkPaymentPending on, a fault never
+ * compensates: it is retried for hours and then fails the execution, for an operator to redrive
+ * (docs/operations.md); so a paid order whose stock is sold always completes. This definition is the
+ * only one: the local runtime executes the ASL synthesized from it.
  */
 export class SagaStateMachine extends Construct {
   readonly stateMachine: StateMachine;
 
   constructor(scope: Construct, id: string, props: SagaStateMachineProps) {
     super(scope, id);
+    const retry = (step: LambdaInvoke, errors: readonly string[], budget: RetryBudget) => {
+      step.addRetry({
+        errors: [...errors],
+        interval: Duration.seconds(budget.intervalSeconds),
+        backoffRate: budget.backoffRate,
+        maxDelay: Duration.seconds(budget.maxDelaySeconds),
+        maxAttempts: budget.maxAttempts,
+        jitterStrategy: JitterType.FULL,
+      });
+      return step;
+    };
     const task = (
       name: string,
       fn: IFunction,
       payload: Record<string, unknown>,
       resultPath: string | null,
-    ) => {
-      const invoke = new LambdaInvoke(this, name, {
-        lambdaFunction: fn,
-        payload: TaskInput.fromObject(payload),
-        payloadResponseOnly: true,
-        resultPath: resultPath ?? JsonPath.DISCARD,
-        taskTimeout: Timeout.duration(Duration.seconds(30)),
-        retryOnServiceExceptions: true,
-      });
-      invoke.addRetry({
-        errors: TRANSIENT_ERRORS,
-        interval: Duration.seconds(1),
-        backoffRate: 2,
-        maxAttempts: 4,
-      });
-      return invoke;
-    };
+      budget: RetryBudget,
+    ) =>
+      retry(
+        new LambdaInvoke(this, name, {
+          lambdaFunction: fn,
+          payload: TaskInput.fromObject(payload),
+          payloadResponseOnly: true,
+          resultPath: resultPath ?? JsonPath.DISCARD,
+          taskTimeout: Timeout.duration(Duration.seconds(30)),
+          // Lambda's own faults are in TASK_FAULTS, retried with the step's budget, not CDK's default.
+          retryOnServiceExceptions: false,
+        }),
+        TASK_FAULTS,
+        budget,
+      );
     const orderId = JsonPath.stringAt('$.orderId');
     const failure = JsonPath.objectAt('$.failure');
 
-    // Compensation: every step is idempotent and retried; if one still fails, the execution fails
-    // (and alarms) with the order left COMPENSATING for an operator.
-    const compensationFailed = new Fail(this, 'CompensationFailed', {
-      error: 'CompensationFailed',
-      causePath: JsonPath.stringAt('$.compensationError.Cause'),
-    });
-    const compensate = (
-      name: string,
-      fn: IFunction,
-      payload: Record<string, unknown>,
-      resultPath: string | null = null,
-    ) =>
-      task(name, fn, payload, resultPath)
-        .addRetry({ errors: [Errors.ALL], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 5 })
-        .addCatch(compensationFailed, { errors: [Errors.ALL], resultPath: '$.compensationError' });
-
-    // Its result carries the order's cancellation reason, which the payment events then report too.
-    const markCompensating = compensate(
+    // Compensation: every step idempotent, faults retried for hours; a step that still fails (or
+    // meets a state no retry changes, such as stock already sold) fails the execution with the order
+    // COMPENSATING, which alarms and can be redriven from that step.
+    const markCompensating = task(
       'MarkCompensating',
       props.orderStep,
       { step: 'COMPENSATING', orderId, failure },
+      // Its result carries the order's cancellation reason, which the payment events then report too.
       '$.compensating',
+      RETRY.afterMoney,
     );
-    // Stock first: if it turns out sold (ConfirmStock committed but its task still failed),
-    // ReleaseStock refuses and the execution fails before any refund, never refund-and-keep-the-sale.
     markCompensating
-      .next(compensate('ReleaseStock', props.releaseStock, { orderId }))
+      .next(task('ReleaseStock', props.releaseStock, { orderId }, null, RETRY.afterMoney))
       .next(
-        compensate('CancelPayment', props.cancelPayment, {
-          orderId,
-          failure,
-          cancellationReason: JsonPath.stringAt('$.compensating.cancellationReason'),
-        }),
+        task(
+          'CancelPayment',
+          props.cancelPayment,
+          {
+            orderId,
+            failure,
+            cancellationReason: JsonPath.stringAt('$.compensating.cancellationReason'),
+          },
+          null,
+          RETRY.afterMoney,
+        ),
       )
-      .next(compensate('MarkCompensated', props.orderStep, { step: 'COMPENSATED', orderId, failure }))
-      .next(new Succeed(this, 'OrderCancelled'));
+      .next(
+        task(
+          'MarkCompensated',
+          props.orderStep,
+          { step: 'COMPENSATED', orderId, failure },
+          null,
+          RETRY.afterMoney,
+        ),
+      );
+    const compensateOn = (step: LambdaInvoke, errors: readonly string[]) => {
+      step.addCatch(markCompensating, { errors: [...errors], resultPath: '$.failure' });
+      return step;
+    };
 
-    const forward = (step: LambdaInvoke) =>
-      step.addCatch(markCompensating, { errors: [Errors.ALL], resultPath: '$.failure' });
-
-    const reserve = forward(
+    // Before money: any failure that outlasts the retries compensates (PROCESSING_ERROR unless an outcome).
+    const reserve = compensateOn(
       task(
         'ReserveStock',
         props.reserveStock,
         { orderId, currency: JsonPath.stringAt('$.currency'), items: JsonPath.listAt('$.items') },
         '$.reservation',
+        RETRY.beforeMoney,
       ),
+      [Errors.ALL],
     );
-    const stockUnavailable = new Pass(this, 'StockUnavailable', {
-      parameters: { 'Error.$': '$.reservation.reason', Cause: 'The stock could not be reserved.' },
-      resultPath: '$.failure',
-    }).next(markCompensating);
-
-    const markStockReserved = forward(
-      task(
-        'MarkStockReserved',
-        props.orderStep,
-        {
-          step: 'STOCK_RESERVED',
-          orderId,
-          reservation: {
-            amount: JsonPath.numberAt('$.reservation.amount'),
-            currency: JsonPath.stringAt('$.reservation.currency'),
-            items: JsonPath.listAt('$.reservation.items'),
-          },
-        },
-        null,
-      ),
-    );
-    // The PaymentIntent exists before the order shows PAYMENT_PENDING, so the order can show its
-    // customer the client secret to confirm it with.
-    const createPayment = forward(
+    const createPayment = compensateOn(
       task(
         'CreatePayment',
         props.createPayment,
@@ -170,54 +151,69 @@ export class SagaStateMachine extends Construct {
           currency: JsonPath.stringAt('$.reservation.currency'),
         },
         '$.paymentIntent',
+        RETRY.beforeMoney,
       ),
+      [Errors.ALL],
     );
-    const markPaymentPending = forward(
+    // The order's two steps (stock reserved, payment pending) in one write; from here its customer
+    // sees the client secret, so money may move.
+    const markPaymentPending = compensateOn(
       task(
         'MarkPaymentPending',
         props.orderStep,
-        { step: 'PAYMENT_PENDING', orderId, payment: JsonPath.objectAt('$.paymentIntent') },
+        {
+          step: 'PAYMENT_PENDING',
+          orderId,
+          reservation: {
+            amount: JsonPath.numberAt('$.reservation.amount'),
+            currency: JsonPath.stringAt('$.reservation.currency'),
+            items: JsonPath.listAt('$.reservation.items'),
+          },
+          payment: JsonPath.objectAt('$.paymentIntent'),
+        },
         null,
+        RETRY.afterMoney,
       ),
+      STEP_OUTCOMES.MarkPaymentPending,
     );
 
-    // Only the payment step's own timeout means PAYMENT_TIMEOUT; any other task timing out is a fault.
-    const paymentTimedOut = new Pass(this, 'PaymentTimedOut', {
-      parameters: { Error: 'PAYMENT_TIMEOUT', 'Cause.$': '$.failure.Cause' },
-      resultPath: '$.failure',
-    }).next(markCompensating);
-    const requestPaymentTask = new LambdaInvoke(this, 'RequestPayment', {
-      lambdaFunction: props.requestPayment,
-      integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-      payload: TaskInput.fromObject({
-        orderId,
-        customerId: JsonPath.stringAt('$.customerId'),
-        amount: JsonPath.numberAt('$.reservation.amount'),
-        currency: JsonPath.stringAt('$.reservation.currency'),
-        paymentMethodId: JsonPath.stringAt('$.paymentMethodId'),
-        taskToken: JsonPath.taskToken,
+    // The wait: the step confirms (with the order's payment method, if it has one) and reports an
+    // outcome Stripe answered at once; otherwise the webhook does, or a customer's cancel. Faults are
+    // retried with a fresh token (the step is idempotent); its own timeout asks Stripe.
+    const requestPayment = retry(
+      new LambdaInvoke(this, 'RequestPayment', {
+        lambdaFunction: props.requestPayment,
+        integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        payload: TaskInput.fromObject({
+          orderId,
+          customerId: JsonPath.stringAt('$.customerId'),
+          amount: JsonPath.numberAt('$.reservation.amount'),
+          currency: JsonPath.stringAt('$.reservation.currency'),
+          paymentMethodId: JsonPath.stringAt('$.paymentMethodId'),
+          taskToken: JsonPath.taskToken,
+        }),
+        resultPath: '$.payment',
+        taskTimeout: Timeout.duration(Duration.seconds(props.paymentTimeoutSeconds)),
+        retryOnServiceExceptions: false,
       }),
-      resultPath: '$.payment',
-      taskTimeout: Timeout.duration(Duration.seconds(props.paymentTimeoutSeconds)),
-      retryOnServiceExceptions: true,
-    });
-    // Retried with a fresh token: the step is idempotent (one intent per order, keyed confirms).
-    requestPaymentTask.addRetry({
-      errors: FAULTS,
-      interval: Duration.seconds(1),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
-    requestPaymentTask.addCatch(paymentTimedOut, { errors: [Errors.TIMEOUT], resultPath: '$.failure' });
-    const requestPayment = forward(requestPaymentTask);
-    // The order records the payment before the stock is sold; a customer cancel that got there
-    // first fails this step (CustomerCancelledError) and the payment is refunded.
-    const markPaymentSucceeded = forward(
-      task('MarkPaymentSucceeded', props.orderStep, { step: 'PAYMENT_SUCCEEDED', orderId }, null),
+      PAYMENT_WAIT_FAULTS,
+      RETRY.afterMoney,
     );
-    const confirm = forward(task('ConfirmStock', props.confirmStock, { orderId }, null));
-    // Paid and sold: from here the order can only complete. Retry until it does; if it still cannot,
-    // fail (and alarm) rather than refund a sale whose stock is already gone.
+    // Asks Stripe: a succeeded intent is paid; one that can still be canceled is canceled
+    // (PaymentTimeoutError); a cancel refused because it just succeeded is paid.
+    const resolvePayment = compensateOn(
+      task('ResolvePayment', props.resolvePayment, { orderId }, '$.payment', RETRY.afterMoney),
+      STEP_OUTCOMES.ResolvePayment,
+    );
+    compensateOn(requestPayment, STEP_OUTCOMES.RequestPayment);
+    requestPayment.addCatch(resolvePayment, { errors: [Errors.TIMEOUT], resultPath: '$.failure' });
+
+    // Paid: a ConfirmStock that committed and then failed is simply repeated (it is idempotent), so
+    // paid and sold always completes; only an expired hold refunds.
+    const confirm = compensateOn(
+      task('ConfirmStock', props.confirmStock, { orderId }, null, RETRY.afterMoney),
+      STEP_OUTCOMES.ConfirmStock,
+    );
     const complete = task(
       'CompleteOrder',
       props.orderStep,
@@ -230,35 +226,15 @@ export class SagaStateMachine extends Construct {
         },
       },
       null,
-    )
-      .addRetry({ errors: [Errors.ALL], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 8 })
-      .addCatch(
-        new Fail(this, 'CompletionFailed', {
-          error: 'CompletionFailed',
-          causePath: JsonPath.stringAt('$.completionError.Cause'),
-        }),
-        { errors: [Errors.ALL], resultPath: '$.completionError' },
-      );
-
-    const definition = reserve.next(
-      new Choice(this, 'StockReserved?')
-        .when(
-          Condition.stringEquals('$.reservation.outcome', 'RESERVED'),
-          markStockReserved
-            .next(createPayment)
-            .next(markPaymentPending)
-            .next(requestPayment)
-            .next(markPaymentSucceeded)
-            .next(confirm)
-            .next(complete)
-            .next(new Succeed(this, 'OrderCompleted')),
-        )
-        .otherwise(stockUnavailable),
+      RETRY.afterMoney,
     );
+    resolvePayment.next(confirm);
+
+    reserve.next(createPayment).next(markPaymentPending).next(requestPayment).next(confirm).next(complete);
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromChainable(definition),
+      definitionBody: DefinitionBody.fromChainable(reserve),
       tracingEnabled: true,
       logs: {
         destination: new LogGroup(this, 'Logs', {

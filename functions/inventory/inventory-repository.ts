@@ -15,6 +15,7 @@ import {
   TransactionCancelledError,
   type TransactItem,
 } from '../../shared/dynamo.ts';
+import { ConcurrentChangeError } from '../../shared/saga.ts';
 import {
   linesOf,
   type Product,
@@ -27,7 +28,8 @@ import {
 
 /*
  * Inventory table layout (pk, sk); docs/architecture.md has the same with the reasons:
- *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved
+ *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved, and the
+ *                                                      ledger sold, stocked (available + reserved + sold)
  *   PRODUCT#<sku>            EVENT#<time>#<eventId>    outbox events about the SKU (low stock)
  *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line: the record of truth
  *   RESERVATION#<orderId>    LINE#<sku>                one line of it, for the by-SKU index (a projection)
@@ -66,7 +68,11 @@ export type ReserveWriteResult =
 export interface InventoryRepository {
   getProduct(sku: string): Promise<Product | undefined>;
   getProducts(skus: string[]): Promise<Map<string, Product>>;
-  /** Creates or replaces a product; `previous` is the product as it was just before, read atomically. */
+  /**
+   * Creates or replaces a product; `previous` is the product as it was just before, read atomically.
+   * Held and sold units stay as they are, and `stocked` becomes available + reserved + sold.
+   * Throws ConcurrentChangeError when reservations kept moving the product's stock under it.
+   */
   putProduct(
     sku: string,
     request: PutProductRequest,
@@ -126,6 +132,15 @@ function strip<T>(item: Record<string, unknown>): T {
   return rest as T;
 }
 
+/** How a reservation's closing moves each line's units (`:q`) on its product. */
+interface StockMove {
+  update: string;
+  values?: Record<string, unknown>;
+}
+
+/** A PUT reads the held units and writes on the condition that they stayed; a few reads settle a race. */
+const MAX_PUT_ATTEMPTS = 8;
+
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
 function isConditionFailure(error: unknown): error is TransactionCancelledError {
@@ -139,18 +154,23 @@ export function dynamoInventoryRepository(
   client: DynamoDBDocumentClient,
   tableName: string,
 ): InventoryRepository {
-  const productLines = (lines: ReservedLine[], update: string, condition: string): TransactItem[] =>
+  const productLines = (lines: ReservedLine[], stock: StockMove, condition: string): TransactItem[] =>
     lines.map((line) => ({
       Update: {
         TableName: tableName,
         Key: productKey(line.sku),
-        UpdateExpression: update,
+        UpdateExpression: stock.update,
         ConditionExpression: condition,
-        ExpressionAttributeValues: { ':q': line.quantity },
+        ExpressionAttributeValues: { ':q': line.quantity, ...stock.values },
       },
     }));
 
-  const returnStock = 'SET available = available + :q, reserved = reserved - :q';
+  const returnStock: StockMove = { update: 'SET available = available + :q, reserved = reserved - :q' };
+  // A product from before the ledger has no `sold` yet: its first sale starts it.
+  const sellStock: StockMove = {
+    update: 'SET reserved = reserved - :q, sold = if_not_exists(sold, :zero) + :q',
+    values: { ':zero': 0 },
+  };
 
   /**
    * ACTIVE → `to`, moving each line's units as `stock` says, in one transaction. False when the
@@ -159,7 +179,7 @@ export function dynamoInventoryRepository(
   async function closeReservation(
     reservation: Reservation,
     now: Date,
-    change: { to: ReservationStatus; holdCondition?: string; stock: string; event?: CloudEvent },
+    change: { to: ReservationStatus; holdCondition?: string; stock: StockMove; event?: CloudEvent },
   ): Promise<boolean> {
     return firstItemHolds([
       {
@@ -229,38 +249,66 @@ export function dynamoInventoryRepository(
     },
 
     async putProduct(sku, request, now) {
-      const fields = {
-        sku,
-        name: request.name,
-        unitPrice: request.unitPrice,
-        currency: request.currency,
-        available: request.available,
-        lowStockThreshold: request.lowStockThreshold ?? 0,
-        updatedAt: now.toISOString(),
-      };
-      const { Attributes } = await client.send(
-        new UpdateCommand({
-          TableName: tableName,
-          Key: productKey(sku),
-          UpdateExpression:
-            'SET sku = :sku, #name = :name, unitPrice = :unitPrice, currency = :currency, available = :available, ' +
-            'lowStockThreshold = :lowStockThreshold, updatedAt = :updatedAt, ' +
-            'reserved = if_not_exists(reserved, :zero), kind = :kind',
-          ExpressionAttributeNames: { '#name': 'name' },
-          ExpressionAttributeValues: {
-            ...Object.fromEntries(Object.entries(fields).map(([name, value]) => [`:${name}`, value])),
-            ':zero': 0,
-            ':kind': 'product',
-          },
-          // The old image, so that the caller knows exactly what this PUT replaced.
-          ReturnValues: 'ALL_OLD',
-        }),
-      );
-      const previous = Attributes ? strip<Product>(Attributes) : undefined;
-      return {
-        product: { ...previous, ...fields, reserved: previous?.reserved ?? 0 },
-        ...(previous ? { previous } : {}),
-      };
+      // `stocked` must come out as available + reserved + sold, and one update expression adds only
+      // two operands: read the held units, then write on the condition that they have not moved.
+      for (let attempt = 1; attempt <= MAX_PUT_ATTEMPTS; attempt++) {
+        const { Item } = await client.send(
+          new GetCommand({ TableName: tableName, Key: productKey(sku), ConsistentRead: true }),
+        );
+        const current = Item ? strip<Product>(Item) : undefined;
+        const reserved = current?.reserved ?? 0;
+        const sold = current?.sold ?? 0;
+        // A product from before the ledger: its earlier sales were never counted in `sold`.
+        const soldIncomplete =
+          current !== undefined && (current.stocked === undefined || current.soldIncomplete);
+        const fields = {
+          sku,
+          name: request.name,
+          unitPrice: request.unitPrice,
+          currency: request.currency,
+          available: request.available,
+          lowStockThreshold: request.lowStockThreshold ?? 0,
+          updatedAt: now.toISOString(),
+        };
+        const ledger = { reserved, sold, stocked: request.available + reserved + sold };
+        try {
+          const { Attributes } = await client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: productKey(sku),
+              UpdateExpression:
+                'SET sku = :sku, #name = :name, unitPrice = :unitPrice, currency = :currency, available = :available, ' +
+                'lowStockThreshold = :lowStockThreshold, updatedAt = :updatedAt, reserved = :reserved, ' +
+                'sold = :sold, stocked = :stocked, kind = :kind' +
+                (soldIncomplete ? ', soldIncomplete = :true' : ''),
+              ConditionExpression: !current
+                ? 'attribute_not_exists(pk)'
+                : current.sold === undefined
+                  ? 'reserved = :reserved AND attribute_not_exists(sold)'
+                  : 'reserved = :reserved AND sold = :sold',
+              ExpressionAttributeNames: { '#name': 'name' },
+              ExpressionAttributeValues: {
+                ...Object.fromEntries(
+                  Object.entries({ ...fields, ...ledger }).map(([name, value]) => [`:${name}`, value]),
+                ),
+                ':kind': 'product',
+                ...(soldIncomplete ? { ':true': true } : {}),
+              },
+              // The old image, so that the caller knows exactly what this PUT replaced.
+              ReturnValues: 'ALL_OLD',
+            }),
+          );
+          const previous = Attributes ? strip<Product>(Attributes) : undefined;
+          return {
+            product: { ...previous, ...fields, ...ledger, ...(soldIncomplete ? { soldIncomplete } : {}) },
+            ...(previous ? { previous } : {}),
+          };
+        } catch (error) {
+          // A reservation moved the held units (or the product appeared) since the read: read again.
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        }
+      }
+      throw new ConcurrentChangeError(`Could not put product ${sku}: its stock kept changing`);
     },
 
     async getReservation(orderId) {
@@ -344,7 +392,7 @@ export function dynamoInventoryRepository(
       return closeReservation(reservation, now, {
         to: 'CONFIRMED',
         holdCondition: 'holdUntil > :nowSeconds',
-        stock: 'SET reserved = reserved - :q',
+        stock: sellStock,
       });
     },
 

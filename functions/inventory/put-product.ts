@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { SkuSchema } from '../../events/common.ts';
 import { httpRoute } from '../../shared/http.ts';
 import { inventoryDeps } from './deps.ts';
-import { PutProductRequestSchema } from './stock.ts';
+import { productView, PutProductRequestSchema } from './stock.ts';
 
 const deps = inventoryDeps();
 
@@ -14,6 +14,6 @@ export const handler = httpRoute(
   { params: z.object({ sku: SkuSchema }), body: PutProductRequestSchema },
   async ({ params, body }) => ({
     statusCode: 200,
-    body: (await deps.inventory.putProduct(params.sku, body, deps.now())).product,
+    body: productView((await deps.inventory.putProduct(params.sku, body, deps.now())).product),
   }),
 );

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
 import { pollUntil } from '../../tests/support/poll.ts';
@@ -276,6 +276,101 @@ describe('PUT /products/{sku} while reservations are active', () => {
     await inventory.putProduct(id, { name: id, unitPrice: 1000, currency: 'usd', available: 0 }, new Date());
     await confirmStock(deps())(orderId);
     expect(await levels(id)).toEqual({ available: 0, reserved: 0 });
+  });
+});
+
+describe('the stock ledger (stocked, sold)', () => {
+  const ledger = async (id: string) => {
+    const { available, reserved, sold, stocked, soldIncomplete } = (await inventory.getProduct(id))!;
+    return { available, reserved, sold, stocked, soldIncomplete };
+  };
+
+  it('counts every unit put in as free, held or sold, across PUTs, sales and releases', async () => {
+    const id = await stock(10);
+    expect(await ledger(id)).toEqual({
+      available: 10,
+      reserved: 0,
+      sold: 0,
+      stocked: 10,
+      soldIncomplete: undefined,
+    });
+    const [sold, held, released] = [order(), order(), order()];
+    for (const [orderId, quantity] of [
+      [sold, 3],
+      [held, 2],
+      [released, 1],
+    ] as const) {
+      await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity }] });
+    }
+    await confirmStock(deps())(sold);
+    await releaseStock(deps())(released);
+    expect(await ledger(id)).toMatchObject({ available: 5, reserved: 2, sold: 3, stocked: 10 });
+
+    // A PUT sets the free stock; what is held or sold stays counted in `stocked`.
+    const { product } = await inventory.putProduct(
+      id,
+      { name: id, unitPrice: 1000, currency: 'usd', available: 7 },
+      new Date(),
+    );
+    expect(product).toMatchObject({ available: 7, reserved: 2, sold: 3, stocked: 12 });
+    expect(await ledger(id)).toMatchObject({ available: 7, reserved: 2, sold: 3, stocked: 12 });
+  });
+
+  it('keeps the ledger exact when PUTs race reservations on the same SKU', async () => {
+    const id = await stock(50);
+    const orders = Array.from({ length: 12 }, order);
+    await Promise.all([
+      ...orders.map((orderId) =>
+        reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 1 }] }).then(() =>
+          confirmStock(deps())(orderId),
+        ),
+      ),
+      ...[40, 30, 45].map((available) =>
+        inventory.putProduct(id, { name: id, unitPrice: 1000, currency: 'usd', available }, new Date()),
+      ),
+    ]);
+    const after = await ledger(id);
+    expect(after.sold).toBe(12);
+    expect(after.available + after.reserved + after.sold!).toBe(after.stocked);
+  });
+
+  it('starts on a product written before it existed, and marks its earlier sales as uncounted', async () => {
+    const id = sku();
+    // As the repository wrote products before the ledger: no sold, no stocked.
+    await client.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          pk: `PRODUCT#${id}`,
+          sk: 'PRODUCT',
+          kind: 'product',
+          sku: id,
+          name: id,
+          unitPrice: 1000,
+          currency: 'usd',
+          available: 4,
+          reserved: 1,
+          lowStockThreshold: 0,
+          updatedAt: new Date().toISOString(),
+        },
+      }),
+    );
+    const orderId = order();
+    await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 2 }] });
+    await confirmStock(deps())(orderId);
+    expect(await ledger(id)).toMatchObject({ available: 2, reserved: 1, sold: 2, stocked: undefined });
+
+    await inventory.putProduct(id, { name: id, unitPrice: 1000, currency: 'usd', available: 6 }, new Date());
+    expect(await ledger(id)).toEqual({
+      available: 6,
+      reserved: 1,
+      sold: 2,
+      stocked: 9,
+      soldIncomplete: true,
+    });
+    // The mark stays: those earlier sales are never counted.
+    await inventory.putProduct(id, { name: id, unitPrice: 1000, currency: 'usd', available: 5 }, new Date());
+    expect(await ledger(id)).toMatchObject({ stocked: 8, soldIncomplete: true });
   });
 });
 

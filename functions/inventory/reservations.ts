@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '../../events/envelope.ts';
+import { ConcurrentChangeError } from '../../shared/saga.ts';
 import { SWEEP_SHARDS, type InventoryRepository, type PageKey } from './inventory-repository.ts';
 import {
   INVENTORY_SOURCE,
@@ -83,7 +84,9 @@ export const reserveStock =
       if (result.short.length > 0) return reject(deps, command, 'OUT_OF_STOCK', result.short, now);
       // Only prices or currencies moved under us: price again.
     }
-    throw new Error(`Could not reserve stock for order ${command.orderId}: the catalogue kept changing`);
+    throw new ConcurrentChangeError(
+      `Could not reserve stock for order ${command.orderId}: the catalogue kept changing`,
+    );
   };
 
 async function reject(

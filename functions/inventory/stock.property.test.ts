@@ -24,11 +24,13 @@ import {
  * The stock invariant under random interleavings, on DynamoDB Local. Each run gets fresh SKUs and
  * orders and a clock of its own; commands run in groups whose members race each other. After every
  * group, for every SKU:
- *   available + reserved + sold = stock put in      (nothing created, nothing lost)
+ *   available + reserved + sold = stocked = stock put in      (nothing created, nothing lost)
  *   reserved = the units of its ACTIVE reservations, sold = those of its CONFIRMED ones
- *   available >= 0 and reserved >= 0
- * "Stock put in" counts each PUT as the difference between the `available` it set and the one it
- * replaced, read in the same atomic write: a PUT sets free stock and leaves holds alone.
+ *   available >= 0, reserved >= 0 and sold >= 0
+ * where `sold` and `stocked` are the product's own ledger (what `npm run reconcile` checks) and
+ * "stock put in" is the test's model: each PUT adds the difference between the `available` it set
+ * and the one it replaced, read in the same atomic write, since a PUT sets free stock and leaves
+ * holds and sales alone.
  */
 
 let inventory: InventoryRepository;
@@ -173,7 +175,11 @@ describe('the stock invariant', () => {
               expect(product.available, sku).toBeGreaterThanOrEqual(0);
               expect(product.reserved, sku).toBeGreaterThanOrEqual(0);
               expect(product.reserved, sku).toBe(units('ACTIVE'));
+              expect(product.sold, sku).toBe(units('CONFIRMED'));
               expect(product.available + product.reserved + units('CONFIRMED'), sku).toBe(putIn.get(sku));
+              expect(product.stocked, sku).toBe(putIn.get(sku));
+              expect(product.available + product.reserved + product.sold!, sku).toBe(product.stocked);
+              expect(product.soldIncomplete, sku).toBeUndefined();
             }
           }
         },

@@ -6,6 +6,7 @@ import {
   linesOf,
   outcomeOf,
   priceLines,
+  productView,
   type Product,
   type Reservation,
   type ReservationStatus,
@@ -215,5 +216,21 @@ describe('low stock', () => {
     expect(isLowOnStock({ available: 4, lowStockThreshold: 5 })).toBe(true);
     expect(isLowOnStock({ available: 5, lowStockThreshold: 5 })).toBe(false);
     expect(isLowOnStock({ available: 0, lowStockThreshold: 0 })).toBe(false);
+  });
+});
+
+describe('productView', () => {
+  it('shows the public product and keeps the stock ledger internal', () => {
+    const stored: Product = { ...product('mug', 1250), stocked: 14, sold: 4, soldIncomplete: true };
+    expect(productView(stored)).toEqual({
+      sku: 'mug',
+      name: 'Product mug',
+      unitPrice: 1250,
+      currency: 'usd',
+      available: 10,
+      reserved: 0,
+      lowStockThreshold: 0,
+      updatedAt: '2025-01-01T00:00:00.000Z',
+    });
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CurrencySchema, MinorUnitsSchema, SkuSchema } from '../../events/common.ts';
+import { SagaOutcome, SagaOutcomeError } from '../../shared/saga.ts';
 
 export const INVENTORY_SOURCE = 'order-saga/inventory';
 
@@ -23,6 +24,45 @@ export interface Product {
   reserved: number;
   lowStockThreshold: number;
   updatedAt: string;
+  /**
+   * The stock ledger, internal (never in the API view): every unit put in is free, held or sold, so
+   * `available + reserved + sold = stocked`. `stocked` is set by each PUT, `sold` grows with each
+   * confirmed reservation, in the same conditional writes that move `available` and `reserved`.
+   * Absent on a product last written before the ledger existed.
+   */
+  stocked?: number;
+  /** Units of CONFIRMED reservations (sold). */
+  sold?: number;
+  /**
+   * The ledger began on a product that already existed: sales before it are not in `sold`, so only
+   * `sold <= units confirmed` can be checked, not equality.
+   */
+  soldIncomplete?: boolean;
+}
+
+/** The product as `GET /products/{sku}` and `PUT` show it: the ledger stays internal. */
+export interface ProductView {
+  sku: string;
+  name: string;
+  unitPrice: number;
+  currency: string;
+  available: number;
+  reserved: number;
+  lowStockThreshold: number;
+  updatedAt: string;
+}
+
+export function productView(product: Product): ProductView {
+  return {
+    sku: product.sku,
+    name: product.name,
+    unitPrice: product.unitPrice,
+    currency: product.currency,
+    available: product.available,
+    reserved: product.reserved,
+    lowStockThreshold: product.lowStockThreshold,
+    updatedAt: product.updatedAt,
+  };
 }
 
 /** Whether a product's free stock is below its alert threshold (a threshold of 0 never alerts). */
@@ -172,31 +212,49 @@ export function isExpired(reservation: Reservation, now: Date): boolean {
   );
 }
 
-export class ReservationExpiredError extends Error {
+export class ReservationExpiredError extends SagaOutcomeError {
   constructor(orderId: string, options?: ErrorOptions) {
-    super(`The stock reservation of order ${orderId} has expired`, options);
-    this.name = 'ReservationExpiredError';
+    super(SagaOutcome.ReservationExpired, `The stock reservation of order ${orderId} has expired`, options);
   }
 }
 
 export class ReservationNotFoundError extends Error {
-  constructor(orderId: string) {
-    super(`Order ${orderId} has no stock reservation`);
+  constructor(orderId: string, options?: ErrorOptions) {
+    super(`Order ${orderId} has no stock reservation`, options);
     this.name = 'ReservationNotFoundError';
   }
 }
 
 /** A reserve for an order whose reservation was already released or expired: the saga has moved on. */
-export class ReservationClosedError extends Error {
-  constructor(orderId: string, status: ReservationStatus) {
-    super(`The reservation of order ${orderId} is ${status}; it cannot be reserved again`);
-    this.name = 'ReservationClosedError';
+export class ReservationClosedError extends SagaOutcomeError {
+  constructor(orderId: string, status: ReservationStatus, options?: ErrorOptions) {
+    super(
+      SagaOutcome.ReservationClosed,
+      `The reservation of order ${orderId} is ${status}; it cannot be reserved again`,
+      options,
+    );
   }
 }
 
 export class ReservationConfirmedError extends Error {
-  constructor(orderId: string) {
-    super(`The reservation of order ${orderId} is already confirmed (sold); it cannot be released`);
+  constructor(orderId: string, options?: ErrorOptions) {
+    super(`The reservation of order ${orderId} is already confirmed (sold); it cannot be released`, options);
     this.name = 'ReservationConfirmedError';
+  }
+}
+
+/**
+ * The saga task's answer to a refused reservation: the outcome value, raised so that the state
+ * machine compensates with its reason. The SKUs that were short or unknown are in the message.
+ */
+export class StockUnavailableError extends SagaOutcomeError {
+  readonly skus: readonly string[];
+  constructor(reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT', skus: readonly string[], options?: ErrorOptions) {
+    super(
+      reason === 'OUT_OF_STOCK' ? SagaOutcome.OutOfStock : SagaOutcome.UnknownProduct,
+      `${reason === 'OUT_OF_STOCK' ? 'Not enough stock' : 'Unknown products'}: ${skus.join(', ')}`,
+      options,
+    );
+    this.skus = skus;
   }
 }

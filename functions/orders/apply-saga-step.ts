@@ -1,5 +1,7 @@
-import { NotFoundError } from '../../shared/errors.ts';
+import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { ConcurrentChangeError } from '../../shared/saga.ts';
 import { applySagaStep, requestCancellation, type Order, type SagaStep, type StepOutcome } from './order.ts';
+import type { OrderPayments } from './order-payments.ts';
 import type { OrderRepository } from './order-repository.ts';
 
 export interface ApplySagaStepDeps {
@@ -32,7 +34,7 @@ async function changeOrder(
     const outcome = change(order, deps.now());
     if (!outcome.changed) return outcome.order;
     if (await deps.orders.save(outcome.order, outcome.events)) return outcome.order;
-    if (attempt >= MAX_ATTEMPTS) throw new Error(`Order ${orderId} kept changing under us`);
+    if (attempt >= MAX_ATTEMPTS) throw new ConcurrentChangeError(`Order ${orderId} kept changing under us`);
   }
 }
 
@@ -47,13 +49,30 @@ export const applyStep =
       () => new OrderNotFoundError(command.orderId),
     );
 
-/** The customer's cancellation (POST /orders/{orderId}/cancel); the saga acts on it at its next step. */
+/**
+ * The customer's cancellation (POST /orders/{orderId}/cancel). Before the payment exists the order
+ * records it and the saga refuses its next step. Once the saga waits for the payment, the payments
+ * service cancels the PaymentIntent at Stripe first, which decides the race with a success: the
+ * waiting step then hears CUSTOMER_CANCELLED within seconds and compensates; a payment that won is
+ * `409 ORDER_NOT_CANCELLABLE` and the order completes.
+ */
 export const cancelOrder =
-  (deps: ApplySagaStepDeps) =>
-  (orderId: string): Promise<Order> =>
-    changeOrder(
+  (deps: ApplySagaStepDeps & { payments: OrderPayments }) =>
+  async (orderId: string): Promise<Order> => {
+    const order = await deps.orders.get(orderId);
+    if (!order) throw new NotFoundError('ORDER_NOT_FOUND', `Order ${orderId} does not exist.`);
+    if (order.sagaState === 'PAYMENT_PENDING' && !order.cancelRequestedAt && !order.paidAt) {
+      if ((await deps.payments.cancelForCustomer(orderId)) === 'paid') {
+        throw new ConflictError(
+          'ORDER_NOT_CANCELLABLE',
+          `Order ${orderId} is paid and can no longer be cancelled.`,
+        );
+      }
+    }
+    return changeOrder(
       deps,
       orderId,
       requestCancellation,
       () => new NotFoundError('ORDER_NOT_FOUND', `Order ${orderId} does not exist.`),
     );
+  };

@@ -3,6 +3,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { startLambdaEndpoint, type LambdaEndpoint } from '../../infra/local/lambda-endpoint.ts';
 import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
 import { synthesizeTemplate } from '../../infra/local/template.ts';
 import type { HttpHandler } from '../../shared/http.ts';
@@ -21,6 +22,10 @@ let orders: OrderRepository;
 let getOrder: HttpHandler;
 let cancelOrder: HttpHandler;
 let createOrder: HttpHandler;
+let lambdaApi: LambdaEndpoint;
+/** What the payments service was asked, through the Lambda Invoke API, and what it answers. */
+const paymentsAsked: Array<{ functionName: string; payload: unknown }> = [];
+let paymentsAnswer: (payload: { action: string }) => unknown = () => ({ outcome: 'canceled' });
 
 beforeAll(async () => {
   const endpoint = inject('dynamodbEndpoint');
@@ -46,14 +51,22 @@ beforeAll(async () => {
   // Nothing listens there: the saga cannot start, which POST /orders reports with a 202 all the same.
   vi.stubEnv('AWS_ENDPOINT_URL_SFN', 'http://127.0.0.1:9');
   vi.stubEnv('STATE_MACHINE_ARN', 'arn:aws:states:us-east-1:000000000000:stateMachine:saga');
+  // The payments function behind the local Lambda Invoke API, scripted: these tests are the orders routes'.
+  lambdaApi = await startLambdaEndpoint(async (functionName, payload) => {
+    paymentsAsked.push({ functionName, payload });
+    return paymentsAnswer(payload as { action: string });
+  });
+  vi.stubEnv('AWS_ENDPOINT_URL_LAMBDA', lambdaApi.url);
+  vi.stubEnv('PAYMENTS_FUNCTION_NAME', 'CustomerPayment');
   ({ handler: getOrder } = await import('./get-order.ts'));
   ({ handler: cancelOrder } = await import('./cancel-order.ts'));
   ({ handler: createOrder } = await import('./create-order.ts'));
 });
 
-afterAll(() => {
+afterAll(async () => {
   vi.unstubAllEnvs();
   raw?.destroy();
+  await lambdaApi?.close();
 });
 
 type Caller = { sub: string } | 'token without sub' | 'no authorizer';
@@ -104,7 +117,10 @@ const intent = {
   clientSecret: 'pi_routes_secret_x',
 };
 
-/** Places an order through POST /orders and moves it to PAYMENT_PENDING with its PaymentIntent. */
+/**
+ * Places an order through POST /orders and moves it to PAYMENT_PENDING with its PaymentIntent, the
+ * way an execution started before the secret left the saga's state did (the order stores it).
+ */
 async function waitingForPayment(customerId: string, idempotencyKey = randomUUID()) {
   const request = {
     method: 'POST',
@@ -132,7 +148,46 @@ async function waitingForPayment(customerId: string, idempotencyKey = randomUUID
   return { orderId, request };
 }
 
+/** PAYMENT_PENDING in one write, as the saga does now: the order stores no client secret. */
+async function waitingWithoutStoredSecret(customerId: string) {
+  const placed = await call(
+    createOrder,
+    { sub: customerId },
+    { method: 'POST', path: '/orders', body: { customerId, items: [{ sku: 'SKU-ROUTES', quantity: 1 }] } },
+  );
+  const { orderId } = placed.body;
+  await applyStep({ orders, now: () => new Date() })({
+    step: 'PAYMENT_PENDING',
+    orderId,
+    reservation: {
+      amount: 900,
+      currency: 'usd',
+      items: [{ sku: 'SKU-ROUTES', quantity: 1, unitPrice: 900 }],
+    },
+    payment: { paymentIntentId: 'pi_routes', status: 'requires_payment_method', clientSecret: null },
+  });
+  return orderId;
+}
+
 describe("an order's client secret", () => {
+  it('GET /orders/{id} asks the payment for it (it is not in the saga), for the customer only', async () => {
+    const orderId = await waitingWithoutStoredSecret('cust-asks');
+    paymentsAnswer = () => ({ clientSecret: 'pi_routes_secret_from_payments' });
+    paymentsAsked.length = 0;
+    const get = (caller: Caller) =>
+      call(getOrder, caller, { method: 'GET', path: `/orders/${orderId}`, orderId });
+
+    expect((await get({ sub: 'cust-asks' })).body.payment).toEqual({
+      paymentIntentId: 'pi_routes',
+      status: 'requires_payment_method',
+      clientSecret: 'pi_routes_secret_from_payments',
+    });
+    expect((await get({ sub: 'cust-other' })).body.payment).not.toHaveProperty('clientSecret');
+    expect(paymentsAsked).toEqual([
+      { functionName: 'CustomerPayment', payload: { action: 'clientSecret', orderId } },
+    ]);
+  });
+
   it("GET /orders/{id} shows it to the order's customer and to callers without a JWT authorizer only", async () => {
     const { orderId } = await waitingForPayment('cust-owner');
     const get = (caller: Caller) =>
@@ -161,6 +216,8 @@ describe("an order's client secret", () => {
 
   it('is gone once the customer asked to cancel, from the cancel answer on', async () => {
     const { orderId } = await waitingForPayment('cust-cancels');
+    paymentsAnswer = () => ({ outcome: 'canceled' });
+    paymentsAsked.length = 0;
 
     const cancelled = await call(
       cancelOrder,
@@ -182,5 +239,23 @@ describe("an order's client secret", () => {
       { method: 'GET', path: `/orders/${orderId}`, orderId },
     );
     expect(after.body.payment).not.toHaveProperty('clientSecret');
+    // The payment was canceled at Stripe first, so the waiting saga hears it at once.
+    expect(paymentsAsked).toEqual([
+      { functionName: 'CustomerPayment', payload: { action: 'cancel', orderId } },
+    ]);
+  });
+
+  it('a cancel that loses the race with the payment is 409 ORDER_NOT_CANCELLABLE and records nothing', async () => {
+    const { orderId } = await waitingForPayment('cust-late');
+    paymentsAnswer = () => ({ outcome: 'paid' });
+
+    const answer = await call(
+      cancelOrder,
+      { sub: 'cust-late' },
+      { method: 'POST', path: `/orders/${orderId}/cancel`, orderId },
+    );
+    expect(answer.status).toBe(409);
+    expect(answer.body).toMatchObject({ error: { code: 'ORDER_NOT_CANCELLABLE' } });
+    expect((await orders.get(orderId))?.cancelRequestedAt).toBeUndefined();
   });
 });

@@ -343,10 +343,24 @@ describe('applySagaStep', () => {
   it('a task timing out other than the payment step is a fault, not PAYMENT_TIMEOUT', () => {
     const { order } = run(placed(), reserved, compensating('States.Timeout'), compensated('States.Timeout'));
     expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED' });
-    expect(order.cancellationReason).toBeUndefined();
+    expect(order.cancellationReason).toBe('PROCESSING_ERROR');
   });
 
-  it('a saga stopped by an unknown fault ends CANCELLED without a reason', () => {
+  it.each([
+    ['OutOfStockError', 'OUT_OF_STOCK'],
+    ['UnknownProductError', 'UNKNOWN_PRODUCT'],
+    ['PaymentDeclinedError', 'PAYMENT_FAILED'],
+    ['PaymentAmountRefusedError', 'PAYMENT_FAILED'],
+    ['PaymentCanceledError', 'PAYMENT_CANCELED'],
+    ['PaymentTimeoutError', 'PAYMENT_TIMEOUT'],
+    ['ReservationClosedError', 'RESERVATION_EXPIRED'],
+    ['ZodError', 'PROCESSING_ERROR'],
+  ])('a saga stopped by %s ends CANCELLED with reason %s', (error, reason) => {
+    const { order } = run(placed(), compensating(error), compensated(error));
+    expect(order.cancellationReason).toBe(reason);
+  });
+
+  it('a saga stopped by a fault that outlasted its retries ends CANCELLED PROCESSING_ERROR', () => {
     const { order, events } = run(
       placed(),
       reserved,
@@ -354,10 +368,9 @@ describe('applySagaStep', () => {
       compensated('Lambda.Unknown'),
     );
     expect(order).toMatchObject({ status: 'CANCELLED', sagaState: 'COMPENSATED' });
-    expect(order.cancellationReason).toBeUndefined();
-    expect('cancellationReason' in orderView(order, undefined)).toBe(false);
+    expect(orderView(order, undefined).cancellationReason).toBe('PROCESSING_ERROR');
     const cancelled = events.find((event) => event.type === 'order.cancelled');
-    expect(cancelled?.data).not.toHaveProperty('reason');
+    expect(cancelled?.data).toMatchObject({ reason: 'PROCESSING_ERROR' });
   });
 
   it('keeps the first reason once compensation has started', () => {

@@ -11,7 +11,7 @@ import {
 } from '../../events/common.ts';
 import { createEvent, type CloudEvent } from '../../events/envelope.ts';
 import { ConflictError, ValidationError } from '../../shared/errors.ts';
-import { cancellationReasonFor } from '../../shared/saga.ts';
+import { cancellationReasonFor, SagaOutcome, SagaOutcomeError } from '../../shared/saga.ts';
 
 export const ORDER_SOURCE = 'order-saga/orders';
 export const DEFAULT_CURRENCY = 'usd';
@@ -124,12 +124,22 @@ export const SagaStepSchema = z.discriminatedUnion('step', [
   z.object({
     step: z.literal('PAYMENT_PENDING'),
     orderId: z.string(),
+    // The reservation: this one write then records both steps (stock reserved, payment pending).
+    // Optional: executions started before the two were merged sent it with STOCK_RESERVED.
+    reservation: z
+      .object({
+        amount: MinorUnitsSchema,
+        currency: CurrencySchema,
+        items: z.array(OrderLineSchema.required({ unitPrice: true })),
+      })
+      .optional(),
     // What CreatePayment answered. Optional: an execution started before that step existed has none.
     payment: z
       .object({
         paymentIntentId: z.string().min(1).nullable(),
         status: z.string().min(1),
-        clientSecret: z.string().min(1).nullable(),
+        // Executions started before the secret left the saga's state still send it.
+        clientSecret: z.string().min(1).nullish(),
       })
       .optional(),
   }),
@@ -163,10 +173,9 @@ export class InvalidTransitionError extends Error {
 }
 
 /** The customer cancelled before the payment succeeded: the saga compensates with CUSTOMER_CANCELLED. */
-export class CustomerCancelledError extends Error {
-  constructor(orderId: string) {
-    super(`The customer cancelled order ${orderId}`);
-    this.name = 'CustomerCancelledError';
+export class CustomerCancelledError extends SagaOutcomeError {
+  constructor(orderId: string, options?: ErrorOptions) {
+    super(SagaOutcome.CustomerCancelled, `The customer cancelled order ${orderId}`, options);
   }
 }
 
@@ -238,6 +247,18 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
   if (command.step === 'PAYMENT_SUCCEEDED') return recordPayment(order, command, now);
   if ((command.step === 'STOCK_RESERVED' || command.step === 'PAYMENT_PENDING') && order.cancelRequestedAt) {
     throw new CustomerCancelledError(order.orderId);
+  }
+  if (command.step === 'PAYMENT_PENDING' && command.reservation && order.sagaState === 'STARTED') {
+    // Two consecutive steps, one write: stock reserved, then payment pending, with both events.
+    const reserved = applySagaStep(
+      order,
+      { step: 'STOCK_RESERVED', orderId: order.orderId, reservation: command.reservation },
+      now,
+    );
+    if (!reserved.changed) return reserved;
+    const pending = applySagaStep({ ...reserved.order, version: order.version }, command, now);
+    if (!pending.changed) return reserved;
+    return { changed: true, order: pending.order, events: [...reserved.events, ...pending.events] };
   }
   const target = TARGET[command.step];
   if (order.sagaState === target.sagaState) return { changed: false, order };
@@ -317,7 +338,7 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
  * a token (the JWT authorizer's `sub`) must be the order's customer; a caller without one is a
  * trusted backend (IAM) or the local runtime, which enforces no authorizer.
  */
-function showsClientSecret(order: Order, caller: string | undefined): boolean {
+export function showsClientSecret(order: Order, caller: string | undefined): boolean {
   return !order.cancelRequestedAt && (caller === undefined || caller === order.customerId);
 }
 
@@ -325,11 +346,13 @@ function showsClientSecret(order: Order, caller: string | undefined): boolean {
  * The order as the HTTP API shows it. `caller` is the JWT subject of whoever asks (undefined without
  * a JWT authorizer); it decides whether the client secret is shown.
  */
-export function orderView(order: Order, caller: string | undefined) {
-  const payment =
-    order.payment?.clientSecret && !showsClientSecret(order, caller)
-      ? { paymentIntentId: order.payment.paymentIntentId, status: order.payment.status }
-      : order.payment;
+export function orderView(order: Order, caller: string | undefined, clientSecret?: string) {
+  const secret = order.payment?.clientSecret ?? clientSecret;
+  const payment = order.payment && {
+    paymentIntentId: order.payment.paymentIntentId,
+    status: order.payment.status,
+    ...(secret && showsClientSecret(order, caller) ? { clientSecret: secret } : {}),
+  };
   return {
     orderId: order.orderId,
     customerId: order.customerId,

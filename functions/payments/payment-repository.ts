@@ -53,7 +53,17 @@ export interface PaymentRepository {
    * Stores why compensation is closing the payment, before it calls Stripe, so that Stripe's own
    * `payment_intent.canceled` arriving first reports the order's reason. No-op without a payment.
    */
-  noteCancellationReason(orderId: string, reason: string, now: Date): Promise<void>;
+  noteCancellationReason(
+    orderId: string,
+    reason: string,
+    now: Date,
+    options?: { keepExisting?: boolean },
+  ): Promise<void>;
+  /**
+   * Moves the payment to its next PaymentIntent creation key, after a 5xx spent the current one
+   * (Stripe answers a key that got a 5xx with that 5xx forever). Only while no intent is recorded.
+   */
+  nextIntentAttempt(orderId: string, now: Date): Promise<void>;
   /**
    * Records that a refund of the payment's own PaymentIntent failed, with the Stripe event id in
    * the same transaction. Conditional on the intent, not on `refundId`: the failure may arrive
@@ -228,15 +238,32 @@ export function dynamoPaymentRepository(
       }
     },
 
-    async noteCancellationReason(orderId, reason, now) {
+    async noteCancellationReason(orderId, reason, now, options) {
       await client
         .send(
           new UpdateCommand({
             TableName: tableName,
             Key: paymentKey(orderId),
-            UpdateExpression: 'SET cancellationReason = :reason, updatedAt = :now',
+            UpdateExpression: options?.keepExisting
+              ? 'SET cancellationReason = if_not_exists(cancellationReason, :reason), updatedAt = :now'
+              : 'SET cancellationReason = :reason, updatedAt = :now',
             ConditionExpression: 'attribute_exists(pk)',
             ExpressionAttributeValues: { ':reason': reason, ':now': now.toISOString() },
+          }),
+        )
+        .catch((error: unknown) => {
+          if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        });
+    },
+    async nextIntentAttempt(orderId, now) {
+      await client
+        .send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: paymentKey(orderId),
+            UpdateExpression: 'ADD intentAttempt :one SET updatedAt = :now',
+            ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(paymentIntentId)',
+            ExpressionAttributeValues: { ':one': 1, ':now': now.toISOString() },
           }),
         )
         .catch((error: unknown) => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CurrencySchema, MinorUnitsSchema } from '../../events/common.ts';
+import { SagaOutcome, SagaOutcomeError, type SagaOutcomeName } from '../../shared/saga.ts';
 
 export const PAYMENT_SOURCE = 'order-saga/payments';
 
@@ -61,6 +62,8 @@ export interface Payment {
   clientSecret?: string;
   /** Why compensation closed the payment (the order's cancellation reason); a late refund reports it. */
   cancellationReason?: string;
+  /** Which PaymentIntent creation key is next: a 5xx spends one (Stripe stores it under the key). */
+  intentAttempt?: number;
   /** The Step Functions task token of the saga step waiting for the outcome. */
   taskToken?: string;
   /** Set once the waiting task has been told the outcome for this token. */
@@ -72,7 +75,8 @@ export interface Payment {
 export const CreatePaymentCommandSchema = z.object({
   orderId: z.string().min(1),
   customerId: z.string().nullish(),
-  amount: MinorUnitsSchema.min(1),
+  // Stripe's own limits are checked by the step, which refuses an amount outside them as an outcome.
+  amount: MinorUnitsSchema,
   currency: CurrencySchema,
 });
 export type CreatePaymentCommand = z.infer<typeof CreatePaymentCommandSchema>;
@@ -84,14 +88,14 @@ export const RequestPaymentCommandSchema = CreatePaymentCommandSchema.extend({
 export type RequestPaymentCommand = z.infer<typeof RequestPaymentCommandSchema>;
 
 /**
- * What `CreatePayment` answers the saga, and the order records: the PaymentIntent and, while it can
- * still be confirmed, its client secret. Every key is present (null when unknown), since the saga
- * reads them with JSONPath.
+ * What `CreatePayment` answers the saga, and the order records: the PaymentIntent. Every key is
+ * present (null when unknown), since the saga reads them with JSONPath. The client secret is not in
+ * it: it would sit in the execution's state and history, readable with states:GetExecutionHistory;
+ * the order asks the payment for it when its customer reads the order.
  */
 export interface PaymentIntentView {
   paymentIntentId: string | null;
   status: string;
-  clientSecret: string | null;
 }
 
 export const CancelPaymentCommandSchema = z.object({
@@ -102,10 +106,75 @@ export const CancelPaymentCommandSchema = z.object({
 });
 export type CancelPaymentCommand = z.infer<typeof CancelPaymentCommandSchema>;
 
+/** What the orders service asks of the payment on its customer's behalf (functions/payments/customer-payment.ts). */
+export const CustomerPaymentRequestSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('cancel'), orderId: z.string().min(1).max(64) }),
+  z.object({ action: z.literal('clientSecret'), orderId: z.string().min(1).max(64) }),
+]);
+
+export const ResolvePaymentCommandSchema = z.object({ orderId: z.string().min(1) });
+export type ResolvePaymentCommand = z.infer<typeof ResolvePaymentCommandSchema>;
+
+/** What the saga records of a payment whose money is kept (the payment step's and ResolvePayment's answer). */
+export interface PaidView {
+  paymentIntentId: string;
+  status: 'succeeded';
+  amount: number;
+  currency: string;
+}
+
+/**
+ * The outcome a payment closed without money ends the saga with: a customer's cancel, the payment
+ * timeout, a decline, or any other cancel.
+ */
+export function closedOutcome(payment: Payment): SagaOutcomeName {
+  if (payment.cancellationReason === 'CUSTOMER_CANCELLED') return SagaOutcome.CustomerCancelled;
+  if (payment.cancellationReason === 'PAYMENT_TIMEOUT') return SagaOutcome.PaymentTimeout;
+  if (payment.failureCode) return SagaOutcome.PaymentDeclined;
+  return SagaOutcome.PaymentCanceled;
+}
+
+/** The payment ended without money (see closedOutcome): the saga compensates with its reason. */
+export class PaymentClosedError extends SagaOutcomeError {
+  constructor(payment: Payment, options?: ErrorOptions) {
+    super(
+      closedOutcome(payment),
+      `The payment of order ${payment.orderId} is ${payment.status}` +
+        (payment.failureCode ? ` (${payment.failureCode})` : '') +
+        (payment.cancellationReason ? `: ${payment.cancellationReason}` : ''),
+      options,
+    );
+  }
+}
+
+/** The amount is outside what Stripe charges in that currency: refused before any PaymentIntent exists. */
+export class PaymentAmountRefusedError extends SagaOutcomeError {
+  readonly code: 'amount_too_small' | 'amount_too_large';
+  constructor(
+    orderId: string,
+    amount: number,
+    currency: string,
+    code: 'amount_too_small' | 'amount_too_large',
+    limit: number,
+  ) {
+    super(
+      SagaOutcome.PaymentAmountRefused,
+      `Order ${orderId}: ${amount} ${currency} is ${code === 'amount_too_small' ? 'below' : 'above'} ` +
+        `Stripe's ${code === 'amount_too_small' ? 'minimum' : 'maximum'} charge of ${limit} (${code})`,
+    );
+    this.code = code;
+  }
+}
+
 /** The stored payment is not where this step needs it: a fault to retry or to look at, never a silent no-op. */
 export class PaymentStateError extends Error {
-  constructor(orderId: string, found: PaymentStatus | undefined, wanted: PaymentStatus) {
-    super(`Payment of order ${orderId} is ${found ?? 'missing'}; it cannot become ${wanted}`);
+  constructor(
+    orderId: string,
+    found: PaymentStatus | undefined,
+    wanted: PaymentStatus,
+    options?: ErrorOptions,
+  ) {
+    super(`Payment of order ${orderId} is ${found ?? 'missing'}; it cannot become ${wanted}`, options);
     this.name = 'PaymentStateError';
   }
 }

@@ -3,6 +3,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
 import type { Subject } from '../../events/subjects.ts';
 import { logger } from '../../shared/logger.ts';
+import { SagaOutcome } from '../../shared/saga.ts';
 import {
   ALLOWED_FROM,
   REFUND_FAILED,
@@ -14,14 +15,17 @@ import {
 import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
 import {
   applyStripeEvent,
+  cancelForCustomer,
   cancelPayment,
+  clientSecretFor,
+  resolvePayment,
   createPayment,
   notifySaga,
   requestPayment,
   type PaymentDeps,
 } from './payments.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
-import type { PaymentGateway } from './stripe-gateway.ts';
+import { PaymentProviderUnavailableError, type PaymentGateway } from './stripe-gateway.ts';
 
 const NOW = new Date('2025-01-01T00:00:00.000Z');
 const ORDER = 'order-1';
@@ -114,10 +118,25 @@ class InMemoryPayments implements PaymentRepository {
     return true;
   }
 
-  async noteCancellationReason(orderId: string, reason: string, now: Date) {
+  async noteCancellationReason(
+    orderId: string,
+    reason: string,
+    now: Date,
+    options?: { keepExisting?: boolean },
+  ) {
     const payment = this.payments.get(orderId);
-    if (payment)
+    if (payment && !(options?.keepExisting && payment.cancellationReason))
       this.payments.set(orderId, { ...payment, cancellationReason: reason, updatedAt: now.toISOString() });
+  }
+
+  async nextIntentAttempt(orderId: string, now: Date) {
+    const payment = this.payments.get(orderId);
+    if (payment && !payment.paymentIntentId)
+      this.payments.set(orderId, {
+        ...payment,
+        intentAttempt: (payment.intentAttempt ?? 0) + 1,
+        updatedAt: now.toISOString(),
+      });
   }
 
   async markNotified(orderId: string, taskToken: string) {
@@ -159,7 +178,7 @@ class FakeGateway implements PaymentGateway {
   /** What cancelIntent answers; `succeeded` mimics an intent that was paid before it could be canceled. */
   cancelAnswer: 'canceled' | 'succeeded' = 'canceled';
 
-  async createIntent(request: { orderId: string; amount: number; currency: string }) {
+  async createIntent(request: { orderId: string; amount: number; currency: string; attempt?: number }) {
     this.calls.push('createIntent');
     const id = `pi_${request.orderId}`;
     const intent = this.intents.get(id) ?? {
@@ -240,6 +259,8 @@ function setup() {
     request: requestPayment(deps),
     apply: applyStripeEvent(deps),
     cancel: cancelPayment(deps),
+    resolve: resolvePayment(deps),
+    customerCancel: cancelForCustomer(deps),
   };
 }
 
@@ -297,10 +318,13 @@ const canceled = (id = 'evt_canceled', intentId = `pi_${ORDER}`) =>
     cancellation_reason: 'abandoned',
   });
 
-/** A payment whose intent was created, recorded and confirmed; the webhook has not come yet. */
+/**
+ * A payment whose intent was created and recorded and whose step waits; the customer confirms it
+ * (with the client secret), so only the webhook reports the outcome.
+ */
 async function initiated() {
   const context = setup();
-  await context.request(command());
+  await context.request(command({ paymentMethodId: null }));
   context.gateway.calls.length = 0;
   return context;
 }
@@ -380,13 +404,13 @@ describe('refund.failed', () => {
 describe('createPayment', () => {
   const creation = { orderId: ORDER, customerId: 'cust-1', amount: 2500, currency: 'usd' };
 
-  it('creates the payment and its intent unconfirmed, records both, and answers the client secret', async () => {
+  it('creates the payment and its intent unconfirmed, records both, and keeps the client secret to itself', async () => {
     const { payments, gateway, saga, create } = setup();
 
+    // The answer lands in the execution's state and history: no client secret in it.
     expect(await create(creation)).toEqual({
       paymentIntentId: `pi_${ORDER}`,
       status: 'requires_payment_method',
-      clientSecret: `pi_${ORDER}_secret_test`,
     });
 
     expect(gateway.calls).toEqual(['createIntent']);
@@ -417,10 +441,47 @@ describe('createPayment', () => {
 
     expect(await request(command())).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'succeeded' });
     expect(gateway.calls).toEqual(['createIntent', `confirmIntent:pi_${ORDER}:pm_card_visa`]);
-    expect(await payments.get(ORDER)).toMatchObject({ taskToken: 'token-1', status: 'INITIATED' });
+    expect(await payments.get(ORDER)).toMatchObject({ taskToken: 'token-1', status: 'SUCCEEDED' });
   });
 
-  it('hands out no client secret once the payment is settled', async () => {
+  it.each([
+    [0, 'usd', 'amount_too_small'],
+    [49, 'usd', 'amount_too_small'],
+    [29, 'gbp', 'amount_too_small'],
+    [100_000_000, 'usd', 'amount_too_large'],
+  ])('refuses %i %s (%s) before any payment or PaymentIntent exists', async (amount, currency, code) => {
+    const { payments, gateway, create } = setup();
+
+    await expect(create({ ...creation, amount, currency })).rejects.toMatchObject({
+      name: SagaOutcome.PaymentAmountRefused,
+      code,
+    });
+    expect(gateway.calls).toEqual([]);
+    expect(await payments.get(ORDER)).toBeUndefined();
+  });
+
+  it('takes the smallest amount Stripe charges (50 usd cents)', async () => {
+    const { create } = setup();
+    expect(await create({ ...creation, amount: 50 })).toMatchObject({ status: 'requires_payment_method' });
+  });
+
+  it('after a 5xx spent the creation key, creates under the next key (one intent recorded)', async () => {
+    const { payments, gateway, create } = setup();
+    const attempts: number[] = [];
+    const real = gateway.createIntent.bind(gateway);
+    gateway.createIntent = async (request) => {
+      attempts.push(request.attempt ?? 0);
+      if (attempts.length === 1) throw new PaymentProviderUnavailableError('api_error', { keySpent: true });
+      return real(request);
+    };
+
+    await expect(create(creation)).rejects.toMatchObject({ name: 'PaymentProviderUnavailableError' });
+    expect(await create(creation)).toMatchObject({ paymentIntentId: `pi_${ORDER}` });
+    expect(attempts).toEqual([0, 1]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'INITIATED', intentAttempt: 1 });
+  });
+
+  it('answers the settled intent once the payment is settled, creating nothing', async () => {
     const { payments, gateway, create } = setup();
     payments.put({
       status: 'SUCCEEDED',
@@ -429,11 +490,7 @@ describe('createPayment', () => {
       clientSecret: `pi_${ORDER}_secret_test`,
     });
 
-    expect(await create(creation)).toEqual({
-      paymentIntentId: `pi_${ORDER}`,
-      status: 'succeeded',
-      clientSecret: null,
-    });
+    expect(await create(creation)).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'succeeded' });
     expect(gateway.calls).toEqual([]);
   });
 
@@ -441,7 +498,7 @@ describe('createPayment', () => {
     const { payments, gateway, create } = setup();
     payments.put({ status: 'CANCELLED', cancellationReason: 'CUSTOMER_CANCELLED' });
 
-    expect(await create(creation)).toEqual({ paymentIntentId: null, status: 'canceled', clientSecret: null });
+    expect(await create(creation)).toEqual({ paymentIntentId: null, status: 'canceled' });
     expect(gateway.calls).toEqual([]);
   });
 });
@@ -463,15 +520,17 @@ describe('requestPayment', () => {
       stripeStatus: 'requires_payment_method',
     });
     expect(result).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'succeeded' });
+    // Stripe answered the success at once: the step records it and tells the saga, webhook or not.
     expect(await payments.get(ORDER)).toMatchObject({
       orderId: ORDER,
       amount: 2500,
       currency: 'usd',
-      status: 'INITIATED',
+      status: 'SUCCEEDED',
       paymentIntentId: `pi_${ORDER}`,
       taskToken: 'token-1',
+      notifiedToken: 'token-1',
     });
-    expect(payments.events()).toEqual([
+    expect(payments.events().slice(0, 1)).toEqual([
       expect.objectContaining({
         type: 'payment.initiated',
         subject: ORDER,
@@ -512,20 +571,33 @@ describe('requestPayment', () => {
     expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
   });
 
-  it('returns a decline on confirmation as the intent status and leaves the verdict to the webhook', async () => {
+  it('records a decline Stripe answered at once and fails the step with it, webhook or not', async () => {
     const { payments, saga, request } = setup();
 
     const result = await request(command({ paymentMethodId: 'pm_card_chargeDeclined' }));
 
     expect(result).toEqual({ paymentIntentId: `pi_${ORDER}`, status: 'requires_payment_method' });
-    expect(await payments.get(ORDER)).toMatchObject({ status: 'INITIATED' });
-    expect(saga.calls).toEqual([]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'FAILED', failureCode: 'generic_decline' });
+    expect(payments.eventsOf('payment.failed')).toHaveLength(1);
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', token: 'token-1', error: SagaOutcome.PaymentDeclined }),
+    ]);
   });
 
   it('does not tell the saga anything while the payment is still open', async () => {
     const { saga, request } = setup();
-    await request(command());
+    await request(command({ paymentMethodId: 'pm_card_authenticationRequired' }));
+    await request(command({ paymentMethodId: null, taskToken: 'token-2' }));
     expect(saga.calls).toEqual([]);
+  });
+
+  it('a success reported at once and then by the webhook is one success, one event, one notice', async () => {
+    const { payments, saga, request, apply } = setup();
+    await request(command());
+
+    expect(await apply(succeeded())).toBe('ignored');
+    expect(payments.eventsOf('payment.succeeded')).toHaveLength(1);
+    expect(saga.calls.map((call) => call.kind)).toEqual(['succeed']);
   });
 
   it('on a retry with a new token reuses the recorded intent: no second intent, no second payment.initiated', async () => {
@@ -538,7 +610,7 @@ describe('requestPayment', () => {
     expect(result.paymentIntentId).toBe(`pi_${ORDER}`);
     expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
     expect(await payments.get(ORDER)).toMatchObject({
-      status: 'INITIATED',
+      status: 'SUCCEEDED',
       paymentIntentId: `pi_${ORDER}`,
       taskToken: 'token-2',
     });
@@ -566,7 +638,7 @@ describe('requestPayment', () => {
     expect(payments.eventsOf('payment.initiated')).toHaveLength(1);
   });
 
-  it('when the payment already failed, fails the retried step with PAYMENT_FAILED', async () => {
+  it('when the payment already failed, fails the retried step with PaymentDeclinedError', async () => {
     const { saga, gateway, request, apply } = await initiated();
     await apply(paymentFailed());
     saga.calls.length = 0;
@@ -575,7 +647,7 @@ describe('requestPayment', () => {
 
     expect(gateway.calls).toEqual([]);
     expect(saga.calls).toEqual([
-      expect.objectContaining({ kind: 'fail', token: 'token-2', error: 'PAYMENT_FAILED' }),
+      expect.objectContaining({ kind: 'fail', token: 'token-2', error: SagaOutcome.PaymentDeclined }),
     ]);
   });
 });
@@ -632,7 +704,7 @@ describe('applyStripeEvent', () => {
       {
         kind: 'fail',
         token: 'token-1',
-        error: 'PAYMENT_FAILED',
+        error: SagaOutcome.PaymentDeclined,
         cause: {
           paymentIntentId: `pi_${ORDER}`,
           failureCode: 'insufficient_funds',
@@ -669,7 +741,7 @@ describe('applyStripeEvent', () => {
       expect.objectContaining({ data: expect.objectContaining({ reason: 'abandoned' }) }),
     ]);
     expect(saga.calls).toEqual([
-      expect.objectContaining({ kind: 'fail', token: 'token-1', error: 'PAYMENT_CANCELED' }),
+      expect.objectContaining({ kind: 'fail', token: 'token-1', error: SagaOutcome.PaymentCanceled }),
     ]);
   });
 
@@ -735,7 +807,9 @@ describe('applyStripeEvent', () => {
       }),
     ]);
     // Never a success: the closed step is told the payment was cancelled, and that is all.
-    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'fail', error: 'PAYMENT_CANCELED' })]);
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', error: SagaOutcome.PaymentTimeout }),
+    ]);
 
     // Delivered again (Stripe retries for days): recognised by its id, nothing refunded twice.
     expect(await apply(succeeded('evt_late'))).toBe('duplicate');
@@ -1092,10 +1166,12 @@ describe('notifySaga', () => {
   });
 
   it.each([
-    ['REFUNDED', {}, 'PAYMENT_CANCELED'],
-    ['REFUNDED', { failureCode: 'card_declined' }, 'PAYMENT_FAILED'],
-    ['CANCELLED', {}, 'PAYMENT_CANCELED'],
-    ['FAILED', { failureCode: 'card_declined' }, 'PAYMENT_FAILED'],
+    ['REFUNDED', {}, SagaOutcome.PaymentCanceled],
+    ['REFUNDED', { failureCode: 'card_declined' }, SagaOutcome.PaymentDeclined],
+    ['CANCELLED', {}, SagaOutcome.PaymentCanceled],
+    ['CANCELLED', { cancellationReason: 'CUSTOMER_CANCELLED' }, SagaOutcome.CustomerCancelled],
+    ['CANCELLED', { cancellationReason: 'PAYMENT_TIMEOUT' }, SagaOutcome.PaymentTimeout],
+    ['FAILED', { failureCode: 'card_declined' }, SagaOutcome.PaymentDeclined],
   ] as const)(
     'fails the step for a %s payment (%o) with %s: only money kept completes an order',
     async (status, extra, error) => {
@@ -1156,7 +1232,7 @@ describe('cancelPayment', () => {
     [{ Error: 'CUSTOMER_CANCELLED' }, 'CUSTOMER_CANCELLED'],
     [{ Error: 'ReservationExpiredError' }, 'RESERVATION_EXPIRED'],
     [{ Error: 'PaymentMethodRejectedError' }, 'PAYMENT_FAILED'],
-    [{ Error: 'States.Timeout' }, 'States.Timeout'],
+    [{ Error: 'States.Timeout' }, 'PROCESSING_ERROR'],
     [undefined, 'COMPENSATION'],
   ])('maps the saga failure %o to the reason %s', async (failure, reason) => {
     const { payments, cancel } = await initiated();
@@ -1188,6 +1264,7 @@ describe('cancelPayment', () => {
     const result = await cancel({ orderId: ORDER, failure: { Error: 'States.TaskFailed' } });
 
     expect(result).toEqual({ status: 'REFUNDED' });
+    // A failure that is no outcome ends the order PROCESSING_ERROR, and the refund says so.
     expect(gateway.calls).toEqual([`refund:pi_${ORDER}`]);
     expect(await payments.get(ORDER)).toMatchObject({ status: 'REFUNDED', refundId: 're_1' });
     expect(payments.eventsOf('payment.refunded')).toEqual([
@@ -1198,7 +1275,7 @@ describe('cancelPayment', () => {
           paymentIntentId: `pi_${ORDER}`,
           amount: 2500,
           currency: 'usd',
-          reason: 'States.TaskFailed',
+          reason: 'PROCESSING_ERROR',
           refundId: 're_1',
         },
       }),
@@ -1361,5 +1438,143 @@ describe('cancelPayment', () => {
     expect(gateway.calls).toEqual([]);
     expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED' });
     expect(payments.outbox).toEqual([]);
+  });
+});
+
+describe('resolvePayment (the payment wait timed out)', () => {
+  it('takes a payment whose success was recorded late (the webhook after the timeout) as paid', async () => {
+    const { gateway, resolve, apply, saga } = await initiated();
+    saga.answer = 'closed';
+    await apply(succeeded());
+    gateway.calls.length = 0;
+
+    expect(await resolve({ orderId: ORDER })).toEqual({
+      paymentIntentId: `pi_${ORDER}`,
+      status: 'succeeded',
+      amount: 2500,
+      currency: 'usd',
+    });
+    expect(gateway.calls).toEqual([]);
+  });
+
+  it('asks Stripe: an intent that succeeded but whose webhook never came is paid, never refunded', async () => {
+    const { payments, gateway, resolve } = await initiated();
+    gateway.cancelAnswer = 'succeeded';
+
+    expect(await resolve({ orderId: ORDER })).toMatchObject({ status: 'succeeded' });
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(payments.eventsOf('payment.succeeded')).toHaveLength(1);
+    expect(payments.eventsOf('payment.refunded')).toHaveLength(0);
+  });
+
+  it('cancels an intent that can still be canceled and ends the saga PAYMENT_TIMEOUT', async () => {
+    const { payments, gateway, resolve } = await initiated();
+
+    await expect(resolve({ orderId: ORDER })).rejects.toMatchObject({ name: SagaOutcome.PaymentTimeout });
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'PAYMENT_TIMEOUT',
+    });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'PAYMENT_TIMEOUT' }) }),
+    ]);
+  });
+
+  it('answers a decline that was recorded before the timeout with that decline', async () => {
+    const { resolve, apply } = await initiated();
+    await apply(paymentFailed());
+
+    await expect(resolve({ orderId: ORDER })).rejects.toMatchObject({ name: SagaOutcome.PaymentDeclined });
+  });
+
+  it('a customer cancel that got there first wins over the timeout', async () => {
+    const { resolve, customerCancel } = await initiated();
+    expect(await customerCancel(ORDER)).toBe('canceled');
+
+    await expect(resolve({ orderId: ORDER })).rejects.toMatchObject({ name: SagaOutcome.CustomerCancelled });
+  });
+
+  it('is repeatable: a second run after a lost response answers the same and calls Stripe no more', async () => {
+    const { gateway, resolve } = await initiated();
+    await resolve({ orderId: ORDER }).catch(() => {});
+    gateway.calls.length = 0;
+
+    await expect(resolve({ orderId: ORDER })).rejects.toMatchObject({ name: SagaOutcome.PaymentTimeout });
+    expect(gateway.calls).toEqual([]);
+  });
+});
+
+describe('cancelForCustomer (POST /orders/{id}/cancel during the payment wait)', () => {
+  it('cancels the intent at Stripe, closes the payment CUSTOMER_CANCELLED and tells the waiting step at once', async () => {
+    const { payments, gateway, saga, customerCancel } = await initiated();
+
+    expect(await customerCancel(ORDER)).toBe('canceled');
+
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'CUSTOMER_CANCELLED',
+    });
+    expect(payments.eventsOf('payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'CUSTOMER_CANCELLED' }) }),
+    ]);
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', token: 'token-1', error: SagaOutcome.CustomerCancelled }),
+    ]);
+  });
+
+  it('racing a success Stripe already took: the payment wins, is recorded, and the saga completes', async () => {
+    const { payments, gateway, saga, customerCancel } = await initiated();
+    gateway.cancelAnswer = 'succeeded';
+
+    expect(await customerCancel(ORDER)).toBe('paid');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(payments.eventsOf('payment.cancelled')).toHaveLength(0);
+    expect(saga.calls.map((call) => call.kind)).toEqual(['succeed']);
+  });
+
+  it('answers paid for a payment already succeeded, and none before any payment exists', async () => {
+    const { payments, gateway, customerCancel } = setup();
+    expect(await customerCancel(ORDER)).toBe('none');
+    payments.put({ status: 'SUCCEEDED', paymentIntentId: `pi_${ORDER}` });
+    expect(await customerCancel(ORDER)).toBe('paid');
+    expect(gateway.calls).toEqual([]);
+  });
+
+  it('closes a payment whose intent is not recorded yet without Stripe; the payment step then creates none', async () => {
+    const { payments, gateway, customerCancel, create } = setup();
+    payments.put({ status: 'CREATING' });
+
+    expect(await customerCancel(ORDER)).toBe('canceled');
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'CANCELLED' });
+    expect(await create({ orderId: ORDER, amount: 2500, currency: 'usd' })).toEqual({
+      paymentIntentId: null,
+      status: 'canceled',
+    });
+    expect(gateway.calls).toEqual([]);
+  });
+
+  it('is idempotent: a repeat changes nothing and calls Stripe no more', async () => {
+    const { payments, gateway, customerCancel } = await initiated();
+    await customerCancel(ORDER);
+    gateway.calls.length = 0;
+    const events = payments.events().length;
+
+    expect(await customerCancel(ORDER)).toBe('canceled');
+    expect(gateway.calls).toEqual([]);
+    expect(payments.events()).toHaveLength(events);
+  });
+});
+
+describe('clientSecretFor', () => {
+  it('hands out the secret while the intent can be confirmed, and never once the payment is settled', async () => {
+    const { deps, apply } = await initiated();
+    expect(await clientSecretFor(deps)(ORDER)).toBe(`pi_${ORDER}_secret_test`);
+    await apply(succeeded());
+    expect(await clientSecretFor(deps)(ORDER)).toBeNull();
+    expect(await clientSecretFor(deps)('order-unknown')).toBeNull();
   });
 });

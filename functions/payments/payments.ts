@@ -3,10 +3,13 @@ import { z } from 'zod';
 import { OrderIdSchema } from '../../events/common.ts';
 import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
-import { cancellationReasonFor, PAYMENT_CANCELED, PAYMENT_FAILED } from '../../shared/saga.ts';
+import { cancellationReasonFor } from '../../shared/saga.ts';
 import {
+  closedOutcome,
   InvalidStripeEventError,
   PAYMENT_SOURCE,
+  PaymentAmountRefusedError,
+  PaymentClosedError,
   PaymentStateError,
   REFUNDABLE_WHEN_PAID_LATE,
   REFUND_FAILED,
@@ -14,14 +17,17 @@ import {
   STRAY_CHARGE_REFUNDED,
   type CancelPaymentCommand,
   type CreatePaymentCommand,
+  type PaidView,
   type Payment,
   type PaymentIntentView,
   type PaymentStatus,
   type RequestPaymentCommand,
+  type ResolvePaymentCommand,
 } from './payment.ts';
 import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
-import type { PaymentGateway } from './stripe-gateway.ts';
+import { PaymentProviderUnavailableError, type PaymentGateway } from './stripe-gateway.ts';
+import { STRIPE_MAXIMUM_CHARGE, stripeMinimumCharge } from './stripe-limits.ts';
 
 export interface PaymentDeps {
   payments: PaymentRepository;
@@ -66,20 +72,25 @@ export async function notifySaga(deps: PaymentDeps, payment: Payment): Promise<v
   // Only a payment whose money is kept completes the order; a refunded one cancels it too.
   const result =
     payment.status === 'SUCCEEDED'
-      ? await deps.saga.succeed(token, {
-          paymentIntentId: payment.paymentIntentId,
-          status: 'succeeded',
-          amount: payment.amount,
-          currency: payment.currency,
-        })
-      : await deps.saga.fail(token, payment.failureCode ? PAYMENT_FAILED : PAYMENT_CANCELED, {
+      ? await deps.saga.succeed(token, paidView(payment))
+      : await deps.saga.fail(token, closedOutcome(payment), {
           paymentIntentId: payment.paymentIntentId,
           failureCode: payment.failureCode,
           message: payment.failureMessage,
+          cancellationReason: payment.cancellationReason,
         });
   if (result === 'closed')
     logger.info('saga step no longer waiting for payment', { orderId: payment.orderId });
   await deps.payments.markNotified(payment.orderId, token);
+}
+
+function paidView(payment: Payment): PaidView {
+  return {
+    paymentIntentId: payment.paymentIntentId!,
+    status: 'succeeded',
+    amount: payment.amount,
+    currency: payment.currency,
+  };
 }
 
 /** The payment's PaymentIntent, as recorded; `closed` when compensation closed the payment first. */
@@ -100,11 +111,20 @@ async function ensureIntent(deps: PaymentDeps, payment: Payment): Promise<Ensure
     };
   }
   if (SETTLED.includes(payment.status)) return 'closed';
-  const intent = await deps.gateway.createIntent({
-    orderId,
-    amount: payment.amount,
-    currency: payment.currency,
-  });
+  const intent = await deps.gateway
+    .createIntent({
+      orderId,
+      amount: payment.amount,
+      currency: payment.currency,
+      attempt: payment.intentAttempt ?? 0,
+    })
+    .catch(async (error: unknown) => {
+      // Stripe now answers this key only with its 5xx: the next attempt creates under the next key.
+      // An intent the 5xx may have created is never confirmed (nobody has its secret): it holds no money.
+      if (error instanceof PaymentProviderUnavailableError && error.keySpent)
+        await deps.payments.nextIntentAttempt(orderId, deps.now());
+      throw error;
+    });
   const recorded = await deps.payments.transition(
     orderId,
     'INITIATED',
@@ -135,28 +155,30 @@ async function ensureIntent(deps: PaymentDeps, payment: Payment): Promise<Ensure
 }
 
 /**
- * The saga step before the wait: creates the payment and its PaymentIntent, and answers what the
- * order shows its customer, the client secret included while the intent can still be confirmed.
+ * The saga step before the wait: creates the payment and its PaymentIntent, and answers the intent
+ * the order records (its client secret stays with the payment; clientSecretFor reads it).
  * Repeating it creates nothing more and answers the same.
  */
 export const createPayment =
   (deps: PaymentDeps) =>
   async (command: CreatePaymentCommand): Promise<PaymentIntentView> => {
+    refuseAmountsStripeRefuses(command);
     const payment = await deps.payments.begin(command, deps.now());
     const intent = SETTLED.includes(payment.status) ? 'closed' : await ensureIntent(deps, payment);
     if (intent === 'closed') {
-      return {
-        paymentIntentId: payment.paymentIntentId ?? null,
-        status: payment.stripeStatus ?? 'canceled',
-        clientSecret: null,
-      };
+      return { paymentIntentId: payment.paymentIntentId ?? null, status: payment.stripeStatus ?? 'canceled' };
     }
-    return {
-      paymentIntentId: intent.paymentIntentId,
-      status: intent.stripeStatus,
-      clientSecret: intent.clientSecret ?? null,
-    };
+    return { paymentIntentId: intent.paymentIntentId, status: intent.stripeStatus };
   };
+
+/** An amount Stripe would refuse is an outcome, decided before any payment or PaymentIntent exists. */
+function refuseAmountsStripeRefuses({ orderId, amount, currency }: CreatePaymentCommand): void {
+  const minimum = stripeMinimumCharge(currency);
+  if (amount < minimum)
+    throw new PaymentAmountRefusedError(orderId, amount, currency, 'amount_too_small', minimum);
+  if (amount > STRIPE_MAXIMUM_CHARGE)
+    throw new PaymentAmountRefusedError(orderId, amount, currency, 'amount_too_large', STRIPE_MAXIMUM_CHARGE);
+}
 
 /**
  * The saga's callback step: stores the task token with the payment, makes sure the PaymentIntent
@@ -173,14 +195,95 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
   }
   const intent = await ensureIntent(deps, payment);
   if (intent === 'closed') return { paymentIntentId: payment.paymentIntentId, status: 'canceled' };
-  let status = intent.stripeStatus;
-  if (command.paymentMethodId) {
-    status = (
-      await deps.gateway.confirmIntent(command.orderId, intent.paymentIntentId, command.paymentMethodId)
-    ).status;
+  if (!command.paymentMethodId)
+    return { paymentIntentId: intent.paymentIntentId, status: intent.stripeStatus };
+  const confirmed = await deps.gateway.confirmIntent(
+    command.orderId,
+    intent.paymentIntentId,
+    command.paymentMethodId,
+  );
+  // An outcome Stripe answered at once is reported at once: the webhook is not the only signal.
+  const to =
+    confirmed.status === 'succeeded'
+      ? 'SUCCEEDED'
+      : confirmed.failureCode
+        ? 'FAILED'
+        : confirmed.status === 'canceled'
+          ? 'CANCELLED'
+          : undefined;
+  if (to) {
+    const current = (await deps.payments.get(command.orderId)) ?? payment;
+    await settle(
+      deps,
+      current,
+      {
+        id: intent.paymentIntentId,
+        object: 'payment_intent',
+        status: confirmed.status,
+        amount: payment.amount,
+        currency: payment.currency,
+        last_payment_error: confirmed.failureCode
+          ? { decline_code: confirmed.failureCode, message: confirmed.failureMessage ?? null }
+          : null,
+      },
+      to,
+    );
   }
-  return { paymentIntentId: intent.paymentIntentId, status };
+  return { paymentIntentId: intent.paymentIntentId, status: confirmed.status };
 };
+
+/**
+ * The saga step after the payment wait timed out: Stripe, not the missing webhook, decides. A
+ * PaymentIntent that succeeded is paid; one that can still be canceled is canceled (the order then
+ * compensates PAYMENT_TIMEOUT); a cancel refused because it just succeeded is paid. A payment that
+ * settled meanwhile answers as it settled.
+ */
+export const resolvePayment =
+  (deps: PaymentDeps) =>
+  async ({ orderId }: ResolvePaymentCommand): Promise<PaidView> => {
+    let payment = await deps.payments.get(orderId);
+    if (!payment) throw new PaymentStateError(orderId, undefined, 'SUCCEEDED');
+    if (!SETTLED.includes(payment.status)) {
+      const now = deps.now();
+      // Stripe's payment_intent.canceled may be applied before this step's own write: it reports why.
+      await deps.payments.noteCancellationReason(orderId, 'PAYMENT_TIMEOUT', now, { keepExisting: true });
+      if (!payment.paymentIntentId) {
+        // No intent was ever recorded, so none was confirmed: close it without Stripe (as compensation does).
+        await deps.payments.transition(
+          orderId,
+          'CANCELLED',
+          { cancellationReason: 'PAYMENT_TIMEOUT' },
+          undefined,
+          now,
+          undefined,
+          ['CREATING'],
+        );
+      } else {
+        const { status } = await deps.gateway.cancelIntent(orderId, payment.paymentIntentId);
+        const current = (await deps.payments.get(orderId)) ?? payment;
+        await settle(
+          deps,
+          current,
+          {
+            id: payment.paymentIntentId,
+            object: 'payment_intent',
+            status,
+            amount: payment.amount,
+            currency: payment.currency,
+            cancellation_reason: 'abandoned',
+          },
+          status === 'succeeded' ? 'SUCCEEDED' : 'CANCELLED',
+          undefined,
+          { notify: false },
+        );
+      }
+      payment = await deps.payments.get(orderId);
+      if (!payment || !SETTLED.includes(payment.status))
+        throw new PaymentStateError(orderId, payment?.status, 'CANCELLED');
+    }
+    if (payment.status === 'SUCCEEDED') return paidView(payment);
+    throw new PaymentClosedError(payment);
+  };
 
 type IntentEvent = 'payment_intent.succeeded' | 'payment_intent.payment_failed' | 'payment_intent.canceled';
 const TARGET: Record<IntentEvent, PaymentStatus> = {
@@ -313,60 +416,77 @@ export const applyStripeEvent =
       (orderId.success ? await deps.payments.get(orderId.data) : undefined);
     if (!payment) return 'unknown-payment';
 
-    const now = deps.now();
     const to = TARGET[event.type];
     if (isForeignIntent(payment, intent, to)) return handleForeignIntent(deps, payment, intent, to, event.id);
-    // Compensation stores the order's reason before it cancels at Stripe: it wins over Stripe's.
-    const cancelReason = payment.cancellationReason ?? intent.cancellation_reason ?? 'CANCELED';
-    const failure = intent.last_payment_error;
-    const fields: Partial<Payment> = {
-      paymentIntentId: intent.id,
-      stripeStatus: intent.status,
-      ...(to === 'FAILED'
-        ? {
-            failureCode: failure?.decline_code ?? failure?.code ?? 'payment_failed',
-            failureMessage: failure?.message ?? 'The payment failed.',
-          }
-        : {}),
-      ...(to === 'CANCELLED' ? { cancellationReason: cancelReason } : {}),
-    };
-    const settled = { ...payment, ...fields, status: to };
-    const domainEvent =
-      to === 'SUCCEEDED'
-        ? paymentEvent('payment.succeeded', settled, intent.id, {}, now)
-        : to === 'FAILED'
-          ? paymentEvent(
-              'payment.failed',
-              settled,
-              intent.id,
-              { reason: 'DECLINED', failureCode: fields.failureCode },
-              now,
-            )
-          : paymentEvent('payment.cancelled', settled, intent.id, { reason: cancelReason }, now);
-
-    let result: TransitionResult | 'refunded' = await deps.payments.transition(
-      payment.orderId,
-      to,
-      fields,
-      domainEvent,
-      now,
-      event.id,
-      undefined,
-      intent.id,
-    );
-    if (result === 'stale') {
-      const current = await deps.payments.get(payment.orderId);
-      // Another intent was recorded meanwhile (the payment step, or another event adopting one).
-      if (current && isForeignIntent(current, intent, to))
-        return handleForeignIntent(deps, current, intent, to, event.id);
-      if (to === 'SUCCEEDED') result = await refundLateSuccess(deps, current, intent, event.id);
-    }
-    if (result === 'stale') await deps.payments.recordStripeEvent(event.id, now);
-    // Also on a duplicate: the first delivery may have stopped before the saga was told.
-    const current = await deps.payments.get(payment.orderId);
-    if (current) await notifySaga(deps, current);
-    return result === 'stale' ? 'ignored' : result;
+    return settle(deps, payment, intent, to, event.id);
   };
+
+/**
+ * Records what Stripe holds for the payment's own PaymentIntent (from a webhook, with its event id,
+ * or from the answer of a call the service made) and tells the waiting saga step. The payment only
+ * moves forward, so a repeat, a late or a contradictory report changes nothing, except a success
+ * after the payment was closed without money, whose charge is refunded.
+ */
+async function settle(
+  deps: PaymentDeps,
+  payment: Payment,
+  intent: PaymentIntent,
+  to: PaymentStatus,
+  stripeEventId?: string,
+  options: { notify: boolean } = { notify: true },
+): Promise<WebhookResult> {
+  const now = deps.now();
+  // Compensation stores the order's reason before it cancels at Stripe: it wins over Stripe's.
+  const cancelReason = payment.cancellationReason ?? intent.cancellation_reason ?? 'CANCELED';
+  const failure = intent.last_payment_error;
+  const fields: Partial<Payment> = {
+    paymentIntentId: intent.id,
+    stripeStatus: intent.status,
+    ...(to === 'FAILED'
+      ? {
+          failureCode: failure?.decline_code ?? failure?.code ?? 'payment_failed',
+          failureMessage: failure?.message ?? 'The payment failed.',
+        }
+      : {}),
+    ...(to === 'CANCELLED' ? { cancellationReason: cancelReason } : {}),
+  };
+  const settled = { ...payment, ...fields, status: to };
+  const domainEvent =
+    to === 'SUCCEEDED'
+      ? paymentEvent('payment.succeeded', settled, intent.id, {}, now)
+      : to === 'FAILED'
+        ? paymentEvent(
+            'payment.failed',
+            settled,
+            intent.id,
+            { reason: 'DECLINED', failureCode: fields.failureCode },
+            now,
+          )
+        : paymentEvent('payment.cancelled', settled, intent.id, { reason: cancelReason }, now);
+
+  let result: TransitionResult | 'refunded' = await deps.payments.transition(
+    payment.orderId,
+    to,
+    fields,
+    domainEvent,
+    now,
+    stripeEventId,
+    undefined,
+    intent.id,
+  );
+  if (result === 'stale') {
+    const current = await deps.payments.get(payment.orderId);
+    // Another intent was recorded meanwhile (the payment step, or another event adopting one).
+    if (stripeEventId && current && isForeignIntent(current, intent, to))
+      return handleForeignIntent(deps, current, intent, to, stripeEventId);
+    if (to === 'SUCCEEDED') result = await refundLateSuccess(deps, current, intent, stripeEventId);
+  }
+  if (result === 'stale' && stripeEventId) await deps.payments.recordStripeEvent(stripeEventId, now);
+  // Also on a duplicate: the first delivery may have stopped before the saga was told.
+  const current = await deps.payments.get(payment.orderId);
+  if (current && options.notify) await notifySaga(deps, current);
+  return result === 'stale' ? 'ignored' : result;
+}
 
 /** What the payment service reads of the Refund in a `refund.failed` event's `data.object`. */
 const RefundSchema = z.object({
@@ -423,14 +543,14 @@ async function refundLateSuccess(
   deps: PaymentDeps,
   current: Payment | undefined,
   intent: PaymentIntent,
-  stripeEventId: string,
+  stripeEventId: string | undefined,
 ): Promise<TransitionResult | 'refunded'> {
   if (!current || !REFUNDABLE_WHEN_PAID_LATE.includes(current.status)) return 'stale';
   const { orderId } = current;
   const { refundId } = await deps.gateway.refund(orderId, intent.id);
   const now = deps.now();
   const reason =
-    current.cancellationReason ?? (current.status === 'FAILED' ? PAYMENT_FAILED : PAYMENT_CANCELED);
+    current.cancellationReason ?? (current.status === 'FAILED' ? 'PAYMENT_FAILED' : 'PAYMENT_CANCELED');
   logger.warn('refunding a payment that succeeded after it was closed', {
     orderId,
     paymentIntentId: intent.id,
@@ -461,7 +581,6 @@ export const cancelPayment =
     const reason =
       command.cancellationReason ??
       (command.failure ? cancellationReasonFor(command.failure.Error) : undefined) ??
-      command.failure?.Error ??
       'COMPENSATION';
     const now = deps.now();
     const intentId = payment.paymentIntentId;
@@ -537,3 +656,69 @@ async function moveTo(
   const current = await deps.payments.get(orderId);
   if (current?.status !== to) throw new PaymentStateError(orderId, current?.status, to);
 }
+
+/** What a customer's cancel ended in: the intent canceled (or none made yet), or the payment won. */
+export type CustomerCancelOutcome = 'canceled' | 'paid' | 'none';
+
+/**
+ * A customer's cancel while the saga may be waiting for the payment (POST /orders/{id}/cancel):
+ * Stripe decides the race with the payment. The intent is canceled at Stripe, the payment closed
+ * CANCELLED (CUSTOMER_CANCELLED) and the waiting step told at once, so the saga compensates within
+ * seconds; a cancel refused because the intent just succeeded records the success instead, and the
+ * order completes. `none`: no payment exists yet, so the order's own record of the cancel decides.
+ */
+export const cancelForCustomer =
+  (deps: PaymentDeps) =>
+  async (orderId: string): Promise<CustomerCancelOutcome> => {
+    const payment = await deps.payments.get(orderId);
+    if (!payment) return 'none';
+    if (payment.status === 'SUCCEEDED') return 'paid';
+    if (SETTLED.includes(payment.status)) return 'canceled';
+    const now = deps.now();
+    await deps.payments.noteCancellationReason(orderId, 'CUSTOMER_CANCELLED', now, { keepExisting: true });
+    if (!payment.paymentIntentId) {
+      // No intent recorded, so none was confirmed: closed without Stripe, while that still holds.
+      const closed = await deps.payments.transition(
+        orderId,
+        'CANCELLED',
+        { cancellationReason: 'CUSTOMER_CANCELLED' },
+        undefined,
+        now,
+        undefined,
+        ['CREATING'],
+      );
+      if (closed !== 'applied') return cancelForCustomer(deps)(orderId);
+      const current = await deps.payments.get(orderId);
+      if (current) await notifySaga(deps, current);
+      return 'canceled';
+    }
+    const { status } = await deps.gateway.cancelIntent(orderId, payment.paymentIntentId);
+    const current = (await deps.payments.get(orderId)) ?? payment;
+    await settle(
+      deps,
+      current,
+      {
+        id: payment.paymentIntentId,
+        object: 'payment_intent',
+        status,
+        amount: payment.amount,
+        currency: payment.currency,
+        cancellation_reason: 'requested_by_customer',
+      },
+      status === 'succeeded' ? 'SUCCEEDED' : 'CANCELLED',
+    );
+    const after = await deps.payments.get(orderId);
+    return after?.status === 'SUCCEEDED' ? 'paid' : 'canceled';
+  };
+
+/**
+ * The client secret the order shows its customer, while the intent can still be confirmed; it is
+ * read from the payment on demand and never travels through the saga's state or history.
+ */
+export const clientSecretFor =
+  (deps: PaymentDeps) =>
+  async (orderId: string): Promise<string | null> => {
+    const payment = await deps.payments.get(orderId);
+    if (!payment?.clientSecret || SETTLED.includes(payment.status)) return null;
+    return payment.clientSecret;
+  };

@@ -1,4 +1,6 @@
 import Stripe from 'stripe';
+import { randomUUID } from 'node:crypto';
+import { SagaFault, SagaFaultError, SagaOutcome, SagaOutcomeError } from '../../shared/saga.ts';
 import { InvalidStripeEventError } from './payment.ts';
 
 /** What the payment service needs from Stripe, in its own words. */
@@ -8,6 +10,8 @@ export interface PaymentGateway {
     orderId: string;
     amount: number;
     currency: string;
+    /** Which key to create under: the next one after a 5xx spent the previous (default 0). */
+    attempt?: number;
   }): Promise<{ id: string; status: string; clientSecret?: string }>;
   /** Confirms with the customer's payment method; a decline is returned, not thrown. */
   confirmIntent(
@@ -15,7 +19,10 @@ export interface PaymentGateway {
     paymentIntentId: string,
     paymentMethodId: string,
   ): Promise<{ status: string; failureCode?: string; failureMessage?: string }>;
-  /** Cancels the intent; reports `succeeded` instead when it turns out to be paid already. */
+  /**
+   * Cancels the intent; reports `succeeded` instead when it turns out to be paid already. A 5xx is
+   * read back from the intent; `processing` throws PaymentProcessingError (ask again later).
+   */
   cancelIntent(orderId: string, paymentIntentId: string): Promise<{ status: 'canceled' | 'succeeded' }>;
   /**
    * Refunds the intent's charge in full, once per PaymentIntent (idempotency key
@@ -40,25 +47,37 @@ export class WebhookSignatureError extends Error {
   }
 }
 
-/** Stripe refused the order's payment method outright (unknown, detached, wrong type). */
-export class PaymentMethodRejectedError extends Error {
+/** Stripe refused the order's payment method outright (unknown, detached, wrong type): an outcome. */
+export class PaymentMethodRejectedError extends SagaOutcomeError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'PaymentMethodRejectedError';
+    super(SagaOutcome.PaymentMethodRejected, message, options);
   }
 }
 
 /**
- * Stripe could not be reached, or turned the request away before running it (rate limit): worth
- * another attempt with the same idempotency key. A 500 is not among them: Stripe stores it under the
- * key and would answer every retry the same. The SDK's own errors leave `name` as 'Error', which
- * retry rules cannot tell apart; this one is named.
+ * Stripe could not be reached, turned the request away (rate limit), or answered 5xx: worth another
+ * attempt. A 5xx is stored by Stripe under the request's idempotency key and answered to every retry
+ * with that key, so the gateway reads the state back instead of repeating the key; `keySpent` says
+ * that a create's key now answers only this error, and the next attempt needs another one.
  */
-export class PaymentProviderUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'PaymentProviderUnavailableError';
+export class PaymentProviderUnavailableError extends SagaFaultError {
+  readonly keySpent: boolean;
+  constructor(message: string, options?: ErrorOptions & { keySpent?: boolean }) {
+    super(SagaFault.PaymentProviderUnavailable, message, options);
+    this.keySpent = options?.keySpent ?? false;
   }
+}
+
+/** The PaymentIntent is `processing`: neither paid nor cancelable yet, so the step asks again later. */
+export class PaymentProcessingError extends SagaFaultError {
+  constructor(paymentIntentId: string, options?: ErrorOptions) {
+    super(SagaFault.PaymentProcessing, `PaymentIntent ${paymentIntentId} is still processing`, options);
+  }
+}
+
+/** Stripe answered 5xx (api_error): the request may or may not have taken effect. */
+function isServerError(error: unknown): boolean {
+  return error instanceof Stripe.errors.StripeError && (error.statusCode ?? 0) >= 500;
 }
 
 /** The header's timestamp read as the SDK reads it (the last `t=`); undefined when there is none. */
@@ -71,7 +90,10 @@ function signatureTimestamp(header: string): number | undefined {
   return timestamp !== undefined && Number.isFinite(timestamp) ? timestamp : undefined;
 }
 
-/** Runs a Stripe call, naming the failures that are worth retrying. */
+/**
+ * Runs a Stripe call, naming the failures that are worth retrying. A connection error or a rate limit
+ * stored nothing under the key; a 5xx is passed on as it is, for the caller to read the state back.
+ */
 async function call<T>(request: () => Promise<T>): Promise<T> {
   try {
     return await request();
@@ -84,6 +106,14 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
     }
     throw error;
   }
+}
+
+/** A 5xx becomes the named fault; `keySpent` when Stripe now answers the key only with it. */
+function unavailable(error: unknown, keySpent = false): never {
+  if (isServerError(error)) {
+    throw new PaymentProviderUnavailableError((error as Error).message, { cause: error, keySpent });
+  }
+  throw error;
 }
 
 export interface StripeGatewayOptions {
@@ -112,8 +142,47 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
       : {}),
   });
 
+  /** Cancels without a key: an intent's state makes a cancel happen once, whatever is repeated. */
+  const cancelOnce = async (paymentIntentId: string, idempotencyKey?: string) => {
+    try {
+      await call(() =>
+        stripe.paymentIntents.cancel(paymentIntentId, {}, idempotencyKey ? { idempotencyKey } : {}),
+      );
+      return { status: 'canceled' as const };
+    } catch (error) {
+      const unexpected =
+        error instanceof Stripe.errors.StripeInvalidRequestError &&
+        error.code === 'payment_intent_unexpected_state';
+      if (!unexpected && !isServerError(error)) throw error;
+      // Already canceled, just paid, or Stripe failed: what it holds decides.
+      const intent = await call(() => stripe.paymentIntents.retrieve(paymentIntentId)).catch(unavailable);
+      if (intent.status === 'succeeded') return { status: 'succeeded' as const };
+      if (intent.status === 'canceled') return { status: 'canceled' as const };
+      if (intent.status === 'processing') throw new PaymentProcessingError(paymentIntentId, { cause: error });
+      // Still cancelable: the 5xx did nothing. Cancel again, keyless; a 5xx again is retried by the step.
+      if (idempotencyKey) return cancelOnce(paymentIntentId);
+      return unavailable(error);
+    }
+  };
+
+  const createRefund = (orderId: string, paymentIntentId: string, idempotencyKey: string) =>
+    call(() =>
+      stripe.refunds.create({ payment_intent: paymentIntentId, metadata: { orderId } }, { idempotencyKey }),
+    );
+
+  /** The refund Stripe holds for the intent (newest first); a failed or canceled one gave nothing back. */
+  const existingRefund = async (paymentIntentId: string) => {
+    const { data } = await call(() =>
+      stripe.refunds.list({ payment_intent: paymentIntentId, limit: 100 }),
+    ).catch(unavailable);
+    return data.find((refund) => refund.status !== 'failed' && refund.status !== 'canceled');
+  };
+
   return {
-    async createIntent({ orderId, amount, currency }) {
+    async createIntent({ orderId, amount, currency, attempt = 0 }) {
+      // One intent per order and attempt, however often the saga step is retried. A 5xx spends the
+      // key (Stripe answers it with that 5xx from then on), and the payment moves to the next attempt.
+      const idempotencyKey = `order-${orderId}-payment-intent${attempt > 0 ? `-${attempt}` : ''}`;
       const intent = await call(() =>
         stripe.paymentIntents.create(
           {
@@ -124,10 +193,9 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
             // a bank debit that stays `processing` for days would outlive (its cancel is refused).
             allowed_payment_method_types: ['card'],
           },
-          // One intent per order, however often the saga step is retried.
-          { idempotencyKey: `order-${orderId}-payment-intent` },
+          { idempotencyKey },
         ),
-      );
+      ).catch((error: unknown) => unavailable(error, true));
       return {
         id: intent.id,
         status: intent.status,
@@ -136,83 +204,87 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
     },
 
     async confirmIntent(orderId, paymentIntentId, paymentMethodId) {
-      try {
-        const intent = await call(() =>
-          stripe.paymentIntents.confirm(
-            paymentIntentId,
-            { payment_method: paymentMethodId },
-            { idempotencyKey: `order-${orderId}-confirm` },
-          ),
-        );
-        return { status: intent.status };
-      } catch (error) {
-        if (error instanceof Stripe.errors.StripeInvalidRequestError && error.param === 'payment_method') {
-          throw new PaymentMethodRejectedError(error.message, { cause: error });
+      /** One confirm; Stripe's answers that are outcomes (a decline, already confirmed) are returned. */
+      const confirm = async (idempotencyKey: string) => {
+        try {
+          const intent = await call(() =>
+            stripe.paymentIntents.confirm(
+              paymentIntentId,
+              { payment_method: paymentMethodId },
+              { idempotencyKey },
+            ),
+          );
+          return { status: intent.status };
+        } catch (error) {
+          if (error instanceof Stripe.errors.StripeInvalidRequestError && error.param === 'payment_method') {
+            throw new PaymentMethodRejectedError(error.message, { cause: error });
+          }
+          if (error instanceof Stripe.errors.StripeCardError && error.payment_intent) {
+            // A decline is an outcome: Stripe reports it again with payment_intent.payment_failed.
+            return {
+              status: error.payment_intent.status,
+              failureCode: error.decline_code ?? error.code ?? 'card_declined',
+              failureMessage: error.message,
+            };
+          }
+          if (
+            error instanceof Stripe.errors.StripeInvalidRequestError &&
+            error.code === 'payment_intent_unexpected_state' &&
+            error.payment_intent
+          ) {
+            // The customer confirmed it first (Stripe.js, the order's client secret), or it was
+            // canceled: not this step's failure. The webhook reports how it ends.
+            return { status: error.payment_intent.status };
+          }
+          throw error;
         }
-        if (error instanceof Stripe.errors.StripeCardError && error.payment_intent) {
-          // A decline is an outcome: Stripe reports it again with payment_intent.payment_failed.
+      };
+      try {
+        return await confirm(`order-${orderId}-confirm`);
+      } catch (error) {
+        if (!isServerError(error)) throw error;
+        // A 5xx, stored under the key: whether the confirm took effect is read back from the intent.
+        const intent = await call(() => stripe.paymentIntents.retrieve(paymentIntentId)).catch(unavailable);
+        const declined = intent.last_payment_error;
+        if (declined) {
           return {
-            status: error.payment_intent.status,
-            failureCode: error.decline_code ?? error.code ?? 'card_declined',
-            failureMessage: error.message,
+            status: intent.status,
+            failureCode: declined.decline_code ?? declined.code ?? 'card_declined',
+            failureMessage: declined.message ?? 'The payment failed.',
           };
         }
-        if (
-          error instanceof Stripe.errors.StripeInvalidRequestError &&
-          error.code === 'payment_intent_unexpected_state' &&
-          error.payment_intent
-        ) {
-          // The customer confirmed it first (Stripe.js, the order's client secret), or it was
-          // canceled: not this step's failure. The webhook reports how it ends.
-          return { status: error.payment_intent.status };
+        if (intent.status !== 'requires_payment_method' && intent.status !== 'requires_confirmation') {
+          return { status: intent.status };
         }
-        throw error;
+        // Not confirmed: confirm again under a fresh key (the intent itself charges at most once).
+        return confirm(`order-${orderId}-confirm-${randomUUID()}`).catch(unavailable);
       }
     },
 
     async cancelIntent(orderId, paymentIntentId) {
-      try {
-        await call(() =>
-          stripe.paymentIntents.cancel(paymentIntentId, {}, { idempotencyKey: `order-${orderId}-cancel` }),
-        );
-        return { status: 'canceled' };
-      } catch (error) {
-        if (
-          !(error instanceof Stripe.errors.StripeInvalidRequestError) ||
-          error.code !== 'payment_intent_unexpected_state'
-        ) {
-          throw error;
-        }
-        const intent = await call(() => stripe.paymentIntents.retrieve(paymentIntentId));
-        if (intent.status === 'succeeded') return { status: 'succeeded' };
-        if (intent.status === 'canceled') return { status: 'canceled' };
-        throw error;
-      }
+      return cancelOnce(paymentIntentId, `order-${orderId}-cancel`);
     },
 
     async refund(orderId, paymentIntentId) {
+      const key = `order-${orderId}-refund-${paymentIntentId}`;
       try {
-        const refund = await call(() =>
-          stripe.refunds.create(
-            { payment_intent: paymentIntentId, metadata: { orderId } },
-            { idempotencyKey: `order-${orderId}-refund-${paymentIntentId}` },
-          ),
-        );
-        return { refundId: refund.id };
+        return { refundId: (await createRefund(orderId, paymentIntentId, key)).id };
       } catch (error) {
-        if (
-          !(error instanceof Stripe.errors.StripeInvalidRequestError) ||
-          error.code !== 'charge_already_refunded'
-        ) {
-          throw error;
+        const alreadyRefunded =
+          error instanceof Stripe.errors.StripeInvalidRequestError &&
+          error.code === 'charge_already_refunded';
+        if (!alreadyRefunded && !isServerError(error)) throw error;
+        // Refunded already (by hand, under this key more than 24 h ago, or by the request that
+        // answered 5xx): the refund Stripe holds counts.
+        const existing = await existingRefund(paymentIntentId);
+        if (existing) return { refundId: existing.id };
+        if (alreadyRefunded) throw error;
+        // The 5xx refunded nothing: refund under a fresh key (a charge is refunded in full at most once).
+        try {
+          return { refundId: (await createRefund(orderId, paymentIntentId, `${key}-${randomUUID()}`)).id };
+        } catch (retryError) {
+          return unavailable(retryError);
         }
-        // Newest first; a failed or canceled refund gave nothing back, so it does not count.
-        const { data } = await call(() =>
-          stripe.refunds.list({ payment_intent: paymentIntentId, limit: 100 }),
-        );
-        const existing = data.find((refund) => refund.status !== 'failed' && refund.status !== 'canceled');
-        if (!existing) throw error;
-        return { refundId: existing.id };
       }
     },
 

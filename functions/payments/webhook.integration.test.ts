@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { parseEvent } from '../../events/envelope.ts';
+import { SagaOutcome } from '../../shared/saga.ts';
 import { startStripeEmulator, type StripeEmulator } from '../../infra/local/stripe-emulator.ts';
 import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
 import { synthesizeTemplate } from '../../infra/local/template.ts';
@@ -15,7 +16,13 @@ import type { HttpHandler } from '../../shared/http.ts';
 import { pollUntil } from '../../tests/support/poll.ts';
 import type { Payment } from './payment.ts';
 import { dynamoPaymentRepository, type PaymentRepository } from './payment-repository.ts';
-import { cancelPayment, createPayment, requestPayment, type PaymentDeps } from './payments.ts';
+import {
+  cancelPayment,
+  clientSecretFor,
+  createPayment,
+  requestPayment,
+  type PaymentDeps,
+} from './payments.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
 import { stripeGateway } from './stripe-gateway.ts';
 import { stripeWebhookHandler } from './webhook-route.ts';
@@ -180,7 +187,12 @@ async function signedDelivery(type: string, object: unknown, id?: string) {
 
 const ok = { status: 200, body: { received: true } };
 
-/** Starts an order's payment the way the saga's payment step does: intent created, recorded, confirmed. */
+/**
+ * Starts an order's payment whose outcome only the webhook reports: the payment step creates and
+ * records the intent and stores its token, then the intent is confirmed at Stripe behind the step's
+ * back (as a customer does with the client secret). A confirm by the step itself would report
+ * Stripe's answer at once, which tests/e2e and payments.test.ts cover.
+ */
 async function startPayment(paymentMethodId: string | null, amount = 2500) {
   const orderId = `order-${randomUUID()}`;
   const taskToken = `token-${randomUUID()}`;
@@ -189,9 +201,16 @@ async function startPayment(paymentMethodId: string | null, amount = 2500) {
     customerId: 'customer-1',
     amount,
     currency: 'usd',
-    paymentMethodId,
+    paymentMethodId: null,
     taskToken,
   });
+  if (paymentMethodId) {
+    await stripe.paymentIntents
+      .confirm(started.paymentIntentId!, { payment_method: paymentMethodId })
+      .catch((error: unknown) => {
+        if (!(error instanceof Stripe.errors.StripeCardError)) throw error;
+      });
+  }
   const intent = await stripe.paymentIntents.retrieve(started.paymentIntentId!);
   return { orderId, taskToken, intent };
 }
@@ -410,7 +429,7 @@ describe('deliveries', () => {
       amount: 2500,
       currency: 'usd',
     });
-    expect(saga.heard(taskToken)).toEqual(['PAYMENT_FAILED']);
+    expect(saga.heard(taskToken)).toEqual([SagaOutcome.PaymentDeclined]);
   });
 
   it('canceled settles the payment CANCELLED and fails the step with PAYMENT_CANCELED', async () => {
@@ -421,7 +440,7 @@ describe('deliveries', () => {
 
     expect(await paymentOf(orderId)).toMatchObject({ status: 'CANCELLED', stripeStatus: 'canceled' });
     expect(await typesOf(orderId)).toEqual(['payment.initiated', 'payment.cancelled']);
-    expect(saga.heard(taskToken)).toEqual(['PAYMENT_CANCELED']);
+    expect(saga.heard(taskToken)).toEqual([SagaOutcome.PaymentCanceled]);
   });
 
   it('applies concurrent duplicates of one event once: one payment.succeeded, one outcome for the saga', async () => {
@@ -465,7 +484,7 @@ describe('deliveries', () => {
     expect(refund).toMatchObject({ payment_intent: paid.id, amount: 2500, status: 'succeeded' });
     expect(again).toBe('charge_already_refunded');
     // The saga heard the failure only, and its compensation then changes nothing more.
-    expect(saga.heard(taskToken)).toEqual(['PAYMENT_FAILED']);
+    expect(saga.heard(taskToken)).toEqual([SagaOutcome.PaymentDeclined]);
     const before = await tableSnapshot();
     expect(await cancelPayment(deps)({ orderId, failure: { Error: 'PAYMENT_FAILED' } })).toEqual({
       status: 'REFUNDED',
@@ -673,13 +692,15 @@ describe('the customer confirming with the client secret', () => {
 
   it('a success that comes before the payment step stored its token is reported as soon as it does', async () => {
     const { orderId, view, waitFor } = await created();
-    expect(view).toMatchObject({
+    expect(view).toEqual({
+      paymentIntentId: expect.stringMatching(/^pi_/),
       status: 'requires_payment_method',
-      clientSecret: expect.stringMatching(/_secret_/),
     });
+    const secret = await clientSecretFor(deps)(orderId);
+    expect(secret).toMatch(/_secret_/);
     const paid = await browser().paymentIntents.confirm(view.paymentIntentId!, {
       payment_method: 'pm_card_visa',
-      client_secret: view.clientSecret!,
+      client_secret: secret!,
     } as Stripe.PaymentIntentConfirmParams);
     expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
     expect(await paymentOf(orderId)).toMatchObject({ status: 'SUCCEEDED' });
@@ -695,7 +716,7 @@ describe('the customer confirming with the client secret', () => {
     const { orderId, view, waitFor } = await created();
     const paid = await browser().paymentIntents.confirm(view.paymentIntentId!, {
       payment_method: 'pm_card_visa',
-      client_secret: view.clientSecret!,
+      client_secret: (await clientSecretFor(deps)(orderId))!,
     } as Stripe.PaymentIntentConfirmParams);
 
     // Stripe refuses the step's own confirm (payment_intent_unexpected_state): not a failure of the step.

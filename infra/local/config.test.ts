@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../shared/errors.ts';
 import { DEFAULT_WEBHOOK_SECRET, localConfigFrom } from './config.ts';
 
 describe('local configuration', () => {
@@ -31,5 +32,33 @@ describe('local configuration', () => {
     expect(text).toMatch(/STRIPE_WEBHOOK_SECRET: /);
     expect(text).toMatch(message);
     expect(text).not.toContain('oops');
+  });
+});
+
+describe('fault injection settings', () => {
+  it('has no faults and no seed by default', () => {
+    const config = localConfigFrom({});
+    expect(config.LOCAL_FAULTS).toEqual({});
+    expect(config.LOCAL_FAULTS_SEED).toBeUndefined();
+  });
+
+  it('parses LOCAL_FAULTS and LOCAL_FAULTS_SEED', () => {
+    const config = localConfigFrom({
+      LOCAL_FAULTS: 'lambda.throttle=0.1, webhook.drop=0.2, stripe.slow=100',
+      LOCAL_FAULTS_SEED: '42',
+    });
+    expect(config.LOCAL_FAULTS).toEqual({ 'lambda.throttle': 0.1, 'webhook.drop': 0.2, 'stripe.slow': 100 });
+    expect(config.LOCAL_FAULTS_SEED).toBe(42);
+  });
+
+  it.each([
+    ['LOCAL_FAULTS', 'lambda.thottle=0.1', /LOCAL_FAULTS: 'lambda\.thottle=0\.1' names no fault/],
+    ['LOCAL_FAULTS', 'webhook.drop=2', /LOCAL_FAULTS: 'webhook\.drop=2' is not allowed: .*from 0 to 1/],
+    ['LOCAL_FAULTS', 'stripe.error=0.1,stripe.error=0.2', /LOCAL_FAULTS: .*a second time/],
+    ['LOCAL_FAULTS', 'stripe.slow', /LOCAL_FAULTS: 'stripe\.slow' has no value/],
+    ['LOCAL_FAULTS_SEED', 'seven', /LOCAL_FAULTS_SEED: 'seven' is not a seed/],
+  ])('refuses a bad %s (%j) before the start, naming the variable', (variable, value, message) => {
+    expect(() => localConfigFrom({ [variable]: value })).toThrow(ConfigError);
+    expect(() => localConfigFrom({ [variable]: value })).toThrow(message);
   });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { SettingsSchema } from '../../stacks/settings.ts';
+import { parseFaults, parseFaultSeed } from './faults.ts';
 
 /** The webhook secret the local runtime verifies with and the Stripe emulator signs with, unless overridden. */
 export const DEFAULT_WEBHOOK_SECRET = 'whsec_order_saga_local_development_only';
@@ -11,6 +12,26 @@ export const LOCAL_STRIPE_API_KEY = 'sk_test_order_saga_local';
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+/** Runs a faults.ts parser inside zod, so that its one-sentence message names the variable. */
+function parsedBy<T>(parse: (text: string | undefined) => T) {
+  return z
+    .string()
+    .optional()
+    .transform((text, context) => {
+      try {
+        return parse(text);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+        return z.NEVER;
+      }
+    });
+}
+
+/** `LOCAL_FAULTS`: comma-separated name=value pairs (faults.ts); unset or empty means none. */
+export const FaultsSettingSchema = parsedBy(parseFaults);
+/** `LOCAL_FAULTS_SEED`: an integer from 0 to 4294967295; unset means a random seed, printed at start. */
+export const FaultSeedSettingSchema = parsedBy(parseFaultSeed);
 
 /** The local runtime's knobs (CONTRACT §1), all optional. */
 export const LocalConfigSchema = SettingsSchema.extend({
@@ -22,6 +43,8 @@ export const LocalConfigSchema = SettingsSchema.extend({
     .enum(['none'], { message: 'only LOCAL_AUTH=none is supported so far; authorizers are enforced on AWS' })
     .default('none'),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
+  LOCAL_FAULTS: FaultsSettingSchema,
+  LOCAL_FAULTS_SEED: FaultSeedSettingSchema,
 });
 export type LocalConfig = z.infer<typeof LocalConfigSchema>;
 

@@ -1,12 +1,15 @@
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { streamDefinitions } from '../nats/streams.ts';
 import { ensureStreams } from '../../shared/nats.ts';
 import { LOCAL_STRIPE_API_KEY, type LocalConfig } from './config.ts';
 import { DEMO_CATALOGUE } from './demo-catalogue.ts';
+import { faultInjector, randomFaultSeed, type FaultInjector } from './faults.ts';
 import { startHttpGateway } from './http-gateway.ts';
+import { startLambdaEndpoint } from './lambda-endpoint.ts';
 import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
 import { resolveNats, startDynamoDbLocal, type LocalService } from './processes.ts';
 import { startStepFunctionsEndpoint } from './step-functions.ts';
@@ -23,8 +26,20 @@ export interface LocalRuntimeOptions {
   config: LocalConfig;
   /** Use this DynamoDB (e.g. a test's DynamoDB Local) instead of starting one. */
   dynamodbEndpoint?: string;
+  /**
+   * Prefix of the table names. Default: none on a DynamoDB Local of its own, a random one on a given
+   * `dynamodbEndpoint`, so that runtimes sharing one DynamoDB never share tables (or their streams).
+   */
+  tablePrefix?: string;
   /** Stripe emulator webhook retry pacing (tests make it quick). */
   webhookRetry?: { maxAttempts: number; baseDelayMs: number };
+  /**
+   * The faults to inject, instead of those `config.LOCAL_FAULTS` names (tests pass their own, with a
+   * `filter` to scope them, and change them with `set` while running).
+   */
+  faults?: FaultInjector;
+  /** Tests only: every saga Retry waits this long instead of its backoff (attempt counts unchanged). */
+  retryDelayMs?: number;
   log?: (line: string) => void;
 }
 
@@ -35,6 +50,8 @@ export interface LocalRuntime {
   readonly stripeUrl: string;
   readonly stepFunctionsUrl: string;
   readonly lambdas: LambdaHost;
+  /** The fault injector in force: saga task invocations, the Stripe emulator and its webhooks. */
+  readonly faults: FaultInjector;
   readonly tableNames: { orders: string; inventory: string; payments: string };
   /** Resolves when every outbox record written so far has been handed to the bridge. */
   drained(): Promise<void>;
@@ -43,7 +60,12 @@ export interface LocalRuntime {
 
 function bindingsFor(
   template: Template,
-  values: { natsUrl: string; stateMachineArn: (id: string) => string; streamArns: Map<string, string> },
+  values: {
+    natsUrl: string;
+    stateMachineArn: (id: string) => string;
+    streamArns: Map<string, string>;
+    tablePrefix: string;
+  },
 ): Bindings {
   const typeOf = (id: string) => template.Resources[id]?.Type;
   return {
@@ -63,6 +85,7 @@ function bindingsFor(
           return `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:local-stripe`;
       }
       if (typeOf(id) === 'AWS::StepFunctions::StateMachine') return values.stateMachineArn(id);
+      if (typeOf(id) === 'AWS::DynamoDB::Table') return tableName(id, values.tablePrefix);
       if (template.Resources[id] || template.Parameters?.[id]) return id;
       throw new Error(`unknown reference ${id}`);
     },
@@ -71,7 +94,7 @@ function bindingsFor(
       if (type === 'AWS::Lambda::Function' && attribute === 'Arn')
         return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`;
       if (type === 'AWS::DynamoDB::Table' && attribute === 'Arn')
-        return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName(id)}`;
+        return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName(id, values.tablePrefix)}`;
       if (type === 'AWS::DynamoDB::Table' && attribute === 'StreamArn') {
         const arn = values.streamArns.get(id);
         if (!arn) throw new Error(`table ${id} has no stream`);
@@ -91,6 +114,14 @@ function bindingsFor(
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const { config } = options;
   const log = options.log ?? ((line: string) => console.log(line));
+  const faults =
+    options.faults ??
+    faultInjector({
+      spec: config.LOCAL_FAULTS,
+      seed: config.LOCAL_FAULTS_SEED ?? randomFaultSeed(),
+      log,
+    });
+  log(`faults in force: ${faults.describe()}`);
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const stop of stops.reverse())
@@ -98,6 +129,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
 
   try {
+    const tablePrefix =
+      options.tablePrefix ?? (options.dynamodbEndpoint ? `rt${randomBytes(3).toString('hex')}-` : '');
     const synthEnv = {
       ...process.env,
       PAYMENT_TIMEOUT_SECONDS: String(config.PAYMENT_TIMEOUT_SECONDS),
@@ -132,7 +165,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     const [streamArns] = await Promise.all([
-      createTables(dynamoClient, templateTables(template)),
+      createTables(dynamoClient, templateTables(template), tablePrefix),
       ensureStreams(nats.url, streamDefinitions(1)),
     ]);
 
@@ -143,7 +176,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${stateMachineName(id)}`;
     const topology = readTopology(
       template,
-      bindingsFor(template, { natsUrl: nats.url, stateMachineArn, streamArns }),
+      bindingsFor(template, { natsUrl: nats.url, stateMachineArn, streamArns, tablePrefix }),
     );
 
     const stepFunctions = await startStepFunctionsEndpoint({
@@ -153,29 +186,40 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           definition: topology.stateMachine.definition,
         },
       ],
-      invoke: (arn, payload) => {
+      // Saga tasks only: the Lambda faults are injected here, not on the HTTP API or the stream pollers.
+      invoke: (arn, payload, task) => {
         if (!loaded.lambdas) throw new Error('handlers are not loaded yet');
-        return loaded.lambdas.invoke(arn, payload);
+        return loaded.lambdas.invokeTask(arn, payload, task);
       },
       region: REGION,
       accountId: ACCOUNT,
+      ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
     });
     stops.push(() => stepFunctions.close());
 
     const stripe = await startStripeEmulator({
       webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+      faults,
       ...(options.webhookRetry ? { webhookRetry: options.webhookRetry } : {}),
     });
     stops.push(() => stripe.close());
+
+    const lambdaApi = await startLambdaEndpoint((name, payload) => {
+      if (!loaded.lambdas) throw new Error('handlers are not loaded yet');
+      return loaded.lambdas.invoke(name, payload);
+    });
+    stops.push(() => lambdaApi.close());
 
     const host = await startLambdaHost({
       projectRoot: PROJECT_ROOT,
       functions: topology.functions,
       region: REGION,
       accountId: ACCOUNT,
+      faults,
       baseEnvironment: {
         ...awsEnvironment,
         AWS_ENDPOINT_URL_SFN: stepFunctions.url,
+        AWS_ENDPOINT_URL_LAMBDA: lambdaApi.url,
         STRIPE_API_URL: stripe.url,
         STRIPE_SECRET_KEY: LOCAL_STRIPE_API_KEY,
         STRIPE_WEBHOOK_SECRET: config.STRIPE_WEBHOOK_SECRET,
@@ -277,6 +321,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       stripeUrl: stripe.url,
       stepFunctionsUrl: stepFunctions.url,
       lambdas: host,
+      faults,
       tableNames,
       drained: async () => {
         await Promise.all(pollers.map((poller) => poller.drained()));

@@ -1,12 +1,14 @@
 import {
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
+  ExecutionNotRedrivable,
   InvalidArn,
   InvalidExecutionInput,
   InvalidToken,
   SFN,
   StateMachineDoesNotExist,
   TaskTimedOut,
+  paginateListExecutions,
   type DescribeExecutionOutput,
 } from '@aws-sdk/client-sfn';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +27,8 @@ interface Call {
 }
 
 const calls: Call[] = [];
+/** Orders whose `flaky` downstream has been fixed: until then it fails. */
+const fixedOrders = new Set<string>();
 
 const invoke: InvokeFunction = async (arn, payload) => {
   const input = (payload ?? {}) as Record<string, unknown>;
@@ -47,6 +51,15 @@ const invoke: InvokeFunction = async (arn, payload) => {
       return { released: true, because: input.error };
     case 'double':
       return Number(payload) * 2;
+    case 'prepare':
+      return { preparedFor: input.orderId };
+    case 'flaky':
+      if (!fixedOrders.has(String(input.orderId))) {
+        const error = new Error('the downstream service is down');
+        error.name = 'DownstreamUnavailable';
+        throw error;
+      }
+      return { ok: true, redriveCount: input.redriveCount };
     case 'expiring': {
       const error = new Error('reservation r-1 expired');
       error.name = String(input.kind);
@@ -199,6 +212,24 @@ const nestedDefinition = {
   },
 };
 
+/** Prepare → Flaky (fails until its order is fixed, no Retry) → Done: the shape a redrive resumes. */
+const redriveDefinition = {
+  StartAt: 'Prepare',
+  States: {
+    Prepare: { Type: 'Task', Resource: fn('prepare'), ResultPath: '$.prepared', Next: 'Flaky' },
+    Flaky: {
+      Type: 'Task',
+      Resource: fn('flaky'),
+      Parameters: { 'orderId.$': '$.orderId', 'redriveCount.$': '$$.Execution.RedriveCount' },
+      ResultPath: '$.flaky',
+      Next: 'Done',
+    },
+    Done: { Type: 'Pass', End: true },
+  },
+};
+
+const passDefinition = { StartAt: 'Only', States: { Only: { Type: 'Pass', End: true } } };
+
 const unsupportedDefinition = {
   StartAt: 'Put',
   States: {
@@ -227,6 +258,8 @@ beforeAll(async () => {
       { name: 'expiring', definition: expiringDefinition },
       { name: 'nested', definition: nestedDefinition },
       { name: 'unsupported', definition: unsupportedDefinition },
+      { name: 'redrive', definition: redriveDefinition },
+      { name: 'listing', definition: passDefinition },
     ],
     invoke,
   });
@@ -562,6 +595,180 @@ describe('local Step Functions endpoint', () => {
     expect(JSON.parse(described.definition!)).toEqual(reserveDefinition);
     const { stateMachines } = await sfn.listStateMachines({});
     expect(stateMachines!.map((machine) => machine.name)).toContain('payment');
+  });
+});
+
+describe('RedriveExecution', () => {
+  const callsTo = (name: string, orderId: string) =>
+    calls.filter((c) => c.arn === fn(name) && c.payload.orderId === orderId);
+
+  it('restarts a failed execution at the state that failed, with its input, once the cause is fixed', async () => {
+    const { executionArn } = await start('redrive', { orderId: 'o-redrive' }, 'o-redrive');
+    const failed = await finished(executionArn!);
+    expect(failed).toMatchObject({
+      status: 'FAILED',
+      error: 'DownstreamUnavailable',
+      redriveCount: 0,
+      redriveStatus: 'REDRIVABLE',
+    });
+    expect(failed.redriveDate).toBeUndefined();
+
+    fixedOrders.add('o-redrive');
+    const redriven = await sfn.redriveExecution({ executionArn, clientToken: 'fix-1' });
+    expect(redriven.redriveDate).toBeInstanceOf(Date);
+    // The same client token answers the same redrive instead of refusing a running execution.
+    expect(await sfn.redriveExecution({ executionArn, clientToken: 'fix-1' })).toMatchObject({
+      redriveDate: redriven.redriveDate,
+    });
+
+    const done = await finished(executionArn!);
+    expect(done).toMatchObject({
+      executionArn,
+      status: 'SUCCEEDED',
+      startDate: failed.startDate,
+      redriveCount: 1,
+      redriveDate: redriven.redriveDate,
+      redriveStatus: 'NOT_REDRIVABLE',
+      redriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
+    });
+    expect(done.error).toBeUndefined();
+    // Prepare's result came through from the first attempt; $$.Execution.RedriveCount reads 1.
+    expect(JSON.parse(done.output!)).toEqual({
+      orderId: 'o-redrive',
+      prepared: { preparedFor: 'o-redrive' },
+      flaky: { ok: true, redriveCount: 1 },
+    });
+    expect(callsTo('prepare', 'o-redrive')).toHaveLength(1);
+    expect(callsTo('flaky', 'o-redrive')).toHaveLength(2);
+
+    const { events } = await sfn.getExecutionHistory({ executionArn });
+    const types = events!.map((event) => event.type);
+    expect(types.filter((type) => type === 'ExecutionStarted')).toHaveLength(1);
+    const redrivenAt = types.indexOf('ExecutionRedriven');
+    expect(types.slice(redrivenAt - 1)).toEqual([
+      'ExecutionFailed',
+      'ExecutionRedriven',
+      'TaskStateEntered',
+      'TaskStateExited',
+      'PassStateEntered',
+      'PassStateExited',
+      'ExecutionSucceeded',
+    ]);
+    expect(events![redrivenAt]).toMatchObject({
+      id: redrivenAt + 1,
+      previousEventId: redrivenAt,
+      executionRedrivenEventDetails: { redriveCount: 1 },
+    });
+    expect(events![redrivenAt + 1]!.stateEnteredEventDetails).toMatchObject({ name: 'Flaky' });
+
+    const stateMachineArn = endpoint.stateMachineArn('redrive');
+    const redrivenList = await sfn.listExecutions({ stateMachineArn, redriveFilter: 'REDRIVEN' });
+    expect(redrivenList.executions).toEqual([
+      expect.objectContaining({ executionArn, redriveCount: 1, redriveDate: redriven.redriveDate }),
+    ]);
+    const notRedriven = await sfn.listExecutions({ stateMachineArn, redriveFilter: 'NOT_REDRIVEN' });
+    expect(notRedriven.executions!.map((execution) => execution.executionArn)).not.toContain(executionArn);
+  });
+
+  it('refuses a SUCCEEDED or RUNNING execution with ExecutionNotRedrivable', async () => {
+    const succeeded = await start('reserve', { qty: 1 });
+    await finished(succeeded.executionArn!);
+    const refusal = sfn.redriveExecution({ executionArn: succeeded.executionArn });
+    await expect(refusal).rejects.toBeInstanceOf(ExecutionNotRedrivable);
+    await expect(refusal).rejects.toThrow(/SUCCEEDED/);
+
+    const running = await start('payment', { orderId: 'o-redrive-running' });
+    const token = await tokenFor('o-redrive-running');
+    await expect(sfn.redriveExecution({ executionArn: running.executionArn })).rejects.toBeInstanceOf(
+      ExecutionNotRedrivable,
+    );
+    expect(await sfn.describeExecution({ executionArn: running.executionArn })).toMatchObject({
+      status: 'RUNNING',
+      redriveCount: 0,
+      redriveStatus: 'NOT_REDRIVABLE',
+      redriveStatusReason: 'Execution is RUNNING and cannot be redriven',
+    });
+    await sfn.sendTaskSuccess({ taskToken: token, output: '{}' });
+    await finished(running.executionArn!);
+
+    await expect(
+      sfn.redriveExecution({
+        executionArn: 'arn:aws:states:us-east-1:000000000000:execution:redrive:never-started',
+      }),
+    ).rejects.toBeInstanceOf(ExecutionDoesNotExist);
+  });
+
+  it('redrives an aborted execution: the waiting task runs again with a fresh token', async () => {
+    const { executionArn } = await start('payment', { orderId: 'o-redrive-stopped' });
+    const first = await tokenFor('o-redrive-stopped');
+    await sfn.stopExecution({ executionArn, cause: 'operator' });
+    expect((await sfn.describeExecution({ executionArn })).redriveStatus).toBe('REDRIVABLE');
+
+    await sfn.redriveExecution({ executionArn });
+    const second = await until('a second task token', () => {
+      const tokens = callsTo('request-payment', 'o-redrive-stopped').map((c) => c.payload.taskToken);
+      return tokens.length === 2 ? String(tokens[1]) : undefined;
+    });
+    expect(second).not.toBe(first);
+    await expect(sfn.sendTaskSuccess({ taskToken: first, output: '{}' })).rejects.toBeInstanceOf(
+      TaskTimedOut,
+    );
+    await sfn.sendTaskSuccess({ taskToken: second, output: JSON.stringify({ chargeId: 'ch_2' }) });
+    const done = await finished(executionArn!);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', redriveCount: 1 });
+    expect(JSON.parse(done.output!)).toMatchObject({ payment: { chargeId: 'ch_2' }, confirmed: true });
+    expect(callsTo('confirm', 'o-redrive-stopped')).toHaveLength(1);
+  });
+
+  it('refuses once the redrive window has passed', async () => {
+    const local = await startStepFunctionsEndpoint({
+      stateMachines: [{ name: 'redrive', definition: redriveDefinition }],
+      invoke,
+      redriveWindowSeconds: 0.05,
+    });
+    const client = new SFN({
+      endpoint: local.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
+    onTestFinished(async () => {
+      client.destroy();
+      await local.close();
+    });
+    const { executionArn } = await client.startExecution({
+      stateMachineArn: local.stateMachineArn('redrive'),
+      input: JSON.stringify({ orderId: 'o-redrive-late' }),
+    });
+    await until('the redrive window to pass', async () => {
+      const described = await client.describeExecution({ executionArn });
+      return described.redriveStatusReason === 'Execution redrivable period exceeded' ? true : undefined;
+    });
+    await expect(client.redriveExecution({ executionArn })).rejects.toBeInstanceOf(ExecutionNotRedrivable);
+  });
+});
+
+describe('ListExecutions paging', () => {
+  it('pages newest first with nextToken, and rejects a token it did not issue', async () => {
+    const stateMachineArn = endpoint.stateMachineArn('listing');
+    const started: string[] = [];
+    for (let i = 0; i < 5; i += 1) started.push((await start('listing', { i })).executionArn!);
+
+    const first = await sfn.listExecutions({ stateMachineArn, maxResults: 2 });
+    expect(first.executions).toHaveLength(2);
+    expect(first.nextToken).toEqual(expect.any(String));
+
+    const listed: string[] = [];
+    for await (const page of paginateListExecutions({ client: sfn, pageSize: 2 }, { stateMachineArn })) {
+      expect(page.executions!.length).toBeLessThanOrEqual(2);
+      listed.push(...page.executions!.map((execution) => execution.executionArn!));
+    }
+    expect([...listed].sort()).toEqual([...started].sort());
+    expect(new Set(listed).size).toBe(5);
+
+    await expect(
+      sfn.listExecutions({ stateMachineArn, nextToken: 'not-a-token-of-ours' }),
+    ).rejects.toBeInstanceOf(InvalidToken);
   });
 });
 

@@ -4,11 +4,12 @@
  * unchanged `@aws-sdk/client-sfn` (pointed at it with `endpoint` or `AWS_ENDPOINT_URL_SFN`) drives it.
  *
  * Mirrors AWS (Standard workflows):
- * - Operations StartExecution, DescribeExecution, StopExecution, SendTaskSuccess, SendTaskFailure,
- *   SendTaskHeartbeat, GetExecutionHistory, ListExecutions, DescribeStateMachine, ListStateMachines, with
- *   the service's error codes (HTTP 400, `__type` + `x-amzn-ErrorType`), so the SDK raises its modeled
- *   exceptions (ExecutionDoesNotExist, ExecutionAlreadyExists, StateMachineDoesNotExist, InvalidArn,
- *   InvalidName, InvalidExecutionInput, InvalidToken, TaskTimedOut, InvalidOutput, ValidationException).
+ * - Operations StartExecution, DescribeExecution, StopExecution, RedriveExecution, SendTaskSuccess,
+ *   SendTaskFailure, SendTaskHeartbeat, GetExecutionHistory, ListExecutions, DescribeStateMachine,
+ *   ListStateMachines, with the service's error codes (HTTP 400, `__type` + `x-amzn-ErrorType`), so the SDK
+ *   raises its modeled exceptions (ExecutionDoesNotExist, ExecutionAlreadyExists, ExecutionNotRedrivable,
+ *   StateMachineDoesNotExist, InvalidArn, InvalidName, InvalidExecutionInput, InvalidToken, TaskTimedOut,
+ *   InvalidOutput, ValidationException).
  * - StartExecution idempotency: same name and same input while RUNNING returns the original executionArn
  *   and startDate; a name already used otherwise is ExecutionAlreadyExists. No name: a random UUID.
  * - Task integrations, by `Resource`:
@@ -25,13 +26,30 @@
  *   A bare or partial function name is expanded to a full Lambda ARN in this endpoint's region/account.
  * - A Lambda error (invoke throws) fails the task with Error = the error's `name` (the Lambda errorType)
  *   and Cause = `{"errorType","errorMessage","trace"}` as JSON, as AWS reports function errors.
+ * - RedriveExecution: an execution that ended FAILED, TIMED_OUT or ABORTED, within the redrive window
+ *   (14 days after it stopped) and under 25,000 history events, restarts from the state it failed in, with
+ *   the input that state was entered with, keeping its ARN and startDate; earlier states are not re-run, and
+ *   the state's retries and the state machine's TimeoutSeconds start afresh. Otherwise ExecutionNotRedrivable.
+ *   The state it failed in is the last one entered: for an execution that ended in a Fail state (say, reached
+ *   through a Catch) that is the Fail state, so its redrive fails again.
+ *   redriveCount (also `$$.Execution.RedriveCount`) and redriveDate show in DescribeExecution (with
+ *   redriveStatus/redriveStatusReason) and ListExecutions; the history gains ExecutionRedriven and goes on.
+ *   A clientToken repeated within 15 minutes (the last 10 per execution) answers the same redriveDate.
+ * - ListExecutions: statusFilter, redriveFilter (REDRIVEN/NOT_REDRIVEN), newest first, maxResults (default
+ *   100) with nextToken paging; a token it did not issue is InvalidToken.
  * - Context object: `$$.Execution.{Id,Name,Input,StartTime,RoleArn,RedriveCount}`,
  *   `$$.StateMachine.{Id,Name}`, `$$.Task.Token`.
  * - Timestamps travel as epoch seconds, as the JSON protocol requires.
  *
  * Does not mirror:
  * - Executions, histories and tokens live in memory and die with the endpoint; no Express workflows,
- *   no redrive, no versions/aliases, no state machine CRUD (machines are fixed at start), no activities.
+ *   no versions/aliases, no state machine CRUD (machines are fixed at start), no activities.
+ * - Redrive restarts the last top-level state entered: the library cannot resume, so the same definition
+ *   runs again with StartAt set to that state and its recorded input. A failure inside a Parallel branch or
+ *   a Map iteration therefore re-runs the whole Parallel/Map state, not only the branches or iterations that
+ *   failed (AWS redrives only those); no Map Run redrive. On a redriven attempt `$$.Execution.Input` reads
+ *   the restarted state's input and `$$.Execution.StartTime` the redrive time (the library sets both from
+ *   its run).
  * - Only the three Lambda integrations above; JSONata is rejected at start (JSONPath only).
  * - A Task without TimeoutSeconds times out after 60 s (the library's default; AWS has none).
  *   HeartbeatSeconds is not enforced (SendTaskHeartbeat succeeds while the token is open).
@@ -42,7 +60,7 @@
  * - History is simplified: ExecutionStarted/Succeeded/Failed/Aborted/TimedOut, <Type>StateEntered/Exited,
  *   TaskFailed/TaskTimedOut (LambdaFunctionFailed/TimedOut for Lambda ARNs), Parallel/MapStateFailed and
  *   MapIteration* events; previousEventId is simply the preceding event; no TaskScheduled/Started/
- *   Succeeded, no retry or catch events; maxResults is honoured but there is no nextToken paging.
+ *   Succeeded, no retry or catch events; GetExecutionHistory honours maxResults but has no nextToken paging.
  * - Idempotency compares the input strings byte for byte. StopExecution of a finished execution is a
  *   no-op answering its stopDate. SendTaskFailure without `error` fails the task with the error name ''.
  * - An unsupported Resource fails at run time (States.Runtime), not at start as CreateStateMachine would.
@@ -62,8 +80,18 @@ import {
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
 
+/** Which saga state invokes, so that the glue can name (and scope) what it injects. */
+export interface TaskInvocation {
+  stateName: string;
+  executionArn: string;
+}
+
 /** Invokes the Lambda function a Task targets; throws an Error whose `name` is the Lambda errorType on failure. */
-export type InvokeFunction = (functionArn: string, payload: unknown) => Promise<unknown>;
+export type InvokeFunction = (
+  functionArn: string,
+  payload: unknown,
+  task: TaskInvocation,
+) => Promise<unknown>;
 
 export interface StepFunctionsEndpointOptions {
   stateMachines: Array<{ name: string; definition: Record<string, unknown> }>;
@@ -74,6 +102,13 @@ export interface StepFunctionsEndpointOptions {
   accountId?: string;
   /** Default: a free port. The endpoint binds 127.0.0.1 only. */
   port?: number;
+  /** How long after it stopped an execution can be redriven. Default 14 days, as on AWS. */
+  redriveWindowSeconds?: number;
+  /**
+   * Tests only: every Retry waits this many milliseconds instead of the definition's backoff and
+   * jitter; the attempt counts stay the definition's, so a fault still outlasts its retries or not.
+   */
+  retryDelayMs?: number;
 }
 
 export interface StepFunctionsEndpoint {
@@ -119,6 +154,10 @@ interface Machine {
   roleArn: string;
   definition: string;
   library: StateMachine;
+  /** The same definition starting at another top-level state, built on the first redrive that needs it. */
+  resumable: Map<string, StateMachine>;
+  startAt: string;
+  topLevelStates: Set<string>;
   tasks: Map<string, TaskInfo>;
   creationDate: number;
 }
@@ -154,6 +193,13 @@ interface Execution {
   error?: string;
   cause?: string;
   history: HistoryEvent[];
+  /** Also the attempt number: the run of attempt N settles only attempt N. */
+  redriveCount: number;
+  redriveDate?: number;
+  /** The top-level state entered last, with its input: where a redrive restarts. */
+  lastEntered?: { name: string; input: Json };
+  /** Client tokens of successful redrives, newest last (at most REDRIVE_TOKENS_KEPT). */
+  redriveTokens: Array<{ token: string; usedAt: number; redriveDate: number }>;
   /** The token `$$.Task.Token` currently reads as; rotated whenever a waitForTaskToken task takes it. */
   currentToken: string;
   openTokens: Set<TaskToken>;
@@ -166,6 +212,9 @@ interface Execution {
   historyComplete: Promise<void>;
 }
 
+/** Where an execution sorts in ListExecutions; a nextToken carries the last one of its page. */
+type ListPosition = Pick<Execution, 'startDate' | 'arn'>;
+
 /** A Step Functions API error: `code` is the `__type` the SDK maps to its modeled exception. */
 class ApiError extends Error {
   readonly code: string;
@@ -176,6 +225,11 @@ class ApiError extends Error {
 }
 
 const DEFAULT_TASK_TIMEOUT_SECONDS = 60;
+const DEFAULT_REDRIVE_WINDOW_SECONDS = 14 * 24 * 60 * 60;
+const MAX_HISTORY_EVENTS = 25_000;
+const REDRIVE_TOKENS_KEPT = 10;
+const REDRIVE_TOKEN_TTL_MS = 15 * 60 * 1000;
+const DEFAULT_LIST_PAGE_SIZE = 100;
 const MAX_PAYLOAD_BYTES = 256 * 1024;
 const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
 const LAMBDA_FUNCTION_ARN =
@@ -410,9 +464,27 @@ export async function startStepFunctionsEndpoint(
       roleArn: `arn:aws:iam::${accountId}:role/StepFunctions-${name}`,
       definition: JSON.stringify(definition),
       library,
+      resumable: new Map(),
+      startAt: String(definition.StartAt),
+      topLevelStates: new Set(isRecord(definition.States) ? Object.keys(definition.States) : []),
       tasks,
       creationDate: Date.now(),
     });
+  }
+
+  const redriveWindowMs = (options.redriveWindowSeconds ?? DEFAULT_REDRIVE_WINDOW_SECONDS) * 1000;
+
+  /** The machine's one definition, entered at `state` instead of StartAt: how a redrive resumes. */
+  function libraryStartingAt(machine: Machine, state: string): StateMachine {
+    if (state === machine.startAt) return machine.library;
+    let library = machine.resumable.get(state);
+    if (!library) {
+      const definition = { ...(JSON.parse(machine.definition) as StateMachineDefinition), StartAt: state };
+      // Validated at start; the validator would only object that the states before `state` are unreachable.
+      library = new StateMachine(definition, { validationOptions: { noValidate: true } });
+      machine.resumable.set(state, library);
+    }
+    return library;
   }
 
   // ---- tokens ---------------------------------------------------------------------------------------
@@ -461,10 +533,10 @@ export async function startStepFunctionsEndpoint(
     return typeof qualifier === 'string' && qualifier !== '' ? `${arn}:${qualifier}` : arn;
   }
 
-  async function invokeLambda(arn: string, payload: unknown): Promise<Json> {
+  async function invokeLambda(arn: string, payload: unknown, task: TaskInvocation): Promise<Json> {
     let result: unknown;
     try {
-      result = await invoke(arn, payload);
+      result = await invoke(arn, payload, task);
     } catch (error) {
       throw lambdaError(error);
     }
@@ -567,7 +639,10 @@ export async function startStepFunctionsEndpoint(
     });
     try {
       const parameters = isRecord(input) ? input : {};
-      invokeLambda(qualifiedFunctionArn(parameters), parameters.Payload ?? null).then(
+      invokeLambda(qualifiedFunctionArn(parameters), parameters.Payload ?? null, {
+        stateName: task.name,
+        executionArn: execution.arn,
+      }).then(
         () => {},
         (error: Error) => settleToken(entry, { error }),
       );
@@ -582,13 +657,19 @@ export async function startStepFunctionsEndpoint(
     try {
       switch (task.kind) {
         case 'lambda-function':
-          return untilHalted(execution, invokeLambda(task.resource, input));
+          return untilHalted(
+            execution,
+            invokeLambda(task.resource, input, { stateName: task.name, executionArn: execution.arn }),
+          );
         case 'lambda-invoke': {
           const parameters = isRecord(input) ? input : {};
           const arn = qualifiedFunctionArn(parameters);
           return untilHalted(
             execution,
-            invokeLambda(arn, parameters.Payload ?? null).then(lambdaInvokeResult),
+            invokeLambda(arn, parameters.Payload ?? null, {
+              stateName: task.name,
+              executionArn: execution.arn,
+            }).then(lambdaInvokeResult),
           );
         }
         case 'lambda-invoke-wait':
@@ -631,6 +712,8 @@ export async function startStepFunctionsEndpoint(
     const data = (value: unknown) => ({ truncated: false, value: JSON.stringify(value ?? null) });
     switch (event.type) {
       case 'ExecutionStarted':
+        // A redriven attempt's run starts too; redrive() has recorded ExecutionRedriven for it.
+        if (execution.redriveCount > 0) return;
         record(
           execution,
           'ExecutionStarted',
@@ -646,6 +729,11 @@ export async function startStepFunctionsEndpoint(
         return;
       case 'StateEntered':
         if (!state) return;
+        // State names are unique in a state machine, so a top-level name is a top-level entry; Map
+        // iterations carry their index.
+        if (event.index === undefined && execution.machine.topLevelStates.has(state.name)) {
+          execution.lastEntered = { name: state.name, input: toJson(state.input) };
+        }
         record(
           execution,
           `${state.type}StateEntered`,
@@ -762,10 +850,15 @@ export async function startStepFunctionsEndpoint(
     return true;
   }
 
-  function onRunSettled(execution: Execution, result: Promise<Json>): void {
+  function onRunSettled(execution: Execution, attempt: number, result: Promise<Json>): void {
     result.then(
-      (output) => finish(execution, 'SUCCEEDED', { output: JSON.stringify(output ?? null) }),
+      (output) => {
+        if (execution.redriveCount !== attempt) return;
+        finish(execution, 'SUCCEEDED', { output: JSON.stringify(output ?? null) });
+      },
       (error: unknown) => {
+        // A stopped attempt's run settles later, perhaps after a redrive started the next one.
+        if (execution.redriveCount !== attempt) return;
         if (error instanceof ExecutionAbortedError) {
           finish(execution, 'ABORTED', {});
         } else if (error instanceof ExecutionTimeoutError) {
@@ -793,6 +886,8 @@ export async function startStepFunctionsEndpoint(
       status: 'RUNNING',
       startDate,
       history: [],
+      redriveCount: 0,
+      redriveTokens: [],
       currentToken: newToken(),
       openTokens: new Set(),
       halt: new AbortController(),
@@ -801,17 +896,29 @@ export async function startStepFunctionsEndpoint(
       historyComplete: Promise.resolve(),
     };
     executions.set(arn, execution);
+    runAttempt(execution, machine.startAt, JSON.parse(input) as Json);
+    return execution;
+  }
+
+  /** Runs the definition from `startAt` with `input`: the first attempt from StartAt, a redrive from its state. */
+  function runAttempt(execution: Execution, startAt: string, input: Json): void {
+    const { machine } = execution;
+    const attempt = execution.redriveCount;
+    const halt = execution.halt;
     const handlers: TaskHandlers = {};
-    for (const task of machine.tasks.values())
-      handlers[task.name] = (value) => runTask(execution, task, value);
+    for (const task of machine.tasks.values()) {
+      // A stopped attempt's run may still reach a Task after the next attempt began: it must not run it.
+      handlers[task.name] = (value) =>
+        halt.signal.aborted ? Promise.reject(haltedError()) : runTask(execution, task, value);
+    }
     const context = {
       Execution: {
-        Id: arn,
-        Name: name,
-        Input: JSON.parse(input) as Json,
-        StartTime: new Date(startDate).toISOString(),
+        Id: execution.arn,
+        Name: execution.name,
+        Input: JSON.parse(execution.input) as Json,
+        StartTime: new Date(execution.startDate).toISOString(),
         RoleArn: machine.roleArn,
-        RedriveCount: 0,
+        RedriveCount: attempt,
       },
       StateMachine: { Id: machine.arn, Name: machine.name },
       // The library never generates a task token; it reads this getter whenever a path says $$.Task.Token.
@@ -821,15 +928,62 @@ export async function startStepFunctionsEndpoint(
         },
       },
     };
-    const run = machine.library.run(JSON.parse(input) as Json, {
-      overrides: { taskResourceLocalHandlers: handlers },
+    const run = libraryStartingAt(machine, startAt).run(input, {
+      overrides: {
+        taskResourceLocalHandlers: handlers,
+        ...(options.retryDelayMs === undefined
+          ? {}
+          : {
+              retryIntervalOverrides: Object.fromEntries(
+                [...machine.tasks.keys()].map((name) => [name, options.retryDelayMs!]),
+              ),
+            }),
+      },
       context,
     });
     execution.abortRun = run.abort;
     execution.consumed = consume(execution, run.eventLogs as AsyncGenerator<LibraryEvent>).catch(() => {});
     execution.historyComplete = execution.consumed;
-    onRunSettled(execution, run.result);
-    return execution;
+    onRunSettled(execution, attempt, run.result);
+  }
+
+  /** Why `execution` cannot be redriven now (AWS's redriveStatusReason), or undefined if it can. */
+  function notRedrivableReason(execution: Execution, now: number): string | undefined {
+    if (execution.status === 'RUNNING' || execution.status === 'SUCCEEDED') {
+      return `Execution is ${execution.status} and cannot be redriven`;
+    }
+    if (execution.history.length >= MAX_HISTORY_EVENTS) return 'Execution history event limit exceeded';
+    if (now - (execution.stopDate ?? now) > redriveWindowMs) return 'Execution redrivable period exceeded';
+    return undefined;
+  }
+
+  /** Restarts a stopped execution at the state it stopped in; its history and ARN carry on. */
+  function redrive(execution: Execution, clientToken: string | undefined): void {
+    const from = execution.lastEntered ?? {
+      name: execution.machine.startAt,
+      input: JSON.parse(execution.input) as Json,
+    };
+    const redriveDate = Date.now();
+    execution.redriveCount += 1;
+    execution.redriveDate = redriveDate;
+    execution.status = 'RUNNING';
+    execution.stopDate = undefined;
+    execution.output = undefined;
+    execution.error = undefined;
+    execution.cause = undefined;
+    execution.halt = new AbortController();
+    execution.currentToken = newToken();
+    if (clientToken !== undefined) {
+      execution.redriveTokens.push({ token: clientToken, usedAt: redriveDate, redriveDate });
+      execution.redriveTokens.splice(0, execution.redriveTokens.length - REDRIVE_TOKENS_KEPT);
+    }
+    record(
+      execution,
+      'ExecutionRedriven',
+      { executionRedrivenEventDetails: { redriveCount: execution.redriveCount } },
+      redriveDate,
+    );
+    runAttempt(execution, from.name, from.input);
   }
 
   function stopExecution(execution: Execution, error: string | undefined, cause: string | undefined): void {
@@ -865,8 +1019,29 @@ export async function startStepFunctionsEndpoint(
       status: execution.status,
       startDate: seconds(execution.startDate),
       ...(execution.stopDate === undefined ? {} : { stopDate: seconds(execution.stopDate) }),
-      redriveCount: 0,
+      redriveCount: execution.redriveCount,
+      ...(execution.redriveDate === undefined ? {} : { redriveDate: seconds(execution.redriveDate) }),
     };
+  }
+
+  /** ListExecutions order: newest first, ties by ARN, so a page token can name a position. */
+  function listOrder(a: ListPosition, b: ListPosition): number {
+    return b.startDate - a.startDate || (a.arn < b.arn ? -1 : a.arn > b.arn ? 1 : 0);
+  }
+
+  function pageToken(after: ListPosition): string {
+    return Buffer.from(JSON.stringify([after.startDate, after.arn])).toString('base64url');
+  }
+
+  /** The position a nextToken names: the sort key of the last execution of the previous page. */
+  function positionOf(token: string): ListPosition {
+    try {
+      const [startDate, arn] = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown[];
+      if (typeof startDate === 'number' && typeof arn === 'string') return { startDate, arn };
+    } catch {
+      // Reported below, as any token this endpoint did not issue.
+    }
+    throw new ApiError('InvalidToken', `Invalid Token: '${token.slice(0, 200)}'`);
   }
 
   function withoutExecutionData(event: HistoryEvent): HistoryEvent {
@@ -918,8 +1093,11 @@ export async function startStepFunctionsEndpoint(
 
     DescribeExecution(body) {
       const execution = findExecution(requiredString(body, 'executionArn'));
+      const notRedrivable = notRedrivableReason(execution, Date.now());
       return {
         ...executionListItem(execution),
+        redriveStatus: notRedrivable === undefined ? 'REDRIVABLE' : 'NOT_REDRIVABLE',
+        ...(notRedrivable === undefined ? {} : { redriveStatusReason: notRedrivable }),
         input: execution.input,
         inputDetails: { included: true },
         ...(execution.output === undefined
@@ -934,6 +1112,34 @@ export async function startStepFunctionsEndpoint(
       const execution = findExecution(requiredString(body, 'executionArn'));
       stopExecution(execution, optionalString(body, 'error'), optionalString(body, 'cause'));
       return { stopDate: seconds(execution.stopDate ?? Date.now()) };
+    },
+
+    async RedriveExecution(body) {
+      const execution = findExecution(requiredString(body, 'executionArn'));
+      const clientToken = optionalString(body, 'clientToken');
+      if (clientToken !== undefined && !/^[!-~]{1,64}$/.test(clientToken)) {
+        throw new ApiError(
+          'ValidationException',
+          "1 validation error detected: Value at 'clientToken' failed to satisfy constraint: Member must have length between 1 and 64",
+        );
+      }
+      // Where it stopped is known once its history is complete.
+      if (execution.status !== 'RUNNING') await execution.historyComplete;
+      const now = Date.now();
+      const repeated = execution.redriveTokens.find(
+        (entry) => entry.token === clientToken && now - entry.usedAt <= REDRIVE_TOKEN_TTL_MS,
+      );
+      if (repeated) return { redriveDate: seconds(repeated.redriveDate) };
+      const reason = notRedrivableReason(execution, now);
+      if (reason !== undefined) {
+        throw new ApiError(
+          'ExecutionNotRedrivable',
+          `Execution Not Redrivable: '${execution.arn}': ${reason}`,
+        );
+      }
+      if (closing) throw new ApiError('ServiceUnavailable', 'The local Step Functions endpoint is closing');
+      redrive(execution, clientToken);
+      return { redriveDate: seconds(execution.redriveDate ?? now) };
     },
 
     SendTaskSuccess(body) {
@@ -973,13 +1179,31 @@ export async function startStepFunctionsEndpoint(
     ListExecutions(body) {
       const machine = findMachine(requiredString(body, 'stateMachineArn'));
       const statusFilter = optionalString(body, 'statusFilter');
-      const maxResults = maxResultsOf(body);
-      let items = [...executions.values()]
+      const redriveFilter = optionalString(body, 'redriveFilter');
+      if (redriveFilter !== undefined && redriveFilter !== 'REDRIVEN' && redriveFilter !== 'NOT_REDRIVEN') {
+        throw new ApiError(
+          'ValidationException',
+          `1 validation error detected: Value '${redriveFilter}' at 'redriveFilter' failed to satisfy constraint: Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]`,
+        );
+      }
+      const pageSize = maxResultsOf(body) ?? DEFAULT_LIST_PAGE_SIZE;
+      const nextToken = optionalString(body, 'nextToken');
+      const after = nextToken === undefined ? undefined : positionOf(nextToken);
+      const matching = [...executions.values()]
         .filter((execution) => execution.machine === machine)
         .filter((execution) => statusFilter === undefined || execution.status === statusFilter)
-        .sort((a, b) => b.startDate - a.startDate);
-      if (maxResults !== undefined) items = items.slice(0, maxResults);
-      return { executions: items.map(executionListItem) };
+        .filter((execution) => {
+          if (redriveFilter === undefined) return true;
+          return redriveFilter === 'REDRIVEN' ? execution.redriveCount > 0 : execution.redriveCount === 0;
+        })
+        .filter((execution) => after === undefined || listOrder(after, execution) < 0)
+        .sort(listOrder);
+      const page = matching.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        executions: page.map(executionListItem),
+        ...(matching.length > pageSize && last ? { nextToken: pageToken(last) } : {}),
+      };
     },
 
     DescribeStateMachine(body) {

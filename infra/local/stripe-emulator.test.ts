@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { STRIPE_MAXIMUM_CHARGE, STRIPE_MINIMUM_CHARGE } from '../../functions/payments/stripe-limits.ts';
+import { faultInjector, type FaultContext, type FaultName, type FaultSpec } from './faults.ts';
 import { startStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from './stripe-emulator.ts';
 
 const SECRET = 'whsec_emulator_test_secret';
@@ -11,6 +13,8 @@ interface Delivery {
   readonly body: string;
   readonly headers: IncomingHttpHeaders;
   readonly event: Stripe.Event;
+  /** performance.now() when it arrived. */
+  readonly at: number;
 }
 
 interface Receiver {
@@ -32,7 +36,12 @@ async function startReceiver(
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const delivery = { body, headers: req.headers, event: JSON.parse(body) as Stripe.Event };
+      const delivery = {
+        body,
+        headers: req.headers,
+        event: JSON.parse(body) as Stripe.Event,
+        at: performance.now(),
+      };
       deliveries.push(delivery);
       const status = answer(delivery, deliveries.length - 1);
       if (status < 0) {
@@ -426,10 +435,10 @@ describe('idempotency', () => {
       stripe.paymentIntents.create({ amount: 0, currency: 'usd' }, { idempotencyKey: 'k-2' }),
     );
     const intent = await stripe.paymentIntents.create(
-      { amount: 5, currency: 'usd' },
+      { amount: 500, currency: 'usd' },
       { idempotencyKey: 'k-2' },
     );
-    expect(intent.amount).toBe(5);
+    expect(intent.amount).toBe(500);
   });
 
   it('a refund of a pm_card_refundFail charge is created succeeded, then fails: refund.failed, the charge refundable again', async () => {
@@ -854,5 +863,401 @@ describe('webhooks', () => {
     await new Promise((resolve) => setTimeout(resolve, retryDelayMs * 3));
     expect(receiver.deliveries).toHaveLength(1);
     await expect(emulator.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('amount limits', () => {
+  it.each(Object.entries(STRIPE_MINIMUM_CHARGE))(
+    'refuses a %s PaymentIntent below its minimum charge (%d) with amount_too_small, and takes the minimum',
+    async (currency, minimum) => {
+      const { stripe } = await setUp();
+      const error = await rejectionOf(stripe.paymentIntents.create({ amount: minimum - 1, currency }));
+      expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+      expect(error).toMatchObject({
+        statusCode: 400,
+        rawType: 'invalid_request_error',
+        code: 'amount_too_small',
+        param: 'amount',
+        doc_url: 'https://stripe.com/docs/error-codes/amount-too-small',
+      });
+      expect(error.message).toMatch(new RegExp(`^Amount must be at least .+ ${currency}$`));
+      expect((await stripe.paymentIntents.create({ amount: minimum, currency })).amount).toBe(minimum);
+    },
+  );
+
+  it("words the minimum as Stripe does, in the currency's major unit", async () => {
+    const { stripe } = await setUp();
+    const usd = await rejectionOf(stripe.paymentIntents.create({ amount: 49, currency: 'usd' }));
+    expect(usd.message).toBe('Amount must be at least $0.50 usd');
+    const jpy = await rejectionOf(stripe.paymentIntents.create({ amount: 10, currency: 'jpy' }));
+    expect(jpy.message).toBe('Amount must be at least ¥50 jpy');
+  });
+
+  it('takes any positive amount in a currency the table does not list', async () => {
+    const { stripe } = await setUp();
+    expect((await stripe.paymentIntents.create({ amount: 1, currency: 'isk' })).amount).toBe(1);
+  });
+
+  it(`refuses more than ${STRIPE_MAXIMUM_CHARGE} with amount_too_large, and takes exactly that`, async () => {
+    const { stripe } = await setUp();
+    const error = await rejectionOf(
+      stripe.paymentIntents.create({ amount: STRIPE_MAXIMUM_CHARGE + 1, currency: 'usd' }),
+    );
+    expect(error).toMatchObject({ statusCode: 400, code: 'amount_too_large', param: 'amount' });
+    expect(error.message).toBe('Amount must be no more than $999,999.99');
+    const largest = await stripe.paymentIntents.create({ amount: STRIPE_MAXIMUM_CHARGE, currency: 'usd' });
+    expect(largest.amount).toBe(STRIPE_MAXIMUM_CHARGE);
+  });
+
+  it('checks an update against the amount and currency it would leave, changing nothing when refused', async () => {
+    const { stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+
+    const tooSmall = await rejectionOf(stripe.paymentIntents.update(intent.id, { amount: 20 }));
+    expect(tooSmall).toMatchObject({ statusCode: 400, code: 'amount_too_small', param: 'amount' });
+    // 1000 is enough in usd, not in huf (minimum 17500).
+    const otherCurrency = await rejectionOf(stripe.paymentIntents.update(intent.id, { currency: 'huf' }));
+    expect(otherCurrency).toMatchObject({ code: 'amount_too_small' });
+    const tooLarge = await rejectionOf(
+      stripe.paymentIntents.update(intent.id, { amount: STRIPE_MAXIMUM_CHARGE + 1 }),
+    );
+    expect(tooLarge).toMatchObject({ code: 'amount_too_large' });
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ amount: 1000, currency: 'usd' });
+
+    const updated = await stripe.paymentIntents.update(intent.id, { amount: 17_500, currency: 'huf' });
+    expect(updated).toMatchObject({ amount: 17_500, currency: 'huf' });
+  });
+
+  it('does not store a refused amount under the idempotency key', async () => {
+    const { stripe } = await setUp();
+    const refused = await rejectionOf(
+      stripe.paymentIntents.create({ amount: 10, currency: 'usd' }, { idempotencyKey: 'k-min' }),
+    );
+    expect(refused).toMatchObject({ code: 'amount_too_small' });
+    const intent = await stripe.paymentIntents.create(
+      { amount: 60, currency: 'usd' },
+      { idempotencyKey: 'k-min' },
+    );
+    expect(intent.amount).toBe(60);
+  });
+});
+
+describe('listing PaymentIntents', () => {
+  async function fiveIntents(stripe: Stripe): Promise<Stripe.PaymentIntent[]> {
+    const intents: Stripe.PaymentIntent[] = [];
+    for (let i = 0; i < 5; i++) {
+      intents.push(await stripe.paymentIntents.create({ amount: 1000 + i, currency: 'usd' }));
+    }
+    return intents;
+  }
+
+  it("lists newest first in Stripe's list shape, paged by limit, starting_after and ending_before", async () => {
+    const { stripe } = await setUp();
+    const [a, b, c, d, e] = (await fiveIntents(stripe)).map((intent) => intent.id);
+
+    const all = await stripe.paymentIntents.list();
+    expect(all).toMatchObject({ object: 'list', has_more: false, url: '/v1/payment_intents' });
+    expect(all.data.map((intent) => intent.id)).toEqual([e, d, c, b, a]);
+    expect(all.data[0]).toEqual(await stripe.paymentIntents.retrieve(e!));
+
+    const first = await stripe.paymentIntents.list({ limit: 2 });
+    expect(first.data.map((intent) => intent.id)).toEqual([e, d]);
+    expect(first.has_more).toBe(true);
+    const next = await stripe.paymentIntents.list({ limit: 2, starting_after: d });
+    expect(next.data.map((intent) => intent.id)).toEqual([c, b]);
+    expect(next.has_more).toBe(true);
+    const last = await stripe.paymentIntents.list({ limit: 2, starting_after: b });
+    expect(last.data.map((intent) => intent.id)).toEqual([a]);
+    expect(last.has_more).toBe(false);
+
+    const newer = await stripe.paymentIntents.list({ limit: 2, ending_before: b });
+    expect(newer.data.map((intent) => intent.id)).toEqual([d, c]);
+    expect(newer.has_more).toBe(true);
+    const newest = await stripe.paymentIntents.list({ limit: 2, ending_before: d });
+    expect(newest.data.map((intent) => intent.id)).toEqual([e]);
+    expect(newest.has_more).toBe(false);
+  });
+
+  it("lets the SDK's auto-pagination walk every intent, both ways", async () => {
+    const { stripe } = await setUp();
+    const ids = (await fiveIntents(stripe)).map((intent) => intent.id);
+
+    const walked: string[] = [];
+    for await (const intent of stripe.paymentIntents.list({ limit: 2 })) walked.push(intent.id);
+    expect(walked).toEqual([...ids].reverse());
+
+    const backwards = await stripe.paymentIntents
+      .list({ limit: 2, ending_before: ids[0] })
+      .autoPagingToArray({ limit: 100 });
+    expect(backwards.map((intent) => intent.id)).toEqual(ids.slice(1));
+  });
+
+  it('answers an empty list when there are none', async () => {
+    const { stripe } = await setUp();
+    expect(await stripe.paymentIntents.list()).toMatchObject({ data: [], has_more: false });
+  });
+
+  it('refuses a bad limit, an unknown cursor, both cursors, and a publishable key', async () => {
+    const { emulator, stripe } = await setUp();
+    const [intent] = await fiveIntents(stripe);
+    expect(await rejectionOf(stripe.paymentIntents.list({ limit: 0 }))).toMatchObject({
+      statusCode: 400,
+      param: 'limit',
+    });
+    expect(await rejectionOf(stripe.paymentIntents.list({ limit: 101 }))).toMatchObject({ param: 'limit' });
+    expect(await rejectionOf(stripe.paymentIntents.list({ starting_after: 'pi_missing' }))).toMatchObject({
+      statusCode: 400,
+      code: 'resource_missing',
+      param: 'starting_after',
+    });
+    expect(await rejectionOf(stripe.paymentIntents.list({ ending_before: 'pi_missing' }))).toMatchObject({
+      code: 'resource_missing',
+      param: 'ending_before',
+    });
+    expect(
+      await rejectionOf(
+        stripe.paymentIntents.list({ starting_after: intent!.id, ending_before: intent!.id }),
+      ),
+    ).toMatchObject({ statusCode: 400, param: 'ending_before' });
+    const browser = clientFor(emulator, 'pk_test_shop');
+    expect(await rejectionOf(browser.paymentIntents.list())).toMatchObject({ statusCode: 401 });
+  });
+});
+
+describe('faults', () => {
+  async function withFaults(
+    spec: FaultSpec,
+    options: {
+      answer?: Parameters<typeof startReceiver>[0];
+      filter?: (name: FaultName, context: FaultContext) => boolean;
+    } = {},
+  ) {
+    const lines: string[] = [];
+    const faults = faultInjector({
+      spec,
+      seed: 1,
+      log: (line) => lines.push(line),
+      ...(options.filter ? { filter: options.filter } : {}),
+    });
+    const harness = await setUp({ faults, ...(options.answer ? { answer: options.answer } : {}) });
+    return { ...harness, faults, lines };
+  }
+
+  function expectInjected500(error: Stripe.errors.StripeError) {
+    expect(error).toBeInstanceOf(Stripe.errors.StripeAPIError);
+    expect(error).toMatchObject({
+      statusCode: 500,
+      rawType: 'api_error',
+      message: expect.stringMatching(/went wrong/),
+    });
+  }
+
+  it('stripe.error answers 500 api_error and does nothing', async () => {
+    const { emulator, receiver, stripe, faults, lines } = await withFaults({ 'stripe.error': 1 });
+
+    const error = await rejectionOf(
+      stripe.paymentIntents.create({
+        amount: 1000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+      }),
+    );
+    expectInjected500(error);
+    expect(lines).toEqual(['fault stripe.error: POST /v1/payment_intents']);
+
+    faults.set({});
+    await emulator.idle();
+    expect((await stripe.paymentIntents.list()).data).toEqual([]);
+    expect(receiver.deliveries).toEqual([]);
+    expect(faults.counts()['stripe.error']).toBe(1);
+  });
+
+  it('stripe.error stores its 500 under the idempotency key: the same key answers it again, whatever happens after', async () => {
+    const { stripe, faults } = await withFaults({ 'stripe.error': 1 });
+    const params = { amount: 1000, currency: 'usd' };
+    expectInjected500(await rejectionOf(stripe.paymentIntents.create(params, { idempotencyKey: 'k-err' })));
+
+    faults.set({});
+    const replayed = await rejectionOf(stripe.paymentIntents.create(params, { idempotencyKey: 'k-err' }));
+    expectInjected500(replayed);
+    expect(replayed.headers).toMatchObject({ 'idempotent-replayed': 'true', 'stripe-should-retry': 'false' });
+    expect((await stripe.paymentIntents.list()).data).toEqual([]);
+
+    const created = await stripe.paymentIntents.create(params, { idempotencyKey: 'k-new' });
+    expect(created.status).toBe('requires_payment_method');
+  });
+
+  it('stripe.lost-response does the work, answers 500, and replays the 500 under the key', async () => {
+    const { emulator, receiver, stripe, faults, lines } = await withFaults({});
+    const intent = await stripe.paymentIntents.create({
+      amount: 2500,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      metadata: { orderId: 'ord-lost' },
+    });
+
+    faults.set({ 'stripe.lost-response': 1 });
+    const lost = await rejectionOf(
+      stripe.paymentIntents.confirm(intent.id, {}, { idempotencyKey: 'k-confirm' }),
+    );
+    expectInjected500(lost);
+    expect(lines).toEqual([`fault stripe.lost-response: POST /v1/payment_intents/${intent.id}/confirm`]);
+
+    faults.set({});
+    // Stripe holds the truth: the payment went through and its webhook goes out.
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({
+      status: 'succeeded',
+      amount_received: 2500,
+    });
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
+
+    // Retrying the key never learns it: the stored 500 comes back, and nothing is charged twice.
+    const again = await rejectionOf(
+      stripe.paymentIntents.confirm(intent.id, {}, { idempotencyKey: 'k-confirm' }),
+    );
+    expectInjected500(again);
+    expect(again.headers).toMatchObject({ 'idempotent-replayed': 'true' });
+    const fresh = await rejectionOf(
+      stripe.paymentIntents.confirm(intent.id, {}, { idempotencyKey: 'k-other' }),
+    );
+    expect(fresh).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
+  });
+
+  it('hit GETs too, where nothing is stored', async () => {
+    const { stripe, faults, lines } = await withFaults({});
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+
+    faults.set({ 'stripe.error': 1 });
+    expectInjected500(await rejectionOf(stripe.paymentIntents.retrieve(intent.id)));
+    expect(lines).toEqual([`fault stripe.error: GET /v1/payment_intents/${intent.id}`]);
+    faults.set({});
+    expect((await stripe.paymentIntents.retrieve(intent.id)).id).toBe(intent.id);
+  });
+
+  it('spare publishable-key (browser) requests', async () => {
+    const { emulator, stripe, faults, lines } = await withFaults({});
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+
+    faults.set({ 'stripe.error': 1, 'stripe.lost-response': 1, 'stripe.slow': 5_000 });
+    const browser = clientFor(emulator, 'pk_test_shop');
+    const confirmed = await browser.paymentIntents.confirm(intent.id, {
+      payment_method: 'pm_card_visa',
+      client_secret: intent.client_secret!,
+    } as Stripe.PaymentIntentConfirmParams);
+    expect(confirmed.status).toBe('succeeded');
+    expect(lines).toEqual([]);
+  });
+
+  it('follow the filter: only the confirm of one order fails', async () => {
+    const { stripe } = await withFaults(
+      { 'stripe.error': 1 },
+      { filter: (_, context) => Boolean(context.request?.endsWith('/confirm')) },
+    );
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+    });
+    expectInjected500(await rejectionOf(stripe.paymentIntents.confirm(intent.id)));
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_confirmation');
+  });
+
+  it('stripe.slow delays every secret-key answer by MS, after doing the work', async () => {
+    const slowMs = 200;
+    const { stripe, lines } = await withFaults({ 'stripe.slow': slowMs });
+
+    const started = performance.now();
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(slowMs - 5);
+    expect(lines).toEqual([`fault stripe.slow: POST /v1/payment_intents (+${slowMs} ms)`]);
+
+    const again = performance.now();
+    await stripe.paymentIntents.retrieve(intent.id);
+    expect(performance.now() - again).toBeGreaterThanOrEqual(slowMs - 5);
+  });
+
+  it('close() releases answers held by stripe.slow and leaves no timer behind', async () => {
+    const slowMs = 60_000;
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const clearTimeoutSpy = vi.spyOn(globalThis, 'clearTimeout');
+    onTestFinished(() => {
+      setTimeoutSpy.mockRestore();
+      clearTimeoutSpy.mockRestore();
+    });
+    const { emulator, stripe, lines } = await withFaults({ 'stripe.slow': slowMs });
+    const pending = rejectionOf(stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }));
+    await waitFor(() => lines.length === 1, 'the answer to be held');
+    const held = setTimeoutSpy.mock.results[setTimeoutSpy.mock.calls.findIndex((call) => call[1] === slowMs)];
+
+    await emulator.close();
+    expect(await pending).toBeInstanceOf(Stripe.errors.StripeConnectionError);
+    expect(clearTimeoutSpy.mock.calls.map((call) => call[0])).toContain(held?.value);
+  });
+
+  it('webhook.delay starts every delivery SECONDS late, keeping the order per object', async () => {
+    const delaySeconds = 0.3;
+    const { emulator, receiver, stripe, lines } = await withFaults({ 'webhook.delay': delaySeconds });
+
+    const sent = performance.now();
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      metadata: { orderId: 'ord-late' },
+    });
+    await emulator.idle();
+
+    expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
+    for (const delivery of receiver.deliveries) {
+      expect(delivery.at - sent).toBeGreaterThanOrEqual(delaySeconds * 1000 - 5);
+    }
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(
+      /^fault webhook\.delay: payment_intent\.succeeded evt_\w+ \(order ord-late\) \(\+300 ms\)$/,
+    );
+  });
+
+  it('webhook.drop never delivers the event, decided once per event, while Stripe keeps the truth', async () => {
+    const rolled: FaultContext[] = [];
+    const { emulator, receiver, stripe, faults, lines } = await withFaults(
+      { 'webhook.drop': 1 },
+      {
+        // The first attempts fail, so kept events are retried: a retry must not be dropped.
+        answer: (_delivery, n) => (n < 2 ? 500 : 200),
+        filter: (name, context) => {
+          if (name === 'webhook.drop') rolled.push(context);
+          return context.eventType === 'payment_intent.succeeded';
+        },
+      },
+    );
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      metadata: { orderId: 'ord-dropped' },
+    });
+    await emulator.idle();
+
+    expect(typesFor(receiver, intent.id)).toEqual([
+      'payment_intent.created',
+      'payment_intent.created',
+      'payment_intent.created',
+    ]);
+    expect(rolled.map((context) => context.eventType)).toEqual([
+      'payment_intent.created',
+      'payment_intent.succeeded',
+    ]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^fault webhook\.drop: payment_intent\.succeeded evt_\w+ \(order ord-dropped\)$/,
+    );
+    expect(faults.counts()['webhook.drop']).toBe(1);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
   });
 });

@@ -1,16 +1,34 @@
 /**
  * A local stand-in for the Stripe API in test mode, for the subset this project uses: PaymentIntents
- * (create, retrieve, update, confirm, cancel), Refunds (create, retrieve, list), idempotency keys and signed
- * webhooks with retries. The real `stripe` SDK works against it unchanged:
+ * (create, retrieve, update, confirm, cancel, list), Refunds (create, retrieve, list), idempotency keys
+ * and signed webhooks with retries. The real `stripe` SDK works against it unchanged:
  * `new Stripe('sk_test_…', { host: '127.0.0.1', port, protocol: 'http' })`. A publishable key
  * (`pk_test_…`) may retrieve or confirm a PaymentIntent with its `client_secret`, as Stripe.js does in
  * the customer's browser; the answer is the full object, not the smaller one Stripe gives such a key.
  *
+ * Lists (`GET /v1/payment_intents`, `GET /v1/refunds`) are newest first, in Stripe's list shape, paged
+ * by `limit` (1–100, default 10) and `starting_after` or `ending_before`, so the SDK's auto-pagination
+ * works. PaymentIntent amounts must lie within Stripe's limits (functions/payments/stripe-limits.ts):
+ * at least the currency's minimum charge and at most 99999999, else `400 amount_too_small` or
+ * `amount_too_large` on `amount`.
+ *
+ * Faults (option `faults`, `LOCAL_FAULTS`; faults.ts), on requests made with a secret key only (never on
+ * a publishable key's, the browser's):
+ * - `stripe.error`: `500 api_error`, and nothing was done. `stripe.lost-response`: the work is done
+ *   (state changed, webhooks queued), then the same 500. As Stripe does, a 500 answered to a request
+ *   with an `Idempotency-Key` is stored under the key and replayed for every later request with that
+ *   key (with `Stripe-Should-Retry: false`): retrying the key never helps, reading the state back does.
+ *   Either may hit any request, GETs included (they carry no key, so nothing is stored).
+ * - `stripe.slow=MS`: the work is done at once, the answer leaves MS milliseconds later.
+ * - `webhook.delay=SECONDS`: each event's first delivery attempt starts SECONDS after it was queued;
+ *   order per object is kept. `webhook.drop=RATE`: an event is never delivered (decided once per event);
+ *   the objects still show the truth.
+ *
  * What it does NOT mirror:
- * - Other resources and endpoints: no Charges, Customers, PaymentMethods, Events or Balance API, no list
- *   or search endpoints other than listing Refunds (by `payment_intent` or `charge`, with `limit` and
- *   `starting_after`; no `ending_before`, no `created` filter). Charge and PaymentMethod objects exist only as ids (and as `charge.refunded`
- *   event payloads, and `last_payment_error.payment_method`).
+ * - Other resources and endpoints: no Charges, Customers, PaymentMethods, Events or Balance API, no
+ *   search endpoints, no list endpoints but PaymentIntents and Refunds (by `payment_intent` or
+ *   `charge`); no `created` or `customer` filters. Charge and PaymentMethod objects exist only as ids
+ *   (and as `charge.refunded` event payloads, and `last_payment_error.payment_method`).
  * - Payment methods: only the test tokens pm_card_visa, pm_card_chargeDeclined,
  *   pm_card_chargeDeclinedInsufficientFunds, pm_card_authenticationRequired and pm_card_refundFail
  *   (each use creates a new pm_… id, as Stripe does). No raw card numbers, no other payment method
@@ -23,8 +41,10 @@
  *   pm_card_refundFail charge fails right after it was created (Stripe: some time later): its
  *   `status` becomes `failed` (`failure_reason` `expired_or_canceled_card`), the charge counts it
  *   no more, and `refund.failed` is sent; no `refund.updated` or `charge.refund.updated`.
- * - No per-currency minimum amounts, no currency conversion; unknown parameters are ignored, not
- *   rejected; `expand` is ignored (related objects stay ids).
+ * - Minimum amounts are those of Stripe's table for the charge's own currency, as if the account
+ *   settled in every currency: no conversion to a settlement currency, so a currency the table does not
+ *   list has no minimum but 1. Unknown parameters are ignored, not rejected; `expand` is ignored
+ *   (related objects stay ids).
  * - Webhooks: one endpoint receiving every event type; only payment_intent.created / succeeded /
  *   payment_failed / requires_action / canceled, charge.refunded, refund.created and refund.failed are sent (no
  *   charge.succeeded / charge.failed); no `previous_attributes`; `api_version` is fixed.
@@ -50,6 +70,8 @@ import {
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { STRIPE_MAXIMUM_CHARGE, stripeMinimumCharge } from '../../functions/payments/stripe-limits.ts';
+import { noFaults, type FaultContext, type FaultInjector } from './faults.ts';
 
 export interface StripeEmulatorOptions {
   /** 0 or undefined: a free port. */
@@ -65,6 +87,8 @@ export interface StripeEmulatorOptions {
   webhookUrl?: string;
   /** Default { maxAttempts: 8, baseDelayMs: 1000 }; the delay doubles after each failed attempt. */
   webhookRetry?: { maxAttempts: number; baseDelayMs: number };
+  /** The stripe.* and webhook.* faults to inject (see the top comment); default none. */
+  faults?: FaultInjector;
 }
 
 export interface StripeEmulator {
@@ -87,7 +111,7 @@ const DEFAULT_RETRY = { maxAttempts: 8, baseDelayMs: 1000 };
 const WEBHOOK_TIMEOUT_MS = 30_000;
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const MAX_BODY_BYTES = 1024 * 1024;
-const MAX_AMOUNT = 99_999_999;
+const MAX_AMOUNT = STRIPE_MAXIMUM_CHARGE;
 
 export async function startStripeEmulator(options: StripeEmulatorOptions): Promise<StripeEmulator> {
   const secrets = (options.webhookSecret ?? '')
@@ -101,9 +125,10 @@ export async function startStripeEmulator(options: StripeEmulatorOptions): Promi
       'startStripeEmulator: webhookRetry needs an integer maxAttempts >= 1 and baseDelayMs >= 0',
     );
   }
-  const webhooks = new WebhookDispatcher(secrets, retry);
+  const faults = options.faults ?? noFaults();
+  const webhooks = new WebhookDispatcher(secrets, retry, faults);
   if (options.webhookUrl) webhooks.setUrl(options.webhookUrl);
-  const api = new StripeApi(webhooks);
+  const api = new StripeApi(webhooks, faults);
   const server = createServer((req, res) => void api.handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -116,6 +141,7 @@ export async function startStripeEmulator(options: StripeEmulatorOptions): Promi
   let closing: Promise<void> | undefined;
   const shutdown = async () => {
     webhooks.close();
+    api.close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -462,7 +488,8 @@ function optionalInteger(params: FormObject, name: string): number | undefined {
   return Number(value);
 }
 
-function optionalAmount(params: FormObject, name = 'amount'): number | undefined {
+/** A positive integer amount; the caller checks the upper limit. */
+function optionalPositiveAmount(params: FormObject, name: string): number | undefined {
   const amount = optionalInteger(params, name);
   if (amount === undefined) return undefined;
   if (amount < 1) {
@@ -471,13 +498,77 @@ function optionalAmount(params: FormObject, name = 'amount'): number | undefined
       code: 'parameter_invalid_integer',
     });
   }
-  if (amount > MAX_AMOUNT) {
+  return amount;
+}
+
+function optionalAmount(params: FormObject, name = 'amount'): number | undefined {
+  const amount = optionalPositiveAmount(params, name);
+  if (amount !== undefined && amount > MAX_AMOUNT) {
     throw invalidRequest(`This value must be less than or equal to ${MAX_AMOUNT}.`, {
       param: name,
       code: 'parameter_invalid_integer',
     });
   }
   return amount;
+}
+
+/** Stripe's charge limits for a PaymentIntent's amount in its currency (functions/payments/stripe-limits.ts). */
+function checkChargeLimits(amount: number, currency: string): void {
+  const minimum = stripeMinimumCharge(currency);
+  if (amount < minimum) {
+    throw invalidRequest(`Amount must be at least ${formatAmount(minimum, currency)} ${currency}`, {
+      param: 'amount',
+      code: 'amount_too_small',
+    });
+  }
+  if (amount > STRIPE_MAXIMUM_CHARGE) {
+    throw invalidRequest(`Amount must be no more than ${formatAmount(STRIPE_MAXIMUM_CHARGE, currency)}`, {
+      param: 'amount',
+      code: 'amount_too_large',
+    });
+  }
+}
+
+/**
+ * One page of a list, Stripe's way: `items` newest first; `limit` 1–100 (default 10); `starting_after`
+ * pages toward older objects, `ending_before` toward newer ones (the page still newest first).
+ */
+function listPage<T extends { id: string }>(
+  items: readonly T[],
+  params: FormObject,
+  kind: string,
+  url: string,
+) {
+  const limit = optionalInteger(params, 'limit') ?? 10;
+  if (limit < 1 || limit > 100) {
+    throw invalidRequest(
+      `This value must be greater than or equal to 1 and less than or equal to 100 (it currently is '${limit}').`,
+      { param: 'limit' },
+    );
+  }
+  const after = optionalString(params, 'starting_after');
+  const before = optionalString(params, 'ending_before');
+  if (after !== undefined && before !== undefined) {
+    throw invalidRequest('You may only specify one of these parameters: ending_before, starting_after.', {
+      param: 'ending_before',
+    });
+  }
+  const position = (id: string, param: string) => {
+    const index = items.findIndex((item) => item.id === id);
+    if (index < 0) throw resourceMissing(kind, id, param, 400);
+    return index;
+  };
+  if (before !== undefined) {
+    const newer = items.slice(0, position(before, 'ending_before'));
+    return {
+      object: 'list',
+      data: newer.slice(Math.max(0, newer.length - limit)),
+      has_more: newer.length > limit,
+      url,
+    };
+  }
+  const older = after === undefined ? items : items.slice(position(after, 'starting_after') + 1);
+  return { object: 'list', data: older.slice(0, limit), has_more: older.length > limit, url };
 }
 
 function optionalBoolean(params: FormObject, name: string): boolean | undefined {
@@ -668,6 +759,17 @@ class StripeApi {
   readonly #idempotency = new Map<string, RememberedResponse>();
   readonly #routes: readonly Route[] = [
     route('POST', '/v1/payment_intents', (c) => this.#createPaymentIntent(c)),
+    route('GET', '/v1/payment_intents', (c) =>
+      // The map keeps creation order; reversed, newest first even within one second.
+      ok(
+        listPage(
+          [...this.#paymentIntents.values()].reverse(),
+          c.params,
+          'payment_intent',
+          '/v1/payment_intents',
+        ),
+      ),
+    ),
     route('GET', '/v1/payment_intents/:id', (c) => ok(this.#findPaymentIntent(c.id)), { publishable: true }),
     route('POST', '/v1/payment_intents/:id', (c) => this.#updatePaymentIntent(c)),
     route('POST', '/v1/payment_intents/:id/confirm', (c) => this.#confirmPaymentIntent(c), {
@@ -679,18 +781,38 @@ class StripeApi {
     route('GET', '/v1/refunds/:id', (c) => ok(this.#findRefund(c.id))),
   ];
 
-  constructor(webhooks: WebhookDispatcher) {
+  readonly #faults: FaultInjector;
+  /** Answers held back by stripe.slow; close() cancels them. */
+  readonly #held = new Map<NodeJS.Timeout, () => void>();
+
+  constructor(webhooks: WebhookDispatcher, faults: FaultInjector) {
     this.#webhooks = webhooks;
+    this.#faults = faults;
+  }
+
+  close(): void {
+    for (const [timer, release] of this.#held) {
+      clearTimeout(timer);
+      release();
+    }
+    this.#held.clear();
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newId('req', 14);
     let answer: HttpAnswer;
+    let secretKey = false;
     try {
       const body = await readBody(req);
-      answer = this.#answer(req, body, requestId);
+      const access = authenticate(req.headers);
+      secretKey = access === 'secret';
+      answer = this.#answer(req, access, body, requestId);
     } catch (error) {
       answer = errorAnswer(error);
+    }
+    if (secretKey) {
+      const slowMs = this.#faults.delayMs('stripe.slow', { request: describeRequest(req) });
+      if (slowMs > 0) await this.#hold(slowMs);
     }
     if (res.destroyed) return;
     res.writeHead(answer.status, {
@@ -703,8 +825,22 @@ class StripeApi {
     res.end(answer.body);
   }
 
-  #answer(req: IncomingMessage, rawBody: string, requestId: string): HttpAnswer {
-    const access = authenticate(req.headers);
+  #hold(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#held.delete(timer);
+        resolve();
+      }, ms);
+      this.#held.set(timer, resolve);
+    });
+  }
+
+  #answer(
+    req: IncomingMessage,
+    access: 'secret' | 'publishable',
+    rawBody: string,
+    requestId: string,
+  ): HttpAnswer {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', `http://${HOST}`);
     const matched = this.#match(method, url.pathname);
@@ -719,12 +855,29 @@ class StripeApi {
       const replay = this.#replay(key, endpoint, print);
       if (replay) return replay;
     }
+    const faultable = access === 'secret';
+    const request = describeRequest(req);
+    const injected500 = () => {
+      const answer = errorAnswer(new ApiError(500, { type: 'api_error', message: INJECTED_500_MESSAGE }));
+      if (key === undefined) return answer;
+      this.#idempotency.set(key, {
+        endpoint,
+        fingerprint: print,
+        status: answer.status,
+        body: answer.body,
+        requestId,
+        storedAt: Date.now(),
+      });
+      return { ...answer, headers: { ...keyHeaders, 'Stripe-Should-Retry': 'false' } };
+    };
+    if (faultable && this.#faults.roll('stripe.error', { request })) return injected500();
     const { response, remember } = this.#execute(matched.route, {
       params,
       id: matched.id,
       emit: (type, object, orderingKey) =>
         this.#webhooks.enqueue(orderingKey, buildEvent(type, object, requestId, key)),
     });
+    if (faultable && this.#faults.roll('stripe.lost-response', { request })) return injected500();
     const body = JSON.stringify(response.body, null, 2);
     if (key !== undefined && remember) {
       this.#idempotency.set(key, {
@@ -803,6 +956,8 @@ class StripeApi {
         'Idempotency-Key': key,
         'Idempotent-Replayed': 'true',
         'Original-Request': stored.requestId,
+        // A stored 500 answers every retry with this key: the SDK must not keep trying.
+        ...(stored.status >= 500 ? { 'Stripe-Should-Retry': 'false' } : {}),
       },
     };
   }
@@ -820,8 +975,9 @@ class StripeApi {
 
   #createPaymentIntent(context: RequestContext): ApiResponse {
     const { params } = context;
-    const amount = required(optionalAmount(params), 'amount');
+    const amount = required(optionalPositiveAmount(params, 'amount'), 'amount');
     const currency = required(optionalCurrency(params), 'currency');
+    checkChargeLimits(amount, currency);
     const metadata = applyMetadata(params, {});
     const description = optionalString(params, 'description') ?? null;
     const confirm = optionalBoolean(params, 'confirm') ?? false;
@@ -884,8 +1040,10 @@ class StripeApi {
   #updatePaymentIntent(context: RequestContext): ApiResponse {
     const { params } = context;
     const intent = this.#findPaymentIntent(context.id);
-    const amount = optionalAmount(params);
+    const amount = optionalPositiveAmount(params, 'amount');
     const currency = optionalCurrency(params);
+    if (amount !== undefined || currency !== undefined)
+      checkChargeLimits(amount ?? intent.amount, currency ?? intent.currency);
     const description = optionalString(params, 'description');
     const metadata = applyMetadata(params, intent.metadata);
     if ((amount !== undefined || currency !== undefined) && !CONFIRMABLE.has(intent.status)) {
@@ -1170,41 +1328,20 @@ class StripeApi {
     return charge;
   }
 
-  /**
-   * GET /v1/refunds: newest first, optionally only those of one `payment_intent` or `charge`;
-   * `limit` (1–100, default 10) and `starting_after` page through them as Stripe's list does.
-   */
+  /** GET /v1/refunds: newest first, optionally only those of one `payment_intent` or `charge`; paged by listPage. */
   #listRefunds(context: RequestContext): ApiResponse {
     const { params } = context;
     const intentId = optionalString(params, 'payment_intent');
     const chargeId = optionalString(params, 'charge');
-    const limit = optionalInteger(params, 'limit') ?? 10;
-    if (limit < 1 || limit > 100) {
-      throw invalidRequest(
-        `This value must be greater than or equal to 1 and less than or equal to 100 (it currently is '${limit}').`,
-        { param: 'limit' },
-      );
-    }
     if (intentId !== undefined) this.#findPaymentIntent(intentId, 'payment_intent');
     if (chargeId !== undefined && !this.#charges.has(chargeId))
       throw resourceMissing('charge', chargeId, 'charge', 400);
     // The map keeps creation order; reversed, newest first even within one second.
-    let refunds = [...this.#refunds.values()]
+    const refunds = [...this.#refunds.values()]
       .reverse()
       .filter((refund) => intentId === undefined || refund.payment_intent === intentId)
       .filter((refund) => chargeId === undefined || refund.charge === chargeId);
-    const after = optionalString(params, 'starting_after');
-    if (after !== undefined) {
-      const index = refunds.findIndex((refund) => refund.id === after);
-      if (index < 0) throw resourceMissing('refund', after, 'starting_after', 400);
-      refunds = refunds.slice(index + 1);
-    }
-    return ok({
-      object: 'list',
-      data: refunds.slice(0, limit),
-      has_more: refunds.length > limit,
-      url: '/v1/refunds',
-    });
+    return ok(listPage(refunds, params, 'refund', '/v1/refunds'));
   }
 
   #findRefund(id: string): RefundObject {
@@ -1221,6 +1358,12 @@ function missingPaymentMethod(): ApiError {
   );
 }
 
+function eventContext(event: StripeEvent): FaultContext {
+  const object = event.data.object as { metadata?: Metadata } | null;
+  const orderId = object?.metadata?.orderId;
+  return { eventType: event.type, eventId: event.id, ...(orderId ? { orderId } : {}) };
+}
+
 function buildEvent(type: string, object: unknown, requestId: string, idempotencyKey?: string): StripeEvent {
   return {
     id: newId('evt'),
@@ -1233,6 +1376,15 @@ function buildEvent(type: string, object: unknown, requestId: string, idempotenc
     request: { id: requestId, idempotency_key: idempotencyKey ?? null },
     type,
   };
+}
+
+/** Stripe's answer to an internal error; what `stripe.error` and `stripe.lost-response` answer. */
+const INJECTED_500_MESSAGE =
+  "Sorry, something went wrong. We've already been notified of the problem, but if you need any help, you can reach us at https://support.stripe.com/contact.";
+
+/** `POST /v1/payment_intents/pi_…/confirm`: method and path, never the query (it can hold a client secret). */
+function describeRequest(req: IncomingMessage): string {
+  return `${req.method ?? 'GET'} ${new URL(req.url ?? '/', `http://${HOST}`).pathname}`;
 }
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -1298,6 +1450,8 @@ function errorAnswer(error: unknown): HttpAnswer {
 interface PendingEvent {
   readonly body: string;
   attempts: number;
+  /** webhook.delay: no attempt before this time (epoch ms). */
+  readonly notBefore: number;
 }
 
 class WebhookDispatcher {
@@ -1313,9 +1467,16 @@ class WebhookDispatcher {
   #url: URL | undefined;
   #closed = false;
 
-  constructor(secrets: readonly string[], retry: { maxAttempts: number; baseDelayMs: number }) {
+  readonly #faults: FaultInjector;
+
+  constructor(
+    secrets: readonly string[],
+    retry: { maxAttempts: number; baseDelayMs: number },
+    faults: FaultInjector,
+  ) {
     this.#secrets = secrets;
     this.#retry = retry;
+    this.#faults = faults;
   }
 
   setUrl(url: string): void {
@@ -1326,8 +1487,12 @@ class WebhookDispatcher {
   /** Queues an event; delivery starts on a later turn of the event loop, never inside the API call. */
   enqueue(orderingKey: string, event: StripeEvent): void {
     if (this.#closed) return;
+    const context = eventContext(event);
+    // Decided once per event: a dropped event is never attempted, a kept one is retried as usual.
+    if (this.#faults.roll('webhook.drop', context)) return;
+    const notBefore = Date.now() + this.#faults.delayMs('webhook.delay', context);
     const queue = this.#queues.get(orderingKey) ?? [];
-    queue.push({ body: JSON.stringify(event, null, 2), attempts: 0 });
+    queue.push({ body: JSON.stringify(event, null, 2), attempts: 0, notBefore });
     this.#queues.set(orderingKey, queue);
     this.#soon(() => this.#pump(orderingKey));
   }
@@ -1355,6 +1520,15 @@ class WebhookDispatcher {
     const head = this.#queues.get(key)?.[0];
     if (!head) return;
     this.#busy.add(key);
+    const wait = head.attempts === 0 ? head.notBefore - Date.now() : 0;
+    if (wait > 0) {
+      // Held back by webhook.delay; the events behind it on this object wait too, keeping the order.
+      this.#after(wait, () => {
+        this.#busy.delete(key);
+        this.#pump(key);
+      });
+      return;
+    }
     this.#attempt(key, head);
   }
 

@@ -122,6 +122,23 @@ export function functionIdFromArn(arn: string): string {
   return name.split(':')[0]!;
 }
 
+const RATE_EXPRESSION = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
+const RATE_UNIT_SECONDS: Record<string, number> = { minute: 60, hour: 3600, day: 86_400 };
+
+/**
+ * A schedule rule's interval: the seconds its metadata gives (EventBridge rates are whole minutes),
+ * else its rate expression. Anything else stops the start rather than fall back to a guess.
+ */
+function scheduleSeconds(logicalId: string, resource: Resource): number {
+  const seconds = resource.Metadata?.[SCHEDULE_SECONDS_METADATA];
+  if (typeof seconds === 'number' && seconds > 0) return seconds;
+  const rate = RATE_EXPRESSION.exec(String(resource.Properties?.ScheduleExpression ?? ''));
+  if (rate) return Number(rate[1]) * RATE_UNIT_SECONDS[rate[2]!.replace(/s$/, '')]!;
+  throw new Error(
+    `schedule rule ${logicalId} has no ${SCHEDULE_SECONDS_METADATA} metadata and no rate() expression the local runtime can time`,
+  );
+}
+
 export function readTopology(template: Template, bindings: Bindings): Topology {
   const props = (resource: Resource) => resource.Properties ?? {};
   const logicalIdOf = (value: Json) => {
@@ -203,12 +220,12 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
     };
   });
 
-  const schedules = ofType(template, 'AWS::Events::Rule').flatMap(([, resource]) => {
-    const seconds = resource.Metadata?.[SCHEDULE_SECONDS_METADATA];
+  const schedules = ofType(template, 'AWS::Events::Rule').flatMap(([logicalId, resource]) => {
+    const intervalSeconds = scheduleSeconds(logicalId, resource);
     const targets = (props(resource).Targets ?? []) as Array<Record<string, Json>>;
     return targets.map((target) => ({
       functionId: functionIdFromArn(String(resolve(target.Arn!, bindings))),
-      intervalSeconds: Number(seconds ?? 60),
+      intervalSeconds,
     }));
   });
 

@@ -1,0 +1,47 @@
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { z } from 'zod';
+
+/** What the orders service asks of the payments service for its customer (functions/payments/customer-payment.ts). */
+export interface OrderPayments {
+  /** Cancels the order's payment at Stripe: `paid` when the payment won the race, `none` when none exists yet. */
+  cancelForCustomer(orderId: string): Promise<'canceled' | 'paid' | 'none'>;
+  /** The PaymentIntent's client secret while it can still be confirmed. */
+  clientSecret(orderId: string): Promise<string | undefined>;
+}
+
+const CancelAnswerSchema = z.object({ outcome: z.enum(['canceled', 'paid', 'none']) });
+const SecretAnswerSchema = z.object({ clientSecret: z.string().min(1).nullable() });
+
+/** The payments function failed or could not be invoked: a fault the caller reports as a 5xx. */
+export class PaymentsUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PaymentsUnavailableError';
+  }
+}
+
+/** Invokes the payments service's customer-payment function synchronously (RequestResponse). */
+export function lambdaOrderPayments(client: LambdaClient, functionName: string): OrderPayments {
+  const invoke = async (request: { action: 'cancel' | 'clientSecret'; orderId: string }) => {
+    const response = await client
+      .send(new InvokeCommand({ FunctionName: functionName, Payload: JSON.stringify(request) }))
+      .catch((error: unknown) => {
+        throw new PaymentsUnavailableError(`Invoking ${functionName} failed`, { cause: error });
+      });
+    const text = response.Payload ? Buffer.from(response.Payload).toString('utf8') : 'null';
+    if (response.FunctionError) {
+      throw new PaymentsUnavailableError(`${functionName} failed (${request.action}): ${text.slice(0, 500)}`);
+    }
+    return JSON.parse(text) as unknown;
+  };
+  return {
+    async cancelForCustomer(orderId) {
+      return CancelAnswerSchema.parse(await invoke({ action: 'cancel', orderId })).outcome;
+    },
+    async clientSecret(orderId) {
+      return (
+        SecretAnswerSchema.parse(await invoke({ action: 'clientSecret', orderId })).clientSecret ?? undefined
+      );
+    },
+  };
+}

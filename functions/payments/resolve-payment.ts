@@ -1,0 +1,11 @@
+import middy from '@middy/core';
+import { paymentDeps } from './deps.ts';
+import { ResolvePaymentCommandSchema } from './payment.ts';
+import { resolvePayment } from './payments.ts';
+
+const resolve = resolvePayment(await paymentDeps());
+
+/** Saga step after the payment wait timed out: paid at Stripe completes the order; otherwise cancel. */
+export const handler = middy().handler(async (event: unknown) =>
+  resolve(ResolvePaymentCommandSchema.parse(event)),
+);
