@@ -75,6 +75,9 @@ export function shop(target: { apiUrl: string; stripeUrl: string }) {
 
     getOrder,
 
+    waitFor: (orderId: string, done: (order: OrderView) => boolean, timeoutMs = 30_000) =>
+      pollUntil(`order ${orderId}`, () => getOrder(orderId), done, timeoutMs),
+
     cancel: (orderId: string) => api(`/orders/${orderId}/cancel`, { method: 'POST' }),
 
     /** Waits until the order is final: COMPLETED, or CANCELLED once compensated. */
@@ -100,7 +103,13 @@ export function shop(target: { apiUrl: string; stripeUrl: string }) {
           client_secret: waiting.payment.clientSecret,
         } as Stripe.PaymentIntentConfirmParams)
         .catch((error: unknown) => {
+          // Declined, or too late (the timeout canceled it): the saga decides what follows.
           if (error instanceof Stripe.errors.StripeCardError) return undefined;
+          if (
+            error instanceof Stripe.errors.StripeInvalidRequestError &&
+            error.code === 'payment_intent_unexpected_state'
+          )
+            return undefined;
           throw error;
         });
     },
