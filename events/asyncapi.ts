@@ -77,7 +77,7 @@ const SUBJECT_DESCRIPTIONS: Record<Subject, string> = {
   'payment.failed':
     'Stripe reported `payment_intent.payment_failed`: `reason` is `DECLINED`, `failureCode` the decline code (e.g. `generic_decline`, `insufficient_funds`).',
   'payment.cancelled':
-    "The PaymentIntent was canceled. By compensation: `reason` is the cancellation reason (e.g. `PAYMENT_FAILED`, `PAYMENT_TIMEOUT`), else the name of the error that stopped the saga, else `COMPENSATION`. By a `payment_intent.canceled` webhook: the reason compensation recorded before it called Stripe, else Stripe's `cancellation_reason`, else `CANCELED`.",
+    "The PaymentIntent was canceled. By compensation, the payment timeout or a customer's cancel: `reason` is the order's cancellation reason (e.g. `PAYMENT_FAILED`, `PAYMENT_TIMEOUT`, `CUSTOMER_CANCELLED`, `PROCESSING_ERROR`), else `COMPENSATION`. By a `payment_intent.canceled` webhook: the reason compensation recorded before it called Stripe, else Stripe's `cancellation_reason`, else `CANCELED`.",
   'payment.refunded':
     'A paid PaymentIntent was refunded: by compensation, when it had already succeeded, or by the webhook, when its success arrived after the payment was closed (failed or cancelled). `refundId` is the Stripe refund id; `reason` is as for `payment.cancelled` (for a late success: the reason the payment was closed with, else `PAYMENT_FAILED` or `PAYMENT_CANCELED`). A success for another PaymentIntent of the order is refunded without an event: it changes no payment.',
 };
