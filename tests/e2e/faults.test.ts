@@ -1,3 +1,7 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeExecutionCommand, ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   faultInjector,
@@ -7,6 +11,9 @@ import {
 } from '../../infra/local/faults.ts';
 import { localConfigFrom } from '../../infra/local/config.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
+import { writeLocalRuntimeInfo } from '../../infra/local/runtime-info.ts';
+import { runSagaRedrive } from '../../infra/ops/saga-redrive.ts';
+import { pollUntil } from '../support/poll.ts';
 import { shop, type Shop } from '../support/shop.ts';
 
 /*
@@ -228,4 +235,59 @@ describe('webhook.drop', () => {
     const { intents } = await store.moneyAtStripe(orderId);
     expect(intents.map((intent) => intent.status)).toEqual(['canceled']);
   });
+});
+
+describe('a fault that outlasts hours of retries after the charge, then redrive', () => {
+  it('fails the execution with the order paid and held (never refunded); redriven once fixed, it completes', async () => {
+    // ConfirmStock throttled on every attempt: the after-money budget (80 attempts) runs out.
+    inFaults({ 'lambda.throttle': 1 }, onState('ConfirmStock'));
+    const { sku, orderId } = await order(2, 'pm_card_visa');
+    const sfn = new SFNClient({
+      endpoint: runtime.stepFunctionsUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    const { stateMachines } = await sfn.send(new ListStateMachinesCommand({}));
+    const stateMachineArn = stateMachines![0]!.stateMachineArn!;
+    // Retries are 20 ms apart here (retryDelayMs); on AWS the same 80 attempts take hours.
+    const executionArn = stateMachineArn.replace(':stateMachine:', ':execution:') + `:${orderId}`;
+    await pollUntil(
+      'the execution fails',
+      () => sfn.send(new DescribeExecutionCommand({ executionArn })),
+      (execution) => execution.status === 'FAILED',
+      30_000,
+    );
+    // Paid, not refunded, the stock still held: nothing compensated a good sale.
+    expect(await store.getOrder(orderId)).toMatchObject({ status: 'PAYMENT_PENDING' });
+    expect((await store.moneyAtStripe(orderId)).kept).toBe(2 * 1250);
+    expect(await store.getProduct(sku)).toMatchObject({ available: 8, reserved: 2 });
+
+    // The cause is fixed; the operator redrives with the same command as on AWS.
+    inFaults({});
+    const directory = await mkdtemp(join(tmpdir(), 'faults-redrive-'));
+    const runtimeInfoFile = join(directory, 'local-runtime.json');
+    await writeLocalRuntimeInfo(
+      {
+        pid: process.pid,
+        apiUrl: runtime.apiUrl,
+        natsUrl: runtime.natsUrl,
+        stripeUrl: runtime.stripeUrl,
+        stepFunctionsUrl: runtime.stepFunctionsUrl,
+        dynamodbEndpoint: runtime.dynamodbEndpoint,
+        stateMachineArn,
+        tableNames: runtime.tableNames,
+        startedAt: new Date().toISOString(),
+      },
+      runtimeInfoFile,
+    );
+    const out: string[] = [];
+    const code = await runSagaRedrive(
+      ['--failed'],
+      {},
+      { out: (line) => out.push(line), err: (line) => out.push(line), runtimeInfoFile },
+    );
+    expect(code, out.join('\n')).toBe(0);
+    await expectCompleted(orderId, sku, 2);
+    sfn.destroy();
+  }, 60_000);
 });
