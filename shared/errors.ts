@@ -46,15 +46,15 @@ export class ConflictError extends ClientError {
 }
 
 export class PayloadTooLargeError extends ClientError {
-  constructor(limitBytes: number) {
-    super('PAYLOAD_TOO_LARGE', `The request body is larger than ${limitBytes} bytes.`);
+  constructor(limitBytes: number, options?: ErrorOptions) {
+    super('PAYLOAD_TOO_LARGE', `The request body is larger than ${limitBytes} bytes.`, [], options);
     this.name = 'PayloadTooLargeError';
   }
 }
 
 export class UnsupportedMediaTypeError extends ClientError {
-  constructor(expected: string) {
-    super('UNSUPPORTED_MEDIA_TYPE', `The request body must be ${expected}.`);
+  constructor(expected: string, options?: ErrorOptions) {
+    super('UNSUPPORTED_MEDIA_TYPE', `The request body must be ${expected}.`, [], options);
     this.name = 'UnsupportedMediaTypeError';
   }
 }

@@ -1,4 +1,12 @@
-import { CancellationReasonSchema, type CancellationReason } from '../events/common.ts';
+import { z } from 'zod';
+import {
+  CancellationReasonSchema,
+  CurrencySchema,
+  MinorUnitsSchema,
+  OrderLineSchema,
+  SkuSchema,
+  type CancellationReason,
+} from '../events/common.ts';
 
 /*
  * The saga's contract, defined once. The state machine (stacks/saga-state-machine.ts) decides by
@@ -155,3 +163,109 @@ export class ConcurrentChangeError extends SagaFaultError {
     super(SagaFault.ConcurrentChange, message, options);
   }
 }
+
+/*
+ * The task commands: what each saga task receives, by state name (TASK_COMMANDS), each task
+ * handler parsing its event with its schema. The stack test holds every Task state's Parameters
+ * against these, so a field renamed on either side fails there, not in production.
+ */
+
+export const ReserveCommandSchema = z.object({
+  orderId: z.string().min(1),
+  currency: CurrencySchema,
+  items: z
+    .array(z.object({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) }))
+    .min(1)
+    .max(50),
+});
+export type ReserveCommand = z.infer<typeof ReserveCommandSchema>;
+
+/** ConfirmStock, ReleaseStock. */
+export const OrderRefSchema = z.object({ orderId: z.string().min(1) });
+
+export const CreatePaymentCommandSchema = z.object({
+  orderId: z.string().min(1),
+  customerId: z.string().nullish(),
+  // Stripe's own limits are checked by the step, which refuses an amount outside them as an outcome.
+  amount: MinorUnitsSchema,
+  currency: CurrencySchema,
+});
+export type CreatePaymentCommand = z.infer<typeof CreatePaymentCommandSchema>;
+
+export const RequestPaymentCommandSchema = CreatePaymentCommandSchema.extend({
+  paymentMethodId: z.string().nullish(),
+  taskToken: z.string().min(1),
+});
+export type RequestPaymentCommand = z.infer<typeof RequestPaymentCommandSchema>;
+
+export const CancelPaymentCommandSchema = z.object({
+  orderId: z.string().min(1),
+  failure: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+  /** The order's cancellation reason, when it has one; it wins over the failure's. */
+  cancellationReason: z.string().nullish(),
+});
+export type CancelPaymentCommand = z.infer<typeof CancelPaymentCommandSchema>;
+
+export const ResolvePaymentCommandSchema = z.object({ orderId: z.string().min(1) });
+export type ResolvePaymentCommand = z.infer<typeof ResolvePaymentCommandSchema>;
+
+const FailureSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
+
+/** The commands the saga sends to the order service, one per step. */
+export const SagaStepSchema = z.discriminatedUnion('step', [
+  z.object({
+    step: z.literal('STOCK_RESERVED'),
+    orderId: z.string(),
+    reservation: z.object({
+      amount: MinorUnitsSchema,
+      currency: CurrencySchema,
+      items: z.array(OrderLineSchema.required({ unitPrice: true })),
+    }),
+  }),
+  z.object({
+    step: z.literal('PAYMENT_PENDING'),
+    orderId: z.string(),
+    // The reservation: this one write then records both steps (stock reserved, payment pending).
+    // Optional: executions started before the two were merged sent it with STOCK_RESERVED.
+    reservation: z
+      .object({
+        amount: MinorUnitsSchema,
+        currency: CurrencySchema,
+        items: z.array(OrderLineSchema.required({ unitPrice: true })),
+      })
+      .optional(),
+    // What CreatePayment answered. Optional: an execution started before that step existed has none.
+    payment: z
+      .object({
+        paymentIntentId: z.string().min(1).nullable(),
+        status: z.string().min(1),
+        // Executions started before the secret left the saga's state still send it.
+        clientSecret: z.string().min(1).nullish(),
+      })
+      .optional(),
+  }),
+  z.object({ step: z.literal('PAYMENT_SUCCEEDED'), orderId: z.string() }),
+  z.object({
+    step: z.literal('COMPLETED'),
+    orderId: z.string(),
+    payment: z.object({ paymentIntentId: z.string(), status: z.string() }),
+  }),
+  z.object({ step: z.literal('COMPENSATING'), orderId: z.string(), failure: FailureSchema }),
+  z.object({ step: z.literal('COMPENSATED'), orderId: z.string(), failure: FailureSchema }),
+]);
+export type SagaStep = z.infer<typeof SagaStepSchema>;
+
+/** The command schema of every saga task, by state name. */
+export const TASK_COMMANDS = {
+  ReserveStock: ReserveCommandSchema,
+  CreatePayment: CreatePaymentCommandSchema,
+  MarkPaymentPending: SagaStepSchema,
+  RequestPayment: RequestPaymentCommandSchema,
+  ResolvePayment: ResolvePaymentCommandSchema,
+  ConfirmStock: OrderRefSchema,
+  CompleteOrder: SagaStepSchema,
+  MarkCompensating: SagaStepSchema,
+  ReleaseStock: OrderRefSchema,
+  CancelPayment: CancelPaymentCommandSchema,
+  MarkCompensated: SagaStepSchema,
+} as const;

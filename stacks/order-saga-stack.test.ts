@@ -2,7 +2,8 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REFUND_FAILED, STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
-import { PAYMENT_WAIT_FAULTS, RETRY, STEP_OUTCOMES, TASK_FAULTS } from '../shared/saga.ts';
+import { z } from 'zod';
+import { PAYMENT_WAIT_FAULTS, RETRY, STEP_OUTCOMES, TASK_COMMANDS, TASK_FAULTS } from '../shared/saga.ts';
 import { buildApp } from './app.ts';
 import { ENTRY_METADATA } from './service-function.ts';
 
@@ -332,6 +333,35 @@ describe('OrderSagaStack (defaults)', () => {
           ResultPath: '$.failure',
         }),
       ]);
+    });
+
+    it("sends every task exactly its command schema's fields (one saga contract, shared/saga.ts)", () => {
+      const tasks = Object.entries(definition.States).filter(([, state]) => state.Type === 'Task');
+      expect(tasks.map(([name]) => name).sort()).toEqual(Object.keys(TASK_COMMANDS).sort());
+      for (const [name, state] of tasks) {
+        const parameters = (
+          name === 'RequestPayment' ? state.Parameters?.Payload : state.Parameters
+        ) as Record<string, unknown>;
+        const sent = Object.keys(parameters).map((key) => key.replace(/\.\$$/, ''));
+        let schema: z.ZodType = TASK_COMMANDS[name as keyof typeof TASK_COMMANDS];
+        if (schema instanceof z.ZodDiscriminatedUnion) {
+          const step = parameters.step;
+          schema = (schema.options as z.ZodObject[]).find(
+            (option) => (option.shape.step as z.ZodLiteral).value === step,
+          )!;
+          expect(schema, `${name}: step ${String(step)}`).toBeDefined();
+        }
+        const shape = (schema as z.ZodObject).shape;
+        const required = Object.keys(shape).filter((key) => !shape[key]!.safeParse(undefined).success);
+        expect(
+          sent.filter((key) => !(key in shape)),
+          `${name} sends fields its schema lacks`,
+        ).toEqual([]);
+        expect(
+          required.filter((key) => !sent.includes(key)),
+          `${name} misses required fields`,
+        ).toEqual([]);
+      }
     });
 
     it('every Task has a timeout', () => {

@@ -1,6 +1,9 @@
 import { z } from 'zod';
-import { CurrencySchema, MinorUnitsSchema, SkuSchema } from '../../events/common.ts';
-import { SagaOutcome, SagaOutcomeError } from '../../shared/saga.ts';
+import { CurrencySchema, MinorUnitsSchema } from '../../events/common.ts';
+import { SagaOutcome, SagaOutcomeError, type ReserveCommand } from '../../shared/saga.ts';
+
+// The saga's commands to this service are defined with the saga's contract.
+export { OrderRefSchema, ReserveCommandSchema, type ReserveCommand } from '../../shared/saga.ts';
 
 export const INVENTORY_SOURCE = 'order-saga/inventory';
 
@@ -147,18 +150,6 @@ export function linesOf(reservation: Reservation): ReservationLine[] {
     }))
     .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
 }
-
-export const ReserveCommandSchema = z.object({
-  orderId: z.string().min(1),
-  currency: CurrencySchema,
-  items: z
-    .array(z.object({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) }))
-    .min(1)
-    .max(50),
-});
-export type ReserveCommand = z.infer<typeof ReserveCommandSchema>;
-
-export const OrderRefSchema = z.object({ orderId: z.string().min(1) });
 
 /** What the saga learns from a reservation attempt: a value, not an exception. */
 export type ReserveOutcome =

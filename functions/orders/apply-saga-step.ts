@@ -10,8 +10,8 @@ export interface ApplySagaStepDeps {
 }
 
 export class OrderNotFoundError extends Error {
-  constructor(orderId: string) {
-    super(`Order ${orderId} does not exist`);
+  constructor(orderId: string, options?: ErrorOptions) {
+    super(`Order ${orderId} does not exist`, options);
     this.name = 'OrderNotFoundError';
   }
 }

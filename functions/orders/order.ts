@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import {
   CurrencySchema,
-  MinorUnitsSchema,
-  OrderLineSchema,
   SkuSchema,
   type CancellationReason,
   type OrderLine,
@@ -11,7 +9,10 @@ import {
 } from '../../events/common.ts';
 import { createEvent, type CloudEvent } from '../../events/envelope.ts';
 import { ConflictError, ValidationError } from '../../shared/errors.ts';
-import { cancellationReasonFor, SagaOutcome, SagaOutcomeError } from '../../shared/saga.ts';
+import { cancellationReasonFor, SagaOutcome, SagaOutcomeError, type SagaStep } from '../../shared/saga.ts';
+
+// The saga's commands to this service are defined with the saga's contract.
+export { SagaStepSchema, type SagaStep } from '../../shared/saga.ts';
 
 export const ORDER_SOURCE = 'order-saga/orders';
 export const DEFAULT_CURRENCY = 'usd';
@@ -108,52 +109,6 @@ export function newOrder(
   return { order, event };
 }
 
-const FailureSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
-
-/** The commands the saga sends to the order service, one per step. */
-export const SagaStepSchema = z.discriminatedUnion('step', [
-  z.object({
-    step: z.literal('STOCK_RESERVED'),
-    orderId: z.string(),
-    reservation: z.object({
-      amount: MinorUnitsSchema,
-      currency: CurrencySchema,
-      items: z.array(OrderLineSchema.required({ unitPrice: true })),
-    }),
-  }),
-  z.object({
-    step: z.literal('PAYMENT_PENDING'),
-    orderId: z.string(),
-    // The reservation: this one write then records both steps (stock reserved, payment pending).
-    // Optional: executions started before the two were merged sent it with STOCK_RESERVED.
-    reservation: z
-      .object({
-        amount: MinorUnitsSchema,
-        currency: CurrencySchema,
-        items: z.array(OrderLineSchema.required({ unitPrice: true })),
-      })
-      .optional(),
-    // What CreatePayment answered. Optional: an execution started before that step existed has none.
-    payment: z
-      .object({
-        paymentIntentId: z.string().min(1).nullable(),
-        status: z.string().min(1),
-        // Executions started before the secret left the saga's state still send it.
-        clientSecret: z.string().min(1).nullish(),
-      })
-      .optional(),
-  }),
-  z.object({ step: z.literal('PAYMENT_SUCCEEDED'), orderId: z.string() }),
-  z.object({
-    step: z.literal('COMPLETED'),
-    orderId: z.string(),
-    payment: z.object({ paymentIntentId: z.string(), status: z.string() }),
-  }),
-  z.object({ step: z.literal('COMPENSATING'), orderId: z.string(), failure: FailureSchema }),
-  z.object({ step: z.literal('COMPENSATED'), orderId: z.string(), failure: FailureSchema }),
-]);
-export type SagaStep = z.infer<typeof SagaStepSchema>;
-
 type StateStep = Exclude<SagaStep['step'], 'PAYMENT_SUCCEEDED'>;
 
 const TARGET: Record<StateStep, { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }> =
@@ -166,8 +121,8 @@ const TARGET: Record<StateStep, { status?: OrderStatus; sagaState: SagaState; fr
   };
 
 export class InvalidTransitionError extends Error {
-  constructor(orderId: string, from: SagaState, step: SagaStep['step']) {
-    super(`Order ${orderId} cannot move from ${from} to ${step}`);
+  constructor(orderId: string, from: SagaState, step: SagaStep['step'], options?: ErrorOptions) {
+    super(`Order ${orderId} cannot move from ${from} to ${step}`, options);
     this.name = 'InvalidTransitionError';
   }
 }

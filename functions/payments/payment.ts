@@ -1,6 +1,17 @@
 import { z } from 'zod';
-import { CurrencySchema, MinorUnitsSchema } from '../../events/common.ts';
 import { SagaOutcome, SagaOutcomeError, type SagaOutcomeName } from '../../shared/saga.ts';
+
+// The saga's commands to this service are defined with the saga's contract.
+export {
+  CancelPaymentCommandSchema,
+  CreatePaymentCommandSchema,
+  RequestPaymentCommandSchema,
+  ResolvePaymentCommandSchema,
+  type CancelPaymentCommand,
+  type CreatePaymentCommand,
+  type RequestPaymentCommand,
+  type ResolvePaymentCommand,
+} from '../../shared/saga.ts';
 
 export const PAYMENT_SOURCE = 'order-saga/payments';
 
@@ -72,21 +83,6 @@ export interface Payment {
   updatedAt: string;
 }
 
-export const CreatePaymentCommandSchema = z.object({
-  orderId: z.string().min(1),
-  customerId: z.string().nullish(),
-  // Stripe's own limits are checked by the step, which refuses an amount outside them as an outcome.
-  amount: MinorUnitsSchema,
-  currency: CurrencySchema,
-});
-export type CreatePaymentCommand = z.infer<typeof CreatePaymentCommandSchema>;
-
-export const RequestPaymentCommandSchema = CreatePaymentCommandSchema.extend({
-  paymentMethodId: z.string().nullish(),
-  taskToken: z.string().min(1),
-});
-export type RequestPaymentCommand = z.infer<typeof RequestPaymentCommandSchema>;
-
 /**
  * What `CreatePayment` answers the saga, and the order records: the PaymentIntent. Every key is
  * present (null when unknown), since the saga reads them with JSONPath. The client secret is not in
@@ -98,22 +94,11 @@ export interface PaymentIntentView {
   status: string;
 }
 
-export const CancelPaymentCommandSchema = z.object({
-  orderId: z.string().min(1),
-  failure: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
-  /** The order's cancellation reason, when it has one; it wins over the failure's. */
-  cancellationReason: z.string().nullish(),
-});
-export type CancelPaymentCommand = z.infer<typeof CancelPaymentCommandSchema>;
-
 /** What the orders service asks of the payment on its customer's behalf (functions/payments/customer-payment.ts). */
 export const CustomerPaymentRequestSchema = z.discriminatedUnion('action', [
   z.object({ action: z.literal('cancel'), orderId: z.string().min(1).max(64) }),
   z.object({ action: z.literal('clientSecret'), orderId: z.string().min(1).max(64) }),
 ]);
-
-export const ResolvePaymentCommandSchema = z.object({ orderId: z.string().min(1) });
-export type ResolvePaymentCommand = z.infer<typeof ResolvePaymentCommandSchema>;
 
 /** What the saga records of a payment whose money is kept (the payment step's and ResolvePayment's answer). */
 export interface PaidView {
@@ -156,11 +141,13 @@ export class PaymentAmountRefusedError extends SagaOutcomeError {
     currency: string,
     code: 'amount_too_small' | 'amount_too_large',
     limit: number,
+    options?: ErrorOptions,
   ) {
     super(
       SagaOutcome.PaymentAmountRefused,
       `Order ${orderId}: ${amount} ${currency} is ${code === 'amount_too_small' ? 'below' : 'above'} ` +
         `Stripe's ${code === 'amount_too_small' ? 'minimum' : 'maximum'} charge of ${limit} (${code})`,
+      options,
     );
     this.code = code;
   }

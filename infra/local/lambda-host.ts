@@ -48,8 +48,8 @@ export interface LambdaHostOptions {
 }
 
 export class LambdaTimeoutError extends Error {
-  constructor(functionName: string, seconds: number) {
-    super(`Task timed out after ${seconds} seconds (${functionName})`);
+  constructor(functionName: string, seconds: number, options?: ErrorOptions) {
+    super(`Task timed out after ${seconds} seconds (${functionName})`, options);
     this.name = 'Sandbox.Timedout';
   }
 }
@@ -57,8 +57,8 @@ export class LambdaTimeoutError extends Error {
 /** What Lambda answers an invocation over the function's or the account's concurrency limit. */
 export class LambdaThrottledError extends Error {
   readonly reason = 'ConcurrentInvocationLimitExceeded';
-  constructor() {
-    super('Rate Exceeded.');
+  constructor(options?: ErrorOptions) {
+    super('Rate Exceeded.', options);
     this.name = 'Lambda.TooManyRequestsException';
   }
 }
