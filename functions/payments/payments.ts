@@ -233,6 +233,37 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
 };
 
 /**
+ * Cancels the payment's PaymentIntent at Stripe, where the race with a payment is decided, and
+ * records what Stripe answered: canceled, or succeeded after all (a cancel refused because it just
+ * succeeded). The waiting step is told unless `notify` is off.
+ */
+async function cancelAtStripe(
+  deps: PaymentDeps,
+  payment: Payment,
+  paymentIntentId: string,
+  stripeReason: 'abandoned' | 'requested_by_customer',
+  options: { notify: boolean },
+): Promise<void> {
+  const { status } = await deps.gateway.cancelIntent(payment.orderId, paymentIntentId);
+  const current = (await deps.payments.get(payment.orderId)) ?? payment;
+  await settle(
+    deps,
+    current,
+    {
+      id: paymentIntentId,
+      object: 'payment_intent',
+      status,
+      amount: payment.amount,
+      currency: payment.currency,
+      cancellation_reason: stripeReason,
+    },
+    status === 'succeeded' ? 'SUCCEEDED' : 'CANCELLED',
+    undefined,
+    options,
+  );
+}
+
+/**
  * The saga step after the payment wait timed out: Stripe, not the missing webhook, decides. A
  * PaymentIntent that succeeded is paid; one that can still be canceled is canceled (the order then
  * compensates PAYMENT_TIMEOUT); a cancel refused because it just succeeded is paid. A payment that
@@ -259,23 +290,8 @@ export const resolvePayment =
           ['CREATING'],
         );
       } else {
-        const { status } = await deps.gateway.cancelIntent(orderId, payment.paymentIntentId);
-        const current = (await deps.payments.get(orderId)) ?? payment;
-        await settle(
-          deps,
-          current,
-          {
-            id: payment.paymentIntentId,
-            object: 'payment_intent',
-            status,
-            amount: payment.amount,
-            currency: payment.currency,
-            cancellation_reason: 'abandoned',
-          },
-          status === 'succeeded' ? 'SUCCEEDED' : 'CANCELLED',
-          undefined,
-          { notify: false },
-        );
+        // The wait is over: no step to tell.
+        await cancelAtStripe(deps, payment, payment.paymentIntentId, 'abandoned', { notify: false });
       }
       payment = await deps.payments.get(orderId);
       if (!payment || !SETTLED.includes(payment.status))
@@ -692,21 +708,7 @@ export const cancelForCustomer =
       if (current) await notifySaga(deps, current);
       return 'canceled';
     }
-    const { status } = await deps.gateway.cancelIntent(orderId, payment.paymentIntentId);
-    const current = (await deps.payments.get(orderId)) ?? payment;
-    await settle(
-      deps,
-      current,
-      {
-        id: payment.paymentIntentId,
-        object: 'payment_intent',
-        status,
-        amount: payment.amount,
-        currency: payment.currency,
-        cancellation_reason: 'requested_by_customer',
-      },
-      status === 'succeeded' ? 'SUCCEEDED' : 'CANCELLED',
-    );
+    await cancelAtStripe(deps, payment, payment.paymentIntentId, 'requested_by_customer', { notify: true });
     const after = await deps.payments.get(orderId);
     return after?.status === 'SUCCEEDED' ? 'paid' : 'canceled';
   };
