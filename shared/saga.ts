@@ -109,7 +109,7 @@ export const PAYMENT_WAIT_FAULTS: readonly string[] = TASK_FAULTS.filter((name) 
 export const RETRY = {
   /** Before money: up to about two minutes, then PROCESSING_ERROR. */
   beforeMoney: { intervalSeconds: 1, backoffRate: 2, maxDelaySeconds: 30, maxAttempts: 8 },
-  /** After money may have moved, and compensation: hours (on average about 3 h, at most 6.6 h). */
+  /** After money may have moved, and compensation: hours (on average about 3 h, at most about 6 h). */
   afterMoney: { intervalSeconds: 1, backoffRate: 2, maxDelaySeconds: 300, maxAttempts: 80 },
 } as const;
 

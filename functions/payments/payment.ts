@@ -153,7 +153,11 @@ export class PaymentAmountRefusedError extends SagaOutcomeError {
   }
 }
 
-/** The stored payment is not where this step needs it: a fault to retry or to look at, never a silent no-op. */
+/**
+ * The stored payment is not where this step needs it: never a silent no-op. Not retried (repeating
+ * it changes nothing): before money the order is compensated PROCESSING_ERROR, after it the
+ * execution fails for an operator.
+ */
 export class PaymentStateError extends Error {
   constructor(
     orderId: string,

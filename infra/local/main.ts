@@ -1,5 +1,6 @@
 import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { relative } from 'node:path';
+import { ConfigError } from '../../shared/errors.ts';
 import { localConfigFrom } from './config.ts';
 import { LOCAL_RUNTIME_INFO_FILE, removeLocalRuntimeInfo, writeLocalRuntimeInfo } from './runtime-info.ts';
 import { startLocalRuntime } from './runtime.ts';
@@ -24,7 +25,15 @@ async function localStateMachineArn(endpoint: string): Promise<string> {
 }
 
 /** `npm start`: the whole system on this machine, in the foreground, until Ctrl-C or SIGTERM. */
-const config = localConfigFrom(process.env);
+let config: ReturnType<typeof localConfigFrom>;
+try {
+  config = localConfigFrom(process.env);
+} catch (error) {
+  // A bad knob (LOCAL_FAULTS=webhook.drop=2, say) is a sentence to read, not a stack trace.
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(`order-saga: ${error.message}`);
+  process.exit(2);
+}
 const started = Date.now();
 console.log('order-saga: starting DynamoDB Local, NATS, the Stripe emulator and the saga…');
 const runtime = await startLocalRuntime({ config });

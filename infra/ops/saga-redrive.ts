@@ -195,5 +195,9 @@ export async function runSagaRedrive(
 }
 
 if (import.meta.main) {
-  process.exitCode = await runSagaRedrive(process.argv.slice(2));
+  // Exit 1 is a finding; a run that could not finish (Stripe or AWS unreachable, say) is 2.
+  process.exitCode = await runSagaRedrive(process.argv.slice(2)).catch((error: unknown) => {
+    console.error(`${process.argv[1]}: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  });
 }
