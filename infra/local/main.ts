@@ -2,7 +2,12 @@ import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { relative } from 'node:path';
 import { ConfigError } from '../../shared/errors.ts';
 import { localConfigFrom } from './config.ts';
-import { LOCAL_RUNTIME_INFO_FILE, removeLocalRuntimeInfo, writeLocalRuntimeInfo } from './runtime-info.ts';
+import {
+  LOCAL_RUNTIME_INFO_FILE,
+  removeLocalRuntimeInfo,
+  runtimeInfoOf,
+  writeLocalRuntimeInfo,
+} from './runtime-info.ts';
 import { startLocalRuntime } from './runtime.ts';
 
 /** The saga's ARN, as the local endpoint lists it: the one state machine it runs. */
@@ -57,17 +62,7 @@ async function shutdown(signal: string) {
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-await writeLocalRuntimeInfo({
-  pid: process.pid,
-  apiUrl: runtime.apiUrl,
-  natsUrl: runtime.natsUrl,
-  stripeUrl: runtime.stripeUrl,
-  stepFunctionsUrl: runtime.stepFunctionsUrl,
-  dynamodbEndpoint: runtime.dynamodbEndpoint,
-  stateMachineArn,
-  tableNames: runtime.tableNames,
-  startedAt: new Date(started).toISOString(),
-});
+await writeLocalRuntimeInfo(runtimeInfoOf(runtime, stateMachineArn, new Date(started)));
 
 console.log(`order-saga: ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 console.log(`  API            ${runtime.apiUrl}   (GET ${runtime.apiUrl}/health)`);

@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import type { LocalRuntime } from './runtime.ts';
 
 /**
  * `.tmp/local-runtime.json`: where a running `npm start` tells operations scripts (infra/ops/) how
@@ -33,6 +34,28 @@ export const LocalRuntimeInfoSchema = z.object({
   startedAt: z.iso.datetime(),
 });
 export type LocalRuntimeInfo = z.infer<typeof LocalRuntimeInfoSchema>;
+
+/** The info file's content for a running runtime (this process's). */
+export function runtimeInfoOf(
+  runtime: Pick<
+    LocalRuntime,
+    'apiUrl' | 'natsUrl' | 'stripeUrl' | 'stepFunctionsUrl' | 'dynamodbEndpoint' | 'tableNames'
+  >,
+  stateMachineArn: string,
+  startedAt: Date = new Date(),
+): LocalRuntimeInfo {
+  return {
+    pid: process.pid,
+    apiUrl: runtime.apiUrl,
+    natsUrl: runtime.natsUrl,
+    stripeUrl: runtime.stripeUrl,
+    stepFunctionsUrl: runtime.stepFunctionsUrl,
+    dynamodbEndpoint: runtime.dynamodbEndpoint,
+    stateMachineArn,
+    tableNames: runtime.tableNames,
+    startedAt: startedAt.toISOString(),
+  };
+}
 
 /** Writes the file whole (a reader never sees half of it). */
 export async function writeLocalRuntimeInfo(

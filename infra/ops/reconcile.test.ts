@@ -6,10 +6,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListStateMachinesCommand, SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { LOCAL_STRIPE_API_KEY, localConfigFrom } from '../local/config.ts';
-import { writeLocalRuntimeInfo } from '../local/runtime-info.ts';
-import { startLocalRuntime, type LocalRuntime } from '../local/runtime.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_STRIPE_API_KEY } from '../local/config.ts';
+import { runtimeInfoOf, writeLocalRuntimeInfo } from '../local/runtime-info.ts';
+import type { LocalRuntime } from '../local/runtime.ts';
+import { startTestRuntime } from '../../tests/support/target.ts';
 import { pollUntil } from '../../tests/support/poll.ts';
 import { runReconcile, stripeClient } from './reconcile-main.ts';
 import { reconcileReport, type ReconcileSources } from './reconcile.ts';
@@ -32,18 +33,7 @@ let directory: string;
 let runtimeInfoFile: string;
 
 beforeAll(async () => {
-  runtime = await startLocalRuntime({
-    config: localConfigFrom({
-      PORT: '0',
-      NATS_URL: inject('natsUrl'),
-      SEED_DEMO_DATA: 'false',
-      LOG_LEVEL: 'SILENT',
-      PAYMENT_TIMEOUT_SECONDS: '8',
-    }),
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
-    log: () => {},
-  });
+  runtime = await startTestRuntime();
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   raw = new DynamoDBClient({ endpoint: runtime.dynamodbEndpoint, region: 'us-east-1', credentials });
   dynamodb = DynamoDBDocumentClient.from(raw);
@@ -60,20 +50,7 @@ beforeAll(async () => {
   };
   directory = await mkdtemp(join(tmpdir(), 'reconcile-'));
   runtimeInfoFile = join(directory, 'local-runtime.json');
-  await writeLocalRuntimeInfo(
-    {
-      pid: process.pid,
-      apiUrl: runtime.apiUrl,
-      natsUrl: runtime.natsUrl,
-      stripeUrl: runtime.stripeUrl,
-      stepFunctionsUrl: runtime.stepFunctionsUrl,
-      dynamodbEndpoint: runtime.dynamodbEndpoint,
-      stateMachineArn,
-      tableNames: runtime.tableNames,
-      startedAt: new Date().toISOString(),
-    },
-    runtimeInfoFile,
-  );
+  await writeLocalRuntimeInfo(runtimeInfoOf(runtime, stateMachineArn), runtimeInfoFile);
 });
 
 afterAll(async () => {

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { localConfigFrom } from '../../infra/local/config.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultInjector } from '../../infra/local/faults.ts';
-import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
+import type { LocalRuntime } from '../../infra/local/runtime.ts';
 import { CHAOS_FAULTS, runChaos } from '../support/chaos.ts';
 import { shop } from '../support/shop.ts';
+import { startTestRuntime } from '../support/target.ts';
 
 /*
  * Every fault kind at once, at rates that make each happen many times, under orders of every payment
@@ -16,19 +16,10 @@ let runtime: LocalRuntime;
 const SEED = 424242;
 
 beforeAll(async () => {
-  runtime = await startLocalRuntime({
-    config: localConfigFrom({
-      PORT: '0',
-      NATS_URL: inject('natsUrl'),
-      SEED_DEMO_DATA: 'false',
-      LOG_LEVEL: 'SILENT',
-      PAYMENT_TIMEOUT_SECONDS: '4',
-    }),
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
+  runtime = await startTestRuntime({
+    config: { PAYMENT_TIMEOUT_SECONDS: '4' },
     faults: faultInjector({ spec: { ...CHAOS_FAULTS }, seed: SEED, log: () => {} }),
     retryDelayMs: 20,
-    log: () => {},
   });
 });
 

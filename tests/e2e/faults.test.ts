@@ -2,19 +2,19 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeExecutionCommand, ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   faultInjector,
   type FaultContext,
   type FaultName,
   type FaultSpec,
 } from '../../infra/local/faults.ts';
-import { localConfigFrom } from '../../infra/local/config.ts';
-import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
-import { writeLocalRuntimeInfo } from '../../infra/local/runtime-info.ts';
+import type { LocalRuntime } from '../../infra/local/runtime.ts';
+import { runtimeInfoOf, writeLocalRuntimeInfo } from '../../infra/local/runtime-info.ts';
 import { runSagaRedrive } from '../../infra/ops/saga-redrive.ts';
 import { pollUntil } from '../support/poll.ts';
 import { shop, type Shop } from '../support/shop.ts';
+import { startTestRuntime } from '../support/target.ts';
 
 /*
  * One test per fault kind (LOCAL_FAULTS), each on the real local engines: DynamoDB Local, the
@@ -42,20 +42,7 @@ function inFaults(spec: FaultSpec, only?: typeof scope) {
 }
 
 beforeAll(async () => {
-  runtime = await startLocalRuntime({
-    config: localConfigFrom({
-      PORT: '0',
-      NATS_URL: inject('natsUrl'),
-      SEED_DEMO_DATA: 'false',
-      LOG_LEVEL: 'SILENT',
-      PAYMENT_TIMEOUT_SECONDS: '3',
-    }),
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
-    faults,
-    retryDelayMs: 20,
-    log: () => {},
-  });
+  runtime = await startTestRuntime({ config: { PAYMENT_TIMEOUT_SECONDS: '3' }, faults, retryDelayMs: 20 });
   store = shop(runtime);
 });
 
@@ -266,20 +253,7 @@ describe('a fault that outlasts hours of retries after the charge, then redrive'
     inFaults({});
     const directory = await mkdtemp(join(tmpdir(), 'faults-redrive-'));
     const runtimeInfoFile = join(directory, 'local-runtime.json');
-    await writeLocalRuntimeInfo(
-      {
-        pid: process.pid,
-        apiUrl: runtime.apiUrl,
-        natsUrl: runtime.natsUrl,
-        stripeUrl: runtime.stripeUrl,
-        stepFunctionsUrl: runtime.stepFunctionsUrl,
-        dynamodbEndpoint: runtime.dynamodbEndpoint,
-        stateMachineArn,
-        tableNames: runtime.tableNames,
-        startedAt: new Date().toISOString(),
-      },
-      runtimeInfoFile,
-    );
+    await writeLocalRuntimeInfo(runtimeInfoOf(runtime, stateMachineArn), runtimeInfoFile);
     const out: string[] = [];
     const code = await runSagaRedrive(
       ['--failed'],

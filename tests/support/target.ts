@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { inject } from 'vitest';
 import { z } from 'zod';
 import { localConfigFrom } from '../../infra/local/config.ts';
-import { startLocalRuntime } from '../../infra/local/runtime.ts';
+import type { FaultInjector } from '../../infra/local/faults.ts';
+import { startLocalRuntime, type LocalRuntime } from '../../infra/local/runtime.ts';
 
 /**
  * What the end-to-end tests run against. By default the local runtime on the tests' own DynamoDB
@@ -25,20 +26,33 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-export async function startTarget(): Promise<Target> {
-  if (process.env.E2E_API_URL) return deployedTarget();
-  const runtime = await startLocalRuntime({
+/**
+ * The local runtime on the tests' own DynamoDB Local (tables of its own) and nats-server, quiet,
+ * with quick webhook retries; `config` overrides the knobs (PAYMENT_TIMEOUT_SECONDS is 8 here).
+ */
+export function startTestRuntime(
+  options: { config?: Record<string, string>; faults?: FaultInjector; retryDelayMs?: number } = {},
+): Promise<LocalRuntime> {
+  return startLocalRuntime({
     config: localConfigFrom({
       PORT: '0',
       NATS_URL: inject('natsUrl'),
       SEED_DEMO_DATA: 'false',
       LOG_LEVEL: 'SILENT',
       PAYMENT_TIMEOUT_SECONDS: '8',
+      ...options.config,
     }),
     dynamodbEndpoint: inject('dynamodbEndpoint'),
     webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
+    ...(options.faults ? { faults: options.faults } : {}),
+    ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
     log: () => {},
   });
+}
+
+export async function startTarget(): Promise<Target> {
+  if (process.env.E2E_API_URL) return deployedTarget();
+  const runtime = await startTestRuntime();
   return {
     apiUrl: runtime.apiUrl,
     natsUrl: runtime.natsUrl,
