@@ -212,10 +212,10 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
           ? 'CANCELLED'
           : undefined;
   if (to) {
-    const current = (await deps.payments.get(command.orderId)) ?? payment;
+    // The payment as begun: settle's writes are conditional, and it rereads before telling the saga.
     await settle(
       deps,
-      current,
+      payment,
       {
         id: intent.paymentIntentId,
         object: 'payment_intent',
@@ -490,16 +490,18 @@ async function settle(
     undefined,
     intent.id,
   );
+  let current: Payment | undefined;
   if (result === 'stale') {
-    const current = await deps.payments.get(payment.orderId);
+    current = await deps.payments.get(payment.orderId);
     // Another intent was recorded meanwhile (the payment step, or another event adopting one).
     if (stripeEventId && current && isForeignIntent(current, intent, to))
       return handleForeignIntent(deps, current, intent, to, stripeEventId);
     if (to === 'SUCCEEDED') result = await refundLateSuccess(deps, current, intent, stripeEventId);
   }
   if (result === 'stale' && stripeEventId) await deps.payments.recordStripeEvent(stripeEventId, now);
-  // Also on a duplicate: the first delivery may have stopped before the saga was told.
-  const current = await deps.payments.get(payment.orderId);
+  // Also on a duplicate: the first delivery may have stopped before the saga was told. A payment
+  // read after a stale write is current (recording the event id changes no payment); else reread.
+  if (result !== 'stale' || !current) current = await deps.payments.get(payment.orderId);
   if (current && options.notify) await notifySaga(deps, current);
   return result === 'stale' ? 'ignored' : result;
 }
