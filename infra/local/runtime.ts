@@ -187,9 +187,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         },
       ],
       // Saga tasks only: the Lambda faults are injected here, not on the HTTP API or the stream pollers.
-      invoke: (arn, payload, task) => {
+      invoke: async (arn, payload, task) => {
         if (!loaded.lambdas) throw new Error('handlers are not loaded yet');
-        return loaded.lambdas.invokeTask(arn, payload, task);
+        try {
+          return await loaded.lambdas.invokeTask(arn, payload, task);
+        } catch (error) {
+          // As Lambda's own log would show it; the state machine decides whether it retries.
+          const execution = task.executionArn.split(':').at(-1);
+          log(`task ${task.stateName} failed (execution ${execution}): ${String(error)}`);
+          throw error;
+        }
       },
       region: REGION,
       accountId: ACCOUNT,
