@@ -42,7 +42,7 @@ function inFaults(spec: FaultSpec, only?: typeof scope) {
 }
 
 beforeAll(async () => {
-  runtime = await startTestRuntime({ config: { PAYMENT_TIMEOUT_SECONDS: '3' }, faults, retryDelayMs: 20 });
+  runtime = await startTestRuntime({ config: { PAYMENT_TIMEOUT_SECONDS: '5' }, faults, retryDelayMs: 20 });
   store = shop(runtime);
 });
 
@@ -189,7 +189,7 @@ describe('stripe.slow', () => {
 
 describe('webhook.delay', () => {
   it('a payment whose webhook arrives after the payment timeout is taken as paid, never refunded', async () => {
-    inFaults({ 'webhook.delay': 6 });
+    inFaults({ 'webhook.delay': 8 });
     const { sku, orderId } = await order(2);
     await store.payInBrowser(orderId);
     await expectCompleted(orderId, sku, 2);

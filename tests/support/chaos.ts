@@ -47,7 +47,11 @@ const ALLOWED: Record<Kind, ReadonlyArray<readonly [string, string?]>> = {
   // Paid in the browser; a payment that lost the race with the timeout is canceled instead.
   'browser-pays': [['COMPLETED'], ['CANCELLED', 'PAYMENT_TIMEOUT']],
   'browser-abandons': [['CANCELLED', 'PAYMENT_TIMEOUT']],
-  'cancel-while-waiting': [['CANCELLED', 'CUSTOMER_CANCELLED']],
+  // The cancel races the payment timeout on a slow machine: either ends the order, no money kept.
+  'cancel-while-waiting': [
+    ['CANCELLED', 'CUSTOMER_CANCELLED'],
+    ['CANCELLED', 'PAYMENT_TIMEOUT'],
+  ],
   // Exactly one of the cancel and the payment wins.
   'cancel-racing-card': [['COMPLETED'], ['CANCELLED', 'CUSTOMER_CANCELLED']],
   'scarce-card': [['COMPLETED'], ['CANCELLED', 'OUT_OF_STOCK']],
