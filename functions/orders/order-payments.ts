@@ -1,4 +1,5 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 
 /** What the orders service asks of the payments service for its customer (functions/payments/customer-payment.ts). */
@@ -20,9 +21,25 @@ export class PaymentsUnavailableError extends Error {
   }
 }
 
-/** Invokes the payments service's customer-payment function synchronously (RequestResponse). */
+const ATTEMPTS = 3;
+
+/**
+ * Invokes the payments service's customer-payment function synchronously (RequestResponse). Both
+ * actions are idempotent, so a failed attempt (Stripe briefly failing behind it, say) is repeated a
+ * couple of times, with jitter, before the request answers 5xx.
+ */
 export function lambdaOrderPayments(client: LambdaClient, functionName: string): OrderPayments {
   const invoke = async (request: { action: 'cancel' | 'clientSecret'; orderId: string }) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await invokeOnce(request);
+      } catch (error) {
+        if (!(error instanceof PaymentsUnavailableError) || attempt >= ATTEMPTS) throw error;
+        await sleep(Math.random() * 200 * 2 ** attempt);
+      }
+    }
+  };
+  const invokeOnce = async (request: { action: 'cancel' | 'clientSecret'; orderId: string }) => {
     const response = await client
       .send(new InvokeCommand({ FunctionName: functionName, Payload: JSON.stringify(request) }))
       .catch((error: unknown) => {
