@@ -44,16 +44,7 @@ export interface Product {
 }
 
 /** The product as `GET /products/{sku}` and `PUT` show it: the ledger stays internal. */
-export interface ProductView {
-  sku: string;
-  name: string;
-  unitPrice: number;
-  currency: string;
-  available: number;
-  reserved: number;
-  lowStockThreshold: number;
-  updatedAt: string;
-}
+export type ProductView = Omit<Product, 'stocked' | 'sold' | 'soldIncomplete'>;
 
 export function productView(product: Product): ProductView {
   return {

@@ -106,6 +106,12 @@ export function dynamoPaymentRepository(
   client: DynamoDBDocumentClient,
   tableName: string,
 ): PaymentRepository {
+  /** An update whose failed condition means "nothing to do here", not an error. */
+  const updateUnlessConditionFails = async (input: ConstructorParameters<typeof UpdateCommand>[0]) => {
+    await client.send(new UpdateCommand(input)).catch((error: unknown) => {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    });
+  };
   return {
     async get(orderId) {
       const { Item } = await client.send(
@@ -239,51 +245,33 @@ export function dynamoPaymentRepository(
     },
 
     async noteCancellationReason(orderId, reason, now, options) {
-      await client
-        .send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: paymentKey(orderId),
-            UpdateExpression: options?.keepExisting
-              ? 'SET cancellationReason = if_not_exists(cancellationReason, :reason), updatedAt = :now'
-              : 'SET cancellationReason = :reason, updatedAt = :now',
-            ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeValues: { ':reason': reason, ':now': now.toISOString() },
-          }),
-        )
-        .catch((error: unknown) => {
-          if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-        });
+      await updateUnlessConditionFails({
+        TableName: tableName,
+        Key: paymentKey(orderId),
+        UpdateExpression: options?.keepExisting
+          ? 'SET cancellationReason = if_not_exists(cancellationReason, :reason), updatedAt = :now'
+          : 'SET cancellationReason = :reason, updatedAt = :now',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':reason': reason, ':now': now.toISOString() },
+      });
     },
     async nextIntentAttempt(orderId, now) {
-      await client
-        .send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: paymentKey(orderId),
-            UpdateExpression: 'ADD intentAttempt :one SET updatedAt = :now',
-            ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(paymentIntentId)',
-            ExpressionAttributeValues: { ':one': 1, ':now': now.toISOString() },
-          }),
-        )
-        .catch((error: unknown) => {
-          if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-        });
+      await updateUnlessConditionFails({
+        TableName: tableName,
+        Key: paymentKey(orderId),
+        UpdateExpression: 'ADD intentAttempt :one SET updatedAt = :now',
+        ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(paymentIntentId)',
+        ExpressionAttributeValues: { ':one': 1, ':now': now.toISOString() },
+      });
     },
     async markNotified(orderId, taskToken) {
-      await client
-        .send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: paymentKey(orderId),
-            UpdateExpression: 'SET notifiedToken = :token',
-            ConditionExpression: 'taskToken = :token',
-            ExpressionAttributeValues: { ':token': taskToken },
-          }),
-        )
-        .catch((error: unknown) => {
-          if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-        });
+      await updateUnlessConditionFails({
+        TableName: tableName,
+        Key: paymentKey(orderId),
+        UpdateExpression: 'SET notifiedToken = :token',
+        ConditionExpression: 'taskToken = :token',
+        ExpressionAttributeValues: { ':token': taskToken },
+      });
     },
   };
 }
