@@ -1,7 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { readFile } from 'node:fs/promises';
+import { glob, readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateOrderRequestSchema,
@@ -146,23 +146,16 @@ describe('the OpenAPI document', () => {
     }
   });
 
-  it('documents every error code the code produces, under its status', () => {
-    expect(Object.keys(ERROR_CODES).sort()).toEqual(
-      [
-        'VALIDATION_FAILED',
-        'INVALID_JSON',
-        'PAYLOAD_TOO_LARGE',
-        'UNSUPPORTED_MEDIA_TYPE',
-        'ORDER_NOT_FOUND',
-        'PRODUCT_NOT_FOUND',
-        'IDEMPOTENCY_KEY_REUSED',
-        'MISSING_SIGNATURE',
-        'INVALID_SIGNATURE',
-        'INTERNAL_ERROR',
-        'ORDER_NOT_CANCELLABLE',
-        'INVALID_CURSOR',
-      ].sort(),
+  it('documents every error code of the registry, under its status, and the code answers each one', async () => {
+    // The registry (shared/errors.ts) is the one list: the compiler keeps the code to it, so what
+    // is left to check is that no code in it is dead and none is undocumented.
+    const files: string[] = [];
+    for await (const file of glob(['functions/**/*.ts', 'shared/**/*.ts'])) files.push(file);
+    const sources = await Promise.all(
+      files.filter((file) => !file.includes('.test.')).map((file) => readFile(file, 'utf8')),
     );
+    const produced = (code: string) => sources.some((source) => source.includes(`'${code}'`));
+    for (const code of Object.keys(ERROR_CODES)) expect(produced(code), code).toBe(true);
     const used = new Set<string>();
     for (const { key, operation } of operations()) {
       for (const { status, codes } of errorCodesByStatus(operation)) {
@@ -269,7 +262,7 @@ describe('the OpenAPI document', () => {
           const outcome = applySagaStep(order, step, new Date(t0.getTime() + 1000));
           order = outcome.order;
         }
-        const view = JSON.parse(JSON.stringify(orderView(order, undefined))) as Json;
+        const view = JSON.parse(JSON.stringify(orderView(order, { kind: 'backOffice', via: 'iam' }))) as Json;
         expect(checkSchema(schemas.Order, view, { root: document }), order.sagaState).toEqual([]);
         for (const key of Object.keys(view)) expect(properties, `${order.sagaState}: ${key}`).toContain(key);
       }

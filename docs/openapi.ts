@@ -10,9 +10,9 @@ import {
   SkuSchema,
 } from '../events/common.ts';
 import { CreateOrderRequestSchema, DEFAULT_CURRENCY } from '../functions/orders/order.ts';
-import { PutProductRequestSchema } from '../functions/inventory/stock.ts';
+import { AdjustStockRequestSchema, PutProductRequestSchema } from '../functions/inventory/stock.ts';
 import packageJson from '../package.json' with { type: 'json' };
-import { MAX_BODY_BYTES } from '../shared/http.ts';
+import { ERROR_CODES, MAX_BODY_BYTES, type ErrorCode } from '../shared/errors.ts';
 
 /*
  * The OpenAPI 3.1 document of the HTTP API (CONTRACT §2). Request bodies and the shared types come
@@ -22,46 +22,8 @@ import { MAX_BODY_BYTES } from '../shared/http.ts';
 
 type Json = Record<string, unknown>;
 
-/** Every error code the API answers with. */
-export const ERROR_CODES = {
-  VALIDATION_FAILED: {
-    status: 400,
-    description:
-      'A field, path parameter, query parameter or header is invalid; `details` lists each problem.',
-  },
-  INVALID_JSON: { status: 400, description: 'The body is empty or not JSON.' },
-  MISSING_SIGNATURE: { status: 400, description: 'The Stripe webhook has no `Stripe-Signature` header.' },
-  INVALID_SIGNATURE: {
-    status: 400,
-    description:
-      'The `Stripe-Signature` does not match the body, or its timestamp is more than 300 s away from now (in the past or the future).',
-  },
-  INVALID_CURSOR: {
-    status: 400,
-    description: '`GET /inventory/reservations`: the `cursor` is not a `nextCursor` this query returned.',
-  },
-  ORDER_NOT_FOUND: { status: 404, description: 'No order has this id.' },
-  PRODUCT_NOT_FOUND: { status: 404, description: 'No product has this sku.' },
-  IDEMPOTENCY_KEY_REUSED: {
-    status: 409,
-    description: 'The `Idempotency-Key` was already used with a different body.',
-  },
-  ORDER_NOT_CANCELLABLE: {
-    status: 409,
-    description: '`POST /orders/{orderId}/cancel`: the order is already paid, completed or cancelled.',
-  },
-  PAYLOAD_TOO_LARGE: {
-    status: 413,
-    description: `The body is larger than ${MAX_BODY_BYTES} bytes (64 KiB).`,
-  },
-  UNSUPPORTED_MEDIA_TYPE: {
-    status: 415,
-    description:
-      'A route that takes a JSON body got another `Content-Type` (`application/json` or any `+json` type is accepted).',
-  },
-  INTERNAL_ERROR: { status: 500, description: 'A fault on the server side; the request may be retried.' },
-} as const;
-export type ErrorCode = keyof typeof ERROR_CODES;
+// The codes and their statuses are the HTTP edge's own registry (shared/errors.ts).
+export { ERROR_CODES, type ErrorCode };
 
 /** The message each error carries, as the code words it (`{…}` is filled in). */
 const ERROR_EXAMPLES: Record<
@@ -82,11 +44,18 @@ const ERROR_EXAMPLES: Record<
     message: 'The cursor is not one this query returned.',
     details: [{ path: 'cursor', message: 'Invalid cursor' }],
   },
+  CUSTOMER_MISMATCH: { message: 'An order can only be placed for the customer the token names.' },
   ORDER_NOT_FOUND: { message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 does not exist.' },
   PRODUCT_NOT_FOUND: { message: 'Product tee-classic-black does not exist.' },
   IDEMPOTENCY_KEY_REUSED: { message: 'This Idempotency-Key was already used with a different request body.' },
   ORDER_NOT_CANCELLABLE: {
     message: 'Order 0b6f3a9e-2f4d-4c41-9a8e-5d2b7c1e4f60 is completed and can no longer be cancelled.',
+  },
+  INSUFFICIENT_STOCK: {
+    message: 'Product tee-classic-black has 4 units available; removing 6 would leave fewer than none.',
+  },
+  PRECONDITION_FAILED: {
+    message: 'Product tee-classic-black changed since it was read (its ETag is now "8"); read it again.',
   },
   PAYLOAD_TOO_LARGE: { message: `The request body is larger than ${MAX_BODY_BYTES} bytes.` },
   UNSUPPORTED_MEDIA_TYPE: { message: 'The request body must be application/json.' },
@@ -110,10 +79,16 @@ const ProductSchema = z.object({
   lowStockThreshold: z.number().int().nonnegative(),
   updatedAt: Timestamp,
 });
+const PaymentLastErrorSchema = z.object({
+  code: z.string().meta({ description: "Stripe's error code, e.g. `card_declined`." }),
+  declineCode: z.string().optional().meta({ description: "The issuer's reason, e.g. `insufficient_funds`." }),
+  message: z.string().meta({ description: "Stripe's sentence, fit to show the customer." }),
+});
 const OrderPaymentSchema = z.object({
   paymentIntentId: z.string(),
   status: z.string(),
   clientSecret: z.string().optional(),
+  lastError: PaymentLastErrorSchema.optional(),
 });
 const HistoryEntrySchema = z.object({ sagaState: SagaStateSchema, at: Timestamp });
 const OrderSchema = z.object({
@@ -175,19 +150,29 @@ function componentSchemas(): Record<string, Json> {
   add(
     CreateOrderRequestSchema,
     'CreateOrderRequest',
-    `Unknown fields are rejected. SKUs are not looked up here: an unknown one cancels the order (\`UNKNOWN_PRODUCT\`) once its saga runs. Lines with the same sku are merged; a merged line over 999 is rejected. \`currency\` defaults to \`${DEFAULT_CURRENCY}\`; every product of the order must be sold in it, or the order is cancelled with \`UNKNOWN_PRODUCT\`. \`paymentMethodId\` is a Stripe PaymentMethod; without one the PaymentIntent waits for the client to confirm it.`,
+    `\`customerId\` may be left out by a customer signed in with a token: the order is for the token's \`sub\`, and a \`customerId\` that differs is \`403 CUSTOMER_MISMATCH\`. The back office (IAM, or a token with the admin scope) must name the customer. Unknown fields are rejected. SKUs are not looked up here: an unknown one cancels the order (\`UNKNOWN_PRODUCT\`) once its saga runs. Lines with the same sku are merged; a merged line over 999 is rejected. \`currency\` defaults to \`${DEFAULT_CURRENCY}\`; every product of the order must be sold in it, or the order is cancelled with \`UNKNOWN_PRODUCT\`. \`paymentMethodId\` is a Stripe PaymentMethod; without one the PaymentIntent waits for the client to confirm it.`,
   );
   add(
     PutProductRequestSchema,
     'PutProductRequest',
     'Unknown fields are rejected. `available` is the stock free to sell; units held by active reservations stay held (and counted in `reserved`). `lowStockThreshold` defaults to 0.',
   );
+  add(
+    AdjustStockRequestSchema,
+    'AdjustStockRequest',
+    'Unknown fields are rejected. `delta` adds units (positive) or removes them (negative), never 0; `reason` is kept with the adjustment for the record (e.g. `stock count`, `damaged`).',
+  );
   add(Timestamp, 'Timestamp', 'An ISO 8601 time in UTC.');
   add(ProductSchema, 'Product');
   add(
     OrderPaymentSchema,
     'OrderPayment',
-    "`status` is the PaymentIntent status. While the order is `PAYMENT_PENDING` it shows the PaymentIntent as created (`requires_payment_method` until confirmed) with its `clientSecret`, with which the customer confirms it (Stripe.js, the publishable key); on completion the settled payment without `clientSecret`; a cancelled order shows none. `clientSecret` is shown only to the order's customer: to a caller signed in with a JWT whose `sub` is the order's `customerId`, or without a JWT authorizer (IAM, or the local runtime); never once the customer asked to cancel. `GET /orders/{orderId}` reads it from the payments service when asked (it never travels through the saga's state or history); other answers that show the order (a replayed `POST /orders`, the cancel) leave it out unless the order stored it.",
+    "`status` is the PaymentIntent status. While the order is `PAYMENT_PENDING` it shows the PaymentIntent as created (`requires_payment_method` until confirmed) with its `clientSecret`, with which the customer confirms it (Stripe.js, the publishable key); on completion the settled payment without `clientSecret`; a cancelled order shows none. `clientSecret` is shown only to the order's customer (a token whose `sub` is the order's `customerId`) and to a backend that checks out for them (IAM, or the local runtime without `LOCAL_AUTH=jwt`); never to a shop admin's token, and never once the customer asked to cancel. `lastError` is the last declined attempt of a payment the customer confirms in the browser: the order keeps waiting, and the customer may confirm again with another card until the payment timeout. `GET /orders/{orderId}` reads it from the payments service when asked (it never travels through the saga's state or history); other answers that show the order (a replayed `POST /orders`, the cancel) leave it out unless the order stored it.",
+  );
+  add(
+    PaymentLastErrorSchema,
+    'PaymentLastError',
+    "A declined attempt, from the PaymentIntent's `last_payment_error`.",
   );
   add(HistoryEntrySchema, 'HistoryEntry');
   add(
@@ -240,7 +225,21 @@ const responses = {
     'INTERNAL_ERROR',
   ]),
 };
-const responseRef = (name: keyof typeof responses) => ({ $ref: `#/components/responses/${name}` });
+/** What API Gateway's authorizer answers before any handler runs (and the local gateway under LOCAL_AUTH=jwt). */
+const gatewayResponses = {
+  Unauthorized: {
+    description:
+      'The JWT authorizer refused the request: no `Authorization: Bearer` token, or one that is badly signed, expired, or from another issuer or audience.',
+    content: json(ref('GatewayMessage'), { Unauthorized: { value: { message: 'Unauthorized' } } }),
+  },
+  Forbidden: {
+    description: 'The token is good but lacks the scope the route requires (the admin scope).',
+    content: json(ref('GatewayMessage'), { Forbidden: { value: { message: 'Forbidden' } } }),
+  },
+};
+const responseRef = (name: keyof typeof responses | keyof typeof gatewayResponses) => ({
+  $ref: `#/components/responses/${name}`,
+});
 
 // CONTRACT §2 authorization; the scheme names are used by the security requirements below.
 const PUBLIC: Json[] = [];
@@ -248,6 +247,25 @@ const CUSTOMER: Json[] = [{ jwt: [] }, { sigv4: [] }];
 const ADMIN: Json[] = [{ jwt: ['orders/admin'] }, { sigv4: [] }];
 
 const skuParameter = { name: 'sku', in: 'path', required: true, schema: ref('Sku') };
+const etagHeader = {
+  ETag: {
+    description:
+      'The product\'s version as a strong entity tag, e.g. `"7"`. Every change of the product (an edit, an adjustment, a reservation, a sale, a release) gives it a new one.',
+    schema: { type: 'string', pattern: '^"[0-9]+"$' },
+  },
+};
+const ifMatchParameter = {
+  name: 'If-Match',
+  in: 'header',
+  required: false,
+  description:
+    'Makes the write conditional (RFC 9110): the product\'s `ETag` as it was read, so that the write never overwrites stock that moved since; `*` for "the product must exist". On a mismatch (or any other value, which can match no product) `412 PRECONDITION_FAILED` and nothing changes. Without it the write is unconditional.',
+  schema: { type: 'string' },
+};
+const preconditionFailed = () =>
+  errorResponse('`If-Match` does not match the product as it is now (or it does not exist).', [
+    'PRECONDITION_FAILED',
+  ]);
 const orderIdParameter = {
   name: 'orderId',
   in: 'path',
@@ -285,12 +303,22 @@ function paths(): Json {
         operationId: 'putProduct',
         tags: ['products'],
         summary: 'Create or replace a product',
+        description:
+          'Sets `available` as given. Read the product first and send its `ETag` as `If-Match`: then an edit made while reservations moved the stock is refused (`412`) instead of overwriting units that were sold or released since. To add or remove units without replacing the rest, use `POST /products/{sku}/stock-adjustments`.',
         security: ADMIN,
         'x-status': 'implemented',
+        parameters: [ifMatchParameter],
         requestBody: { required: true, content: json(ref('PutProductRequest')) },
         responses: {
-          '200': { description: 'The product as stored.', content: json(ref('Product')) },
+          '200': {
+            description: 'The product as stored.',
+            headers: etagHeader,
+            content: json(ref('Product')),
+          },
           '400': responseRef('BadRequest'),
+          '401': responseRef('Unauthorized'),
+          '403': responseRef('Forbidden'),
+          '412': preconditionFailed(),
           '413': responseRef('PayloadTooLarge'),
           '415': responseRef('UnsupportedMediaType'),
           '500': responseRef('InternalError'),
@@ -303,9 +331,53 @@ function paths(): Json {
         security: ADMIN,
         'x-status': 'implemented',
         responses: {
-          '200': { description: 'The product.', content: json(ref('Product')) },
+          '200': { description: 'The product.', headers: etagHeader, content: json(ref('Product')) },
           '400': responseRef('InvalidPath'),
+          '401': responseRef('Unauthorized'),
+          '403': responseRef('Forbidden'),
           '404': errorResponse('No such product.', ['PRODUCT_NOT_FOUND']),
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+    '/products/{sku}/stock-adjustments': {
+      parameters: [skuParameter],
+      post: {
+        operationId: 'adjustStock',
+        tags: ['products'],
+        summary: 'Add or remove units of a product',
+        description:
+          'Adds `delta` to `available` in one conditional write, whatever reservations do meanwhile: units held or sold stay as they are. Removing more than is available is `409 INSUFFICIENT_STOCK` and changes nothing. A crossing of `lowStockThreshold` emits `inventory.low_stock`, as a `PUT` does. With an `Idempotency-Key`, a retry of the same adjustment answers the product as it is now and adds nothing (the key is remembered for 24 hours); the same key with another body is `409 IDEMPOTENCY_KEY_REUSED`. Without one, every request is a new adjustment.',
+        security: ADMIN,
+        'x-status': 'implemented',
+        parameters: [
+          ifMatchParameter,
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description: 'Makes retries safe: 1-255 characters, e.g. a UUID.',
+            schema: { type: 'string', minLength: 1, maxLength: 255 },
+          },
+        ],
+        requestBody: { required: true, content: json(ref('AdjustStockRequest')) },
+        responses: {
+          '200': {
+            description: 'The product after the adjustment.',
+            headers: etagHeader,
+            content: json(ref('Product')),
+          },
+          '400': responseRef('BadRequest'),
+          '401': responseRef('Unauthorized'),
+          '403': responseRef('Forbidden'),
+          '404': errorResponse('No such product.', ['PRODUCT_NOT_FOUND']),
+          '409': errorResponse(
+            'Fewer units available than the adjustment removes, or the Idempotency-Key was used with another body.',
+            ['INSUFFICIENT_STOCK', 'IDEMPOTENCY_KEY_REUSED'],
+          ),
+          '412': preconditionFailed(),
+          '413': responseRef('PayloadTooLarge'),
+          '415': responseRef('UnsupportedMediaType'),
           '500': responseRef('InternalError'),
         },
       },
@@ -326,7 +398,7 @@ function paths(): Json {
             in: 'header',
             required: false,
             description:
-              'Makes retries safe. The same key with the same body (compared after parsing: same fields, same line order) returns the first order; with another body it is `409 IDEMPOTENCY_KEY_REUSED`. Keys are global, not per customer, so use random ones (UUIDs). A key is remembered for at least 24 hours.',
+              "Makes retries safe. A key belongs to the order's customer: the same customer's same key with the same body (compared after parsing: same fields, same line order) returns the first order; with another body it is `409 IDEMPOTENCY_KEY_REUSED`. Another customer's equal key is theirs alone (a second order). Use random keys (UUIDs). A key is remembered for at least 24 hours.",
             schema: { type: 'string', minLength: 1, maxLength: 255 },
           },
         ],
@@ -340,6 +412,8 @@ function paths(): Json {
             content: json(ref('Order')),
           },
           '400': responseRef('BadRequest'),
+          '401': responseRef('Unauthorized'),
+          '403': errorResponse("The body's `customerId` is not the token's customer.", ['CUSTOMER_MISMATCH']),
           '409': errorResponse('The Idempotency-Key was used with another body.', ['IDEMPOTENCY_KEY_REUSED']),
           '413': responseRef('PayloadTooLarge'),
           '415': responseRef('UnsupportedMediaType'),
@@ -353,13 +427,15 @@ function paths(): Json {
         operationId: 'getOrder',
         tags: ['orders'],
         summary: 'Read an order',
-        description: 'A strongly consistent read of the order and its saga state.',
+        description:
+          "A strongly consistent read of the order and its saga state. A customer sees only their own orders: another customer's is `404`, exactly as an unknown one. The back office sees every order.",
         security: CUSTOMER,
         'x-status': 'implemented',
         responses: {
           '200': { description: 'The order.', content: json(ref('Order')) },
           '400': responseRef('InvalidPath'),
-          '404': errorResponse('No such order.', ['ORDER_NOT_FOUND']),
+          '401': responseRef('Unauthorized'),
+          '404': errorResponse("No such order, or another customer's.", ['ORDER_NOT_FOUND']),
           '500': responseRef('InternalError'),
         },
       },
@@ -377,7 +453,8 @@ function paths(): Json {
           'canceled, the waiting step ends at once and the order is compensated (stock released) and ends `CANCELLED` with reason `CUSTOMER_CANCELLED`; ' +
           'paid first, the answer is `409 ORDER_NOT_CANCELLABLE` and the order completes. Exactly one wins, and each answer says which. ' +
           'The response shows the order as it is now, usually not yet cancelled. ' +
-          'Asking again while the order is being compensated is harmless (`202`). Once the payment succeeded, or the order completed or was cancelled, the answer is `409 ORDER_NOT_CANCELLABLE`.',
+          'Asking again while the order is being compensated is harmless (`202`). Once the payment succeeded, or the order completed or was cancelled, the answer is `409 ORDER_NOT_CANCELLABLE`. ' +
+          "Another customer's order is `404`, as an unknown one, and is left as it is.",
         security: CUSTOMER,
         'x-status': 'implemented',
         responses: {
@@ -386,7 +463,8 @@ function paths(): Json {
             content: json(ref('Order')),
           },
           '400': responseRef('InvalidPath'),
-          '404': errorResponse('No such order.', ['ORDER_NOT_FOUND']),
+          '401': responseRef('Unauthorized'),
+          '404': errorResponse("No such order, or another customer's.", ['ORDER_NOT_FOUND']),
           '409': errorResponse('The order can no longer be cancelled.', ['ORDER_NOT_CANCELLABLE']),
           '500': responseRef('InternalError'),
         },
@@ -427,6 +505,8 @@ function paths(): Json {
         ],
         responses: {
           '200': { description: 'A page of reservation lines.', content: json(ref('ReservationPage')) },
+          '401': responseRef('Unauthorized'),
+          '403': responseRef('Forbidden'),
           '400': errorResponse(
             'Neither or both filters given, a filter or the limit is invalid, an unknown query parameter, or a cursor from another query.',
             ['VALIDATION_FAILED', 'INVALID_CURSOR'],
@@ -513,9 +593,15 @@ const DESCRIPTION = [
   'The local runtime mirrors the `404`, the 10 MB `413` and the `500`.',
   '',
   '## Authorization',
-  'Deployed with the context `jwtIssuer` and `jwtAudience`, customer routes need a JWT from that issuer (scheme `jwt`) and product routes a JWT with the admin scope (context `adminScope`, default `orders/admin`).',
+  'Deployed with the context `jwtIssuer` and `jwtAudience`, customer routes need a JWT from that issuer (scheme `jwt`) and product and reservation routes a JWT with the admin scope (context `adminScope`, default `orders/admin`).',
   'Deployed without them, the same routes need IAM authorization instead (scheme `sigv4`). The webhook and health are public.',
-  'The local runtime does not enforce authorization (`LOCAL_AUTH=none`, the only value it accepts so far).',
+  'A missing or bad token is `401`, a token without the required scope `403`, both with API Gateway\'s body `{"message":"Unauthorized"}` / `{"message":"Forbidden"}`.',
+  '',
+  '## Ownership',
+  "A customer (a token without the admin scope) places orders for the token's `sub` only (a body `customerId` that differs is `403 CUSTOMER_MISMATCH`), and sees and cancels only their own orders: another customer's order is `404`, exactly as an unknown one. `Idempotency-Key`s are scoped to the customer.",
+  "The back office (an IAM-signed request, or a token with the admin scope) sees and cancels every order, and places orders for the customer it names in `customerId`. A shop admin's token is never shown a client secret.",
+  '',
+  'The local runtime enforces none of this by default (`LOCAL_AUTH=none`: every caller is the back office, as with SAM); `LOCAL_AUTH=jwt` enforces the JWT authorizer and ownership as deployed.',
 ].join('\n');
 
 /** Builds the OpenAPI 3.1 document of the HTTP API. */
@@ -555,7 +641,7 @@ export function buildOpenApiDocument() {
           scheme: 'bearer',
           bearerFormat: 'JWT',
           description:
-            'API Gateway JWT authorizer (stack context `jwtIssuer`, `jwtAudience`). Product and reservation routes also require the admin scope (context `adminScope`, default `orders/admin`). Not enforced locally.',
+            'API Gateway JWT authorizer (stack context `jwtIssuer`, `jwtAudience`). `sub` is the customer; product and reservation routes also require the admin scope (context `adminScope`, default `orders/admin`, in the space-separated `scope` claim). Locally with `LOCAL_AUTH=jwt`: HS256 tokens signed with `LOCAL_JWT_SECRET`, issuer `order-saga-local`, audience `order-saga` (`npm run token -- --sub c-1 [--admin]`).',
         },
         sigv4: {
           type: 'apiKey',
@@ -566,8 +652,14 @@ export function buildOpenApiDocument() {
           'x-amazon-apigateway-authtype': 'awsSigv4',
         },
       },
-      responses,
+      responses: { ...responses, ...gatewayResponses },
       schemas: {
+        GatewayMessage: {
+          type: 'object',
+          description: "API Gateway's own answer, before any handler runs.",
+          properties: { message: { type: 'string' } },
+          required: ['message'],
+        },
         Error: {
           type: 'object',
           description: 'The body of every error a handler answers.',

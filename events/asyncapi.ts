@@ -75,7 +75,7 @@ const SUBJECT_DESCRIPTIONS: Record<Subject, string> = {
   'payment.succeeded':
     'Stripe reported `payment_intent.succeeded`, or compensation found the PaymentIntent already paid and records the success before refunding it.',
   'payment.failed':
-    'Stripe reported `payment_intent.payment_failed`: `reason` is `DECLINED`, `failureCode` the decline code (e.g. `generic_decline`, `insufficient_funds`).',
+    "The payment failed for good: Stripe reported `payment_intent.payment_failed` for a payment confirmed server-side (with the order's `paymentMethodId`), so the order is cancelled; `reason` is `DECLINED`, `failureCode` the decline code (e.g. `generic_decline`, `insufficient_funds`). A decline in a browser checkout is not final (the customer may try another card until the payment timeout) and emits nothing.",
   'payment.cancelled':
     "The PaymentIntent was canceled. By compensation, the payment timeout or a customer's cancel: `reason` is the order's cancellation reason (e.g. `PAYMENT_FAILED`, `PAYMENT_TIMEOUT`, `CUSTOMER_CANCELLED`, `PROCESSING_ERROR`), else `COMPENSATION`. By a `payment_intent.canceled` webhook: the reason compensation recorded before it called Stripe, else Stripe's `cancellation_reason`, else `CANCELED`.",
   'payment.refunded':

@@ -2,7 +2,8 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConflictError, NotFoundError } from './errors.ts';
+import type { Caller } from './caller.ts';
+import { ClientError, ERROR_CODES, type ClientErrorCode } from './errors.ts';
 import { httpRoute, MAX_BODY_BYTES, type HttpHandler } from './http.ts';
 import { logger } from './logger.ts';
 
@@ -245,10 +246,10 @@ describe('httpRoute', () => {
     expect(response.json).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
   });
 
-  it('hands the route the JWT subject when a JWT authorizer let the request in, and none otherwise', async () => {
-    const seen: Array<string | undefined> = [];
-    const handler = httpRoute({}, async ({ subject }) => {
-      seen.push(subject);
+  it("hands the route its caller: a customer by the token's sub, the back office by the admin scope or IAM", async () => {
+    const seen: Caller[] = [];
+    const handler = httpRoute({}, async ({ caller }) => {
+      seen.push(caller);
       return { statusCode: 204 };
     });
     const signedIn = httpEvent({ method: 'GET', contentType: null });
@@ -265,13 +266,31 @@ describe('httpRoute', () => {
     const noSub = httpEvent({ method: 'GET', contentType: null });
     Object.assign(noSub.requestContext, { authorizer: { jwt: { claims: { scope: 'orders' }, scopes: [] } } });
     await handler(noSub, context);
+    const admin = httpEvent({ method: 'GET', contentType: null });
+    Object.assign(admin.requestContext, {
+      authorizer: { jwt: { claims: { sub: 'ops-1', scope: 'orders/admin' }, scopes: ['orders/admin'] } },
+    });
+    await handler(admin, context);
+    // A scope claim without the authorizer's parsed `scopes` (as a gateway may hand it) still counts.
+    const adminClaimOnly = httpEvent({ method: 'GET', contentType: null });
+    Object.assign(adminClaimOnly.requestContext, {
+      authorizer: { jwt: { claims: { sub: 'ops-1', scope: 'orders orders/admin' } } },
+    });
+    await handler(adminClaimOnly, context);
 
-    // A token without `sub` names nobody: '' matches no customer, and is not "no authorizer" either.
-    expect(seen).toEqual(['cust-1', undefined, undefined, '']);
+    expect(seen).toEqual([
+      { kind: 'customer', customerId: 'cust-1' },
+      { kind: 'backOffice', via: 'iam' },
+      { kind: 'backOffice', via: 'no-authorizer' },
+      // A token without `sub` names nobody: '' matches no customer, and is not the back office either.
+      { kind: 'customer', customerId: '' },
+      { kind: 'backOffice', via: 'admin-token' },
+      { kind: 'backOffice', via: 'admin-token' },
+    ]);
   });
 
-  it("answers 404 with the contract's error body for a NotFoundError", async () => {
-    const response = await call(throwing(new NotFoundError('ORDER_NOT_FOUND', 'Order o-1 does not exist.')), {
+  it("answers 404 with the contract's error body for ORDER_NOT_FOUND", async () => {
+    const response = await call(throwing(new ClientError('ORDER_NOT_FOUND', 'Order o-1 does not exist.')), {
       method: 'GET',
       contentType: null,
     });
@@ -282,12 +301,14 @@ describe('httpRoute', () => {
     });
   });
 
-  it('answers 409 for a ConflictError', async () => {
-    const response = await call(throwing(new ConflictError('IDEMPOTENCY_KEY_REUSED', 'Reused.')));
-    expect(response.statusCode).toBe(409);
-    expect(response.json).toEqual({
-      error: { code: 'IDEMPOTENCY_KEY_REUSED', message: 'Reused.', details: [] },
-    });
+  it('answers every client error code with the status the registry gives it', async () => {
+    for (const code of Object.keys(ERROR_CODES).filter(
+      (code) => code !== 'INTERNAL_ERROR',
+    ) as ClientErrorCode[]) {
+      const response = await call(throwing(new ClientError(code, 'Said.')));
+      expect(response.statusCode, code).toBe(ERROR_CODES[code].status);
+      expect(response.json, code).toEqual({ error: { code, message: 'Said.', details: [] } });
+    }
   });
 
   it.each([

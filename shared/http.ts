@@ -1,19 +1,11 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { z } from 'zod';
-import {
-  ClientError,
-  ConflictError,
-  NotFoundError,
-  PayloadTooLargeError,
-  UnsupportedMediaTypeError,
-  ValidationError,
-  type ErrorDetail,
-} from './errors.ts';
+import { ClientError, MAX_BODY_BYTES, ValidationError, type ErrorDetail } from './errors.ts';
+import { callerOf, type Caller } from './caller.ts';
 import { logger } from './logger.ts';
 
-/** The contract's body limit for every route. */
-export const MAX_BODY_BYTES = 64 * 1024;
+export { MAX_BODY_BYTES } from './errors.ts';
 
 type Schema = z.ZodType;
 
@@ -32,22 +24,8 @@ export interface RouteRequest<B extends Schema, P extends Schema, Q extends Sche
   headers: Readonly<Record<string, string | undefined>>;
   /** The body exactly as received (base64 undone), for signature checks. */
   rawBody: string;
-  /**
-   * The `sub` claim of the caller's token when a JWT authorizer let the request in (`''` for a token
-   * without one, which names nobody); undefined on a route without a JWT authorizer, behind IAM, or
-   * in the local runtime (which enforces no authorizer).
-   */
-  subject: string | undefined;
-}
-
-/** The JWT authorizer's context, which the payload 2.0 event type leaves out. */
-function jwtSubject(event: APIGatewayProxyEventV2): string | undefined {
-  const context = event.requestContext as
-    { authorizer?: { jwt?: { claims?: Record<string, unknown> } } } | undefined;
-  const jwt = context?.authorizer?.jwt;
-  if (!jwt) return undefined;
-  const sub = jwt.claims?.sub;
-  return typeof sub === 'string' ? sub : '';
+  /** Who is calling: a customer (by their token's `sub`) or the back office (shared/caller.ts). */
+  caller: Caller;
 }
 
 export interface RouteResponse {
@@ -82,7 +60,7 @@ function decodeBody(event: APIGatewayProxyEventV2): string {
 function parseJsonBody(rawBody: string, contentType: string | undefined): unknown {
   const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
   if (!mediaType || !(mediaType === 'application/json' || mediaType.endsWith('+json'))) {
-    throw new UnsupportedMediaTypeError('application/json');
+    throw new ClientError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be application/json.');
   }
   if (rawBody.trim() === '') throw new ValidationError('The request body is empty.', [], 'INVALID_JSON');
   try {
@@ -100,21 +78,13 @@ export function jsonResponse(statusCode: number, body: unknown, headers: Record<
   } satisfies APIGatewayProxyStructuredResultV2;
 }
 
-function statusOf(error: ClientError): number {
-  if (error instanceof NotFoundError) return 404;
-  if (error instanceof ConflictError) return 409;
-  if (error instanceof PayloadTooLargeError) return 413;
-  if (error instanceof UnsupportedMediaTypeError) return 415;
-  return 400;
-}
-
 /** The one place errors become HTTP: client errors keep their message, anything else is a bare 500. */
 export function httpErrors(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   return {
     onError: async (request) => {
       const error = request.error;
       if (error instanceof ClientError) {
-        request.response = jsonResponse(statusOf(error), {
+        request.response = jsonResponse(error.status, {
           error: { code: error.code, message: error.message, details: error.details },
         });
         return;
@@ -140,7 +110,12 @@ export function httpRoute<
     .use(httpErrors())
     .handler(async (event) => {
       const rawBody = decodeBody(event);
-      if (Buffer.byteLength(rawBody) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+      if (Buffer.byteLength(rawBody) > MAX_BODY_BYTES) {
+        throw new ClientError(
+          'PAYLOAD_TOO_LARGE',
+          `The request body is larger than ${MAX_BODY_BYTES} bytes.`,
+        );
+      }
       const headers = event.headers ?? {};
       const body = spec.body
         ? parseWith(spec.body, parseJsonBody(rawBody, headers['content-type']), 'request body')
@@ -149,8 +124,8 @@ export function httpRoute<
       const query = spec.query
         ? parseWith(spec.query, event.queryStringParameters ?? {}, 'query string')
         : undefined;
-      const subject = jwtSubject(event);
-      const response = await run({ body, params, query, headers, rawBody, subject } as RouteRequest<B, P, Q>);
+      const caller = callerOf(event);
+      const response = await run({ body, params, query, headers, rawBody, caller } as RouteRequest<B, P, Q>);
       return response.body === undefined
         ? { statusCode: response.statusCode, headers: response.headers ?? {} }
         : jsonResponse(response.statusCode, response.body, response.headers);

@@ -206,6 +206,20 @@ export const CancelPaymentCommandSchema = z.object({
 });
 export type CancelPaymentCommand = z.infer<typeof CancelPaymentCommandSchema>;
 
+/**
+ * The decline of the customer's last attempt to pay, as Stripe's `last_payment_error` reports it:
+ * `code` (e.g. `card_declined`), the issuer's `declineCode` when there is one (e.g.
+ * `generic_decline`, `insufficient_funds`) and Stripe's `message`, fit to show the customer. The
+ * payments service answers it to the orders service (functions/payments/customer-payment.ts) while
+ * the customer may still try another card.
+ */
+export const PaymentLastErrorSchema = z.object({
+  code: z.string().min(1),
+  declineCode: z.string().min(1).optional(),
+  message: z.string().min(1),
+});
+export type PaymentLastError = z.infer<typeof PaymentLastErrorSchema>;
+
 export const ResolvePaymentCommandSchema = z.object({ orderId: z.string().min(1) });
 export type ResolvePaymentCommand = z.infer<typeof ResolvePaymentCommandSchema>;
 

@@ -1,4 +1,5 @@
 import { App } from 'aws-cdk-lib';
+import { DEFAULT_ADMIN_SCOPE } from '../shared/caller.ts';
 import { OrderSagaStack } from './order-saga-stack.ts';
 import { settingsFrom } from './settings.ts';
 
@@ -20,7 +21,7 @@ export function buildApp(
           jwt: {
             issuer,
             audience: audience.split(','),
-            adminScope: (app.node.tryGetContext('adminScope') as string) ?? 'orders/admin',
+            adminScope: (app.node.tryGetContext('adminScope') as string | undefined) ?? DEFAULT_ADMIN_SCOPE,
           },
         }
       : {}),

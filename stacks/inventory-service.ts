@@ -29,6 +29,7 @@ export class InventoryService extends Construct {
   readonly table: Table;
   readonly putProduct: ServiceFunction;
   readonly getProduct: ServiceFunction;
+  readonly adjustStock: ServiceFunction;
   readonly reserve: ServiceFunction;
   readonly confirm: ServiceFunction;
   readonly release: ServiceFunction;
@@ -81,6 +82,12 @@ export class InventoryService extends Construct {
       'readWrite',
     );
     this.getProduct = fn('GetProduct', 'functions/inventory/get-product.ts', 'GET /products/{sku}', 'read');
+    this.adjustStock = fn(
+      'AdjustStock',
+      'functions/inventory/adjust-stock.ts',
+      'POST /products/{sku}/stock-adjustments',
+      'readWrite',
+    );
     this.reserve = fn(
       'ReserveStock',
       'functions/inventory/reserve-stock.ts',

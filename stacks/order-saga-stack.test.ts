@@ -599,6 +599,7 @@ describe('OrderSagaStack (defaults)', () => {
           'GET /inventory/reservations',
           'PUT /products/{sku}',
           'GET /products/{sku}',
+          'POST /products/{sku}/stock-adjustments',
           'POST /orders',
           'GET /orders/{orderId}',
           'POST /orders/{orderId}/cancel',
@@ -622,7 +623,11 @@ describe('OrderSagaStack (defaults)', () => {
         expect(routes[key]?.AuthorizationType, key).toBe('JWT');
         expect(routes[key]?.AuthorizationScopes, key).toBeUndefined();
       }
-      for (const key of ['PUT /products/{sku}', 'GET /products/{sku}']) {
+      for (const key of [
+        'PUT /products/{sku}',
+        'GET /products/{sku}',
+        'POST /products/{sku}/stock-adjustments',
+      ]) {
         expect(routes[key]).toMatchObject({
           AuthorizationType: 'JWT',
           AuthorizationScopes: ['orders/admin'],
@@ -630,6 +635,22 @@ describe('OrderSagaStack (defaults)', () => {
       }
       expect(routes['GET /health']?.AuthorizationType).toBe('NONE');
       expect(routes['POST /payments/webhook']?.AuthorizationType).toBe('NONE');
+    });
+
+    it("with a JWT issuer, tells the orders routes which tokens are the back office's", () => {
+      const withJwt = synth(
+        {},
+        { jwtIssuer: 'https://issuer.example.com', jwtAudience: 'orders-api', adminScope: 'shop/ops' },
+      );
+      for (const entry of [
+        'functions/orders/create-order.ts',
+        'functions/orders/get-order.ts',
+        'functions/orders/cancel-order.ts',
+      ]) {
+        const fn = withJwt.toJSON().Resources[functionIdFor(withJwt, entry)];
+        expect(fn.Properties.Environment.Variables.ADMIN_SCOPE, entry).toBe('shop/ops');
+      }
+      expect(routesOf(withJwt)['PUT /products/{sku}']?.AuthorizationScopes).toEqual(['shop/ops']);
     });
   });
 

@@ -106,6 +106,11 @@ export class OrderSagaStack extends Stack {
       payments.customerPayment.function.grantInvoke(caller);
       caller.addEnvironment('PAYMENTS_FUNCTION_NAME', payments.customerPayment.function.functionName);
     }
+    // Which tokens are the back office's (shared/caller.ts): the customer routes see every order for them.
+    if (props.jwt) {
+      for (const route of [orders.createOrder, orders.getOrder, orders.cancelOrder])
+        route.function.addEnvironment('ADMIN_SCOPE', props.jwt.adminScope);
+    }
 
     const bridge = new EventBridge(this, 'Bridge', {
       tables: [orders.table, inventory.table, payments.table],
@@ -143,6 +148,12 @@ export class OrderSagaStack extends Stack {
           method: HttpMethod.GET,
           path: '/products/{sku}',
           handler: inventory.getProduct.function,
+          audience: 'admin',
+        },
+        {
+          method: HttpMethod.POST,
+          path: '/products/{sku}/stock-adjustments',
+          handler: inventory.adjustStock.function,
           audience: 'admin',
         },
         {

@@ -1,15 +1,13 @@
-import { z } from 'zod';
-import { SkuSchema } from '../../events/common.ts';
-import { NotFoundError } from '../../shared/errors.ts';
+import { ClientError } from '../../shared/errors.ts';
 import { httpRoute } from '../../shared/http.ts';
 import { inventoryDeps } from './deps.ts';
-import { productView } from './stock.ts';
+import { ProductPathSchema, productResponse } from './product-http.ts';
 
 const deps = inventoryDeps();
 
-/** GET /products/{sku} */
-export const handler = httpRoute({ params: z.object({ sku: SkuSchema }) }, async ({ params }) => {
+/** GET /products/{sku} → 200 with the product and its `ETag`. */
+export const handler = httpRoute({ params: ProductPathSchema }, async ({ params }) => {
   const product = await deps.inventory.getProduct(params.sku);
-  if (!product) throw new NotFoundError('PRODUCT_NOT_FOUND', `Product ${params.sku} does not exist.`);
-  return { statusCode: 200, body: productView(product) };
+  if (!product) throw new ClientError('PRODUCT_NOT_FOUND', `Product ${params.sku} does not exist.`);
+  return productResponse(product);
 });

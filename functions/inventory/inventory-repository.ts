@@ -8,6 +8,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { CloudEvent } from '../../events/envelope.ts';
 import {
   outboxPut,
@@ -18,12 +19,15 @@ import {
 import { ConcurrentChangeError } from '../../shared/saga.ts';
 import {
   linesOf,
+  meetsPrecondition,
+  versionOf,
   type Product,
   type PutProductRequest,
   type Reservation,
   type ReservationLine,
   type ReservationStatus,
   type ReservedLine,
+  type VersionPrecondition,
 } from './stock.ts';
 
 /*
@@ -31,6 +35,8 @@ import {
  *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved, and the
  *                                                      ledger sold, stocked (available + reserved + sold)
  *   PRODUCT#<sku>            EVENT#<time>#<eventId>    outbox events about the SKU (low stock)
+ *   PRODUCT#<sku>            ADJUSTMENT#<key>          a stock adjustment's Idempotency-Key (24 h), written
+ *                                                      in the adjustment's own transaction
  *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line: the record of truth
  *   RESERVATION#<orderId>    LINE#<sku>                one line of it, for the by-SKU index (a projection)
  *   RESERVATION#<orderId>    EVENT#<time>#<eventId>    outbox events of that reservation
@@ -51,6 +57,30 @@ export const SWEEP_SHARDS = 8;
 const productKey = (sku: string) => ({ pk: `PRODUCT#${sku}`, sk: 'PRODUCT' });
 const reservationKey = (orderId: string) => ({ pk: `RESERVATION#${orderId}`, sk: 'RESERVATION' });
 const lineKey = (orderId: string, sku: string) => ({ pk: `RESERVATION#${orderId}`, sk: `LINE#${sku}` });
+const adjustmentKey = (sku: string, key: string) => ({ pk: `PRODUCT#${sku}`, sk: `ADJUSTMENT#${key}` });
+const ADJUSTMENT_KEY_TTL_SECONDS = 24 * 3600;
+
+/*
+ * Every write of a product item moves its version by one, in that same write: a product from before
+ * versions has none, and counts from 0. The clause goes into each UpdateExpression's SET.
+ */
+const BUMP_VERSION = 'version = if_not_exists(version, :zero) + :one';
+const VERSION_VALUES = { ':zero': 0, ':one': 1 };
+
+/** The condition that the product is at the precondition's version (with its values), if it names one. */
+function versionCondition(precondition?: VersionPrecondition): {
+  condition?: string;
+  values: Record<string, unknown>;
+} {
+  if (precondition === undefined || typeof precondition === 'string') return { values: {} };
+  return {
+    condition:
+      precondition.version === 0
+        ? '(attribute_not_exists(version) OR version = :expected)'
+        : 'version = :expected',
+    values: { ':expected': precondition.version },
+  };
+}
 
 const sweepShardKey = (shard: number) => `ACTIVE#${shard}`;
 
@@ -65,19 +95,55 @@ export type PageKey = Record<string, unknown>;
 export type ReserveWriteResult =
   { written: true } | { written: false; short: string[]; changed: string[]; duplicate: boolean };
 
+/** A PUT's result: the product as written (and as it was), or why its precondition refused it. */
+export type PutProductResult =
+  | { outcome: 'PUT'; product: Product; previous?: Product }
+  /** The product is not at the precondition's version; nothing was written. */
+  | { outcome: 'VERSION_MISMATCH'; current: Product }
+  /** A precondition was given and the product does not exist; nothing was written. */
+  | { outcome: 'NOT_FOUND' };
+
+export interface StockAdjustment {
+  /** Units added (positive) or removed (negative), to `available` and `stocked` alike. */
+  delta: number;
+  reason?: string;
+  precondition?: VersionPrecondition;
+  /** The client's Idempotency-Key and the hash of its request: recorded with the adjustment, 24 h. */
+  idempotency?: { key: string; requestHash: string };
+}
+
+/** An adjustment's result; every refusal changed nothing. */
+export type AdjustStockResult =
+  | { outcome: 'ADJUSTED'; product: Product }
+  /** The Idempotency-Key's adjustment was already made with this request: the product as it is now. */
+  | { outcome: 'REPEATED'; product: Product }
+  /** The Idempotency-Key was already used with another request. */
+  | { outcome: 'KEY_REUSED' }
+  /** Removing the units would take `available` below zero. */
+  | { outcome: 'INSUFFICIENT_STOCK'; available: number }
+  | { outcome: 'VERSION_MISMATCH'; current: Product }
+  | { outcome: 'NOT_FOUND' };
+
 export interface InventoryRepository {
   getProduct(sku: string): Promise<Product | undefined>;
   getProducts(skus: string[]): Promise<Map<string, Product>>;
   /**
    * Creates or replaces a product; `previous` is the product as it was just before, read atomically.
-   * Held and sold units stay as they are, and `stocked` becomes available + reserved + sold.
+   * Held and sold units stay as they are, and `stocked` becomes available + reserved + sold. With a
+   * precondition the product must exist (and be at its version) in the very write that replaces it.
    * Throws ConcurrentChangeError when reservations kept moving the product's stock under it.
    */
   putProduct(
     sku: string,
     request: PutProductRequest,
     now: Date,
-  ): Promise<{ product: Product; previous?: Product }>;
+    precondition?: VersionPrecondition,
+  ): Promise<PutProductResult>;
+  /**
+   * Adds `delta` units to `available` and `stocked` in one conditional write (with its
+   * Idempotency-Key record, when it has one, in one transaction), never below zero.
+   */
+  adjustStock(sku: string, adjustment: StockAdjustment, now: Date): Promise<AdjustStockResult>;
   getReservation(orderId: string): Promise<Reservation | undefined>;
   /** Several reservations by order, read consistently; absent orders are missing from the map. */
   getReservations(orderIds: string[]): Promise<Map<string, Reservation>>;
@@ -140,6 +206,29 @@ interface StockMove {
 
 /** A PUT reads the held units and writes on the condition that they stayed; a few reads settle a race. */
 const MAX_PUT_ATTEMPTS = 8;
+/** An adjustment retries only when a PUT started the product's ledger between two of its attempts. */
+const MAX_ADJUST_ATTEMPTS = 3;
+
+/**
+ * Why an adjustment's condition failed, judged on the product as that condition saw it. RFC 9110
+ * §13.2.1: a request that fails without its precondition (an unknown SKU) fails that way, and the
+ * precondition is judged before the content (the units). Undefined: none of these, so only the
+ * form of the product's ledger had changed.
+ */
+function refusalOf(before: Product | undefined, adjustment: StockAdjustment): AdjustStockResult | undefined {
+  if (!before) return { outcome: 'NOT_FOUND' };
+  if (!meetsPrecondition(before, adjustment.precondition))
+    return { outcome: 'VERSION_MISMATCH', current: before };
+  if (before.available < -adjustment.delta)
+    return { outcome: 'INSUFFICIENT_STOCK', available: before.available };
+  return undefined;
+}
+
+/** An adjustment's Idempotency-Key record, as stored. */
+interface AdjustmentRecord {
+  requestHash: string;
+  expiresAt: number;
+}
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
@@ -165,11 +254,14 @@ export function dynamoInventoryRepository(
       },
     }));
 
-  const returnStock: StockMove = { update: 'SET available = available + :q, reserved = reserved - :q' };
+  const returnStock: StockMove = {
+    update: `SET available = available + :q, reserved = reserved - :q, ${BUMP_VERSION}`,
+    values: VERSION_VALUES,
+  };
   // A product from before the ledger has no `sold` yet: its first sale starts it.
   const sellStock: StockMove = {
-    update: 'SET reserved = reserved - :q, sold = if_not_exists(sold, :zero) + :q',
-    values: { ':zero': 0 },
+    update: `SET reserved = reserved - :q, sold = if_not_exists(sold, :zero) + :q, ${BUMP_VERSION}`,
+    values: VERSION_VALUES,
   };
 
   /**
@@ -230,13 +322,24 @@ export function dynamoInventoryRepository(
     }
   }
 
+  async function readProduct(sku: string): Promise<Product | undefined> {
+    const { Item } = await client.send(
+      new GetCommand({ TableName: tableName, Key: productKey(sku), ConsistentRead: true }),
+    );
+    return Item ? strip<Product>(Item) : undefined;
+  }
+
+  /** The Idempotency-Key's record while it lasts: TTL deletes it some time after `expiresAt`. */
+  async function liveAdjustment(sku: string, key: string, now: Date): Promise<AdjustmentRecord | undefined> {
+    const { Item } = await client.send(
+      new GetCommand({ TableName: tableName, Key: adjustmentKey(sku, key), ConsistentRead: true }),
+    );
+    const record = Item as AdjustmentRecord | undefined;
+    return record && record.expiresAt > epochSeconds(now) ? record : undefined;
+  }
+
   return {
-    async getProduct(sku) {
-      const { Item } = await client.send(
-        new GetCommand({ TableName: tableName, Key: productKey(sku), ConsistentRead: true }),
-      );
-      return Item ? strip<Product>(Item) : undefined;
-    },
+    getProduct: readProduct,
 
     async getProducts(skus) {
       const products = await batchGet<Product>(skus.map(productKey));
@@ -248,14 +351,21 @@ export function dynamoInventoryRepository(
       return new Map(reservations.map((reservation) => [reservation.orderId, reservation]));
     },
 
-    async putProduct(sku, request, now) {
+    async putProduct(sku, request, now, precondition) {
       // `stocked` must come out as available + reserved + sold, and one update expression adds only
       // two operands: read the held units, then write on the condition that they have not moved.
+      // A precondition's version is part of that same condition, and every reservation moves the
+      // version: a retry re-reads and refuses, it never writes past the version the client saw.
+      const version = versionCondition(precondition);
       for (let attempt = 1; attempt <= MAX_PUT_ATTEMPTS; attempt++) {
         const { Item } = await client.send(
           new GetCommand({ TableName: tableName, Key: productKey(sku), ConsistentRead: true }),
         );
         const current = Item ? strip<Product>(Item) : undefined;
+        if (precondition !== undefined) {
+          if (!current) return { outcome: 'NOT_FOUND' };
+          if (!meetsPrecondition(current, precondition)) return { outcome: 'VERSION_MISMATCH', current };
+        }
         const reserved = current?.reserved ?? 0;
         const sold = current?.sold ?? 0;
         // A product from before the ledger: its earlier sales were never counted in `sold`.
@@ -279,19 +389,26 @@ export function dynamoInventoryRepository(
               UpdateExpression:
                 'SET sku = :sku, #name = :name, unitPrice = :unitPrice, currency = :currency, available = :available, ' +
                 'lowStockThreshold = :lowStockThreshold, updatedAt = :updatedAt, reserved = :reserved, ' +
-                'sold = :sold, stocked = :stocked, kind = :kind' +
+                `sold = :sold, stocked = :stocked, kind = :kind, ${BUMP_VERSION}` +
                 (soldIncomplete ? ', soldIncomplete = :true' : ''),
-              ConditionExpression: !current
-                ? 'attribute_not_exists(pk)'
-                : current.sold === undefined
-                  ? 'reserved = :reserved AND attribute_not_exists(sold)'
-                  : 'reserved = :reserved AND sold = :sold',
+              ConditionExpression: [
+                !current
+                  ? 'attribute_not_exists(pk)'
+                  : current.sold === undefined
+                    ? 'reserved = :reserved AND attribute_not_exists(sold)'
+                    : 'reserved = :reserved AND sold = :sold',
+                version.condition,
+              ]
+                .filter(Boolean)
+                .join(' AND '),
               ExpressionAttributeNames: { '#name': 'name' },
               ExpressionAttributeValues: {
                 ...Object.fromEntries(
                   Object.entries({ ...fields, ...ledger }).map(([name, value]) => [`:${name}`, value]),
                 ),
                 ':kind': 'product',
+                ...VERSION_VALUES,
+                ...version.values,
                 ...(soldIncomplete ? { ':true': true } : {}),
               },
               // The old image, so that the caller knows exactly what this PUT replaced.
@@ -300,15 +417,113 @@ export function dynamoInventoryRepository(
           );
           const previous = Attributes ? strip<Product>(Attributes) : undefined;
           return {
-            product: { ...previous, ...fields, ...ledger, ...(soldIncomplete ? { soldIncomplete } : {}) },
+            outcome: 'PUT',
+            product: {
+              ...previous,
+              ...fields,
+              ...ledger,
+              version: (previous ? versionOf(previous) : 0) + 1,
+              ...(soldIncomplete ? { soldIncomplete } : {}),
+            },
             ...(previous ? { previous } : {}),
           };
         } catch (error) {
-          // A reservation moved the held units (or the product appeared) since the read: read again.
+          // A reservation moved the held units or the version (or the product appeared) since the
+          // read: read again, and let the precondition judge the new state.
           if (!(error instanceof ConditionalCheckFailedException)) throw error;
         }
       }
       throw new ConcurrentChangeError(`Could not put product ${sku}: its stock kept changing`);
+    },
+
+    async adjustStock(sku, adjustment, now) {
+      const { delta, precondition, idempotency } = adjustment;
+      // A tag that names no version: nothing to write, only which refusal to answer.
+      if (precondition === 'unmatchable') return refusalOf(await readProduct(sku), adjustment)!;
+      const version = versionCondition(precondition);
+      // `stocked` moves with `available`. A product from before the ledger has none to move: it
+      // stays without one, and the next PUT starts it (as it does for such a product).
+      let withLedger = true;
+      for (let attempt = 1; attempt <= MAX_ADJUST_ATTEMPTS; attempt++) {
+        const update = {
+          TableName: tableName,
+          Key: productKey(sku),
+          UpdateExpression:
+            `SET available = available + :delta, updatedAt = :now, ${BUMP_VERSION}` +
+            (withLedger ? ', stocked = stocked + :delta' : ''),
+          ConditionExpression: [
+            withLedger
+              ? 'attribute_exists(stocked)'
+              : 'attribute_exists(pk) AND attribute_not_exists(stocked)',
+            delta < 0 ? 'available >= :removed' : undefined,
+            version.condition,
+          ]
+            .filter(Boolean)
+            .join(' AND '),
+          ExpressionAttributeValues: {
+            ':delta': delta,
+            ':now': now.toISOString(),
+            ...VERSION_VALUES,
+            ...version.values,
+            ...(delta < 0 ? { ':removed': -delta } : {}),
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+        };
+        let before: Product | undefined;
+        if (!idempotency) {
+          try {
+            const { Attributes } = await client.send(
+              new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' }),
+            );
+            return { outcome: 'ADJUSTED', product: strip<Product>(Attributes!) };
+          } catch (error) {
+            if (!(error instanceof ConditionalCheckFailedException)) throw error;
+            before = error.Item ? strip<Product>(unmarshall(error.Item)) : undefined;
+          }
+        } else {
+          try {
+            await transactWrite(client, [
+              { Update: update },
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: {
+                    ...adjustmentKey(sku, idempotency.key),
+                    kind: 'adjustment',
+                    sku,
+                    idempotencyKey: idempotency.key,
+                    delta,
+                    ...(adjustment.reason === undefined ? {} : { reason: adjustment.reason }),
+                    requestHash: idempotency.requestHash,
+                    createdAt: now.toISOString(),
+                    expiresAt: epochSeconds(now) + ADJUSTMENT_KEY_TTL_SECONDS,
+                  } satisfies AdjustmentRecord & Record<string, unknown>,
+                  // A record past its time that TTL has not deleted yet no longer holds the key.
+                  ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :nowSeconds',
+                  ExpressionAttributeValues: { ':nowSeconds': epochSeconds(now) },
+                },
+              },
+            ]);
+            // A transaction returns no values: the product as it is now, this adjustment included.
+            return { outcome: 'ADJUSTED', product: (await readProduct(sku))! };
+          } catch (error) {
+            if (!(error instanceof TransactionCancelledError)) throw error;
+            // The key first: a repeat whose stock or version has moved since is still a repeat.
+            const record = await liveAdjustment(sku, idempotency.key, now);
+            if (record) {
+              if (record.requestHash !== idempotency.requestHash) return { outcome: 'KEY_REUSED' };
+              return { outcome: 'REPEATED', product: (await readProduct(sku))! };
+            }
+            const reason = error.reasons[0];
+            if (reason?.code !== 'ConditionalCheckFailed') throw error;
+            before = reason.item ? strip<Product>(reason.item) : undefined;
+          }
+        }
+        const refusal = refusalOf(before, adjustment);
+        if (refusal) return refusal;
+        withLedger = before!.stocked !== undefined;
+      }
+      throw new ConcurrentChangeError(`Could not adjust the stock of ${sku}: its ledger kept changing`);
     },
 
     async getReservation(orderId) {
@@ -325,12 +540,13 @@ export function dynamoInventoryRepository(
           Update: {
             TableName: tableName,
             Key: productKey(line.sku),
-            UpdateExpression: 'SET available = available - :q, reserved = reserved + :q',
+            UpdateExpression: `SET available = available - :q, reserved = reserved + :q, ${BUMP_VERSION}`,
             ConditionExpression: 'available >= :q AND unitPrice = :price AND currency = :currency',
             ExpressionAttributeValues: {
               ':q': line.quantity,
               ':price': line.unitPrice,
               ':currency': reservation.currency,
+              ...VERSION_VALUES,
             },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
           },

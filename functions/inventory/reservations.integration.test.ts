@@ -14,7 +14,7 @@ import {
   TTL_GRACE_SECONDS,
   type ReservationDeps,
 } from './reservations.ts';
-import { ReservationConfirmedError, ReservationExpiredError } from './stock.ts';
+import { ReservationConfirmedError, ReservationExpiredError, type PutProductRequest } from './stock.ts';
 
 /*
  * The inventory rules against the real engine: DynamoDB Local, with the inventory table exactly as
@@ -53,6 +53,13 @@ async function stock(units: number, price = 1000) {
     new Date(),
   );
   return id;
+}
+
+/** A PUT without a precondition, which is never refused. */
+async function put(id: string, request: PutProductRequest) {
+  const result = await inventory.putProduct(id, request, new Date());
+  if (result.outcome !== 'PUT') throw new Error(`unconditional PUT answered ${result.outcome}`);
+  return result;
 }
 
 async function levels(id: string) {
@@ -252,11 +259,12 @@ describe('PUT /products/{sku} while reservations are active', () => {
     await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 4 }] });
     expect(await levels(id)).toEqual({ available: 6, reserved: 4 });
 
-    const { product, previous } = await inventory.putProduct(
-      id,
-      { name: 'renamed', unitPrice: 1500, currency: 'usd', available: 20 },
-      new Date(),
-    );
+    const { product, previous } = await put(id, {
+      name: 'renamed',
+      unitPrice: 1500,
+      currency: 'usd',
+      available: 20,
+    });
     expect(previous).toMatchObject({ available: 6, reserved: 4, unitPrice: 1000 });
     expect(product).toMatchObject({ name: 'renamed', available: 20, reserved: 4, unitPrice: 1500 });
 
@@ -307,11 +315,7 @@ describe('the stock ledger (stocked, sold)', () => {
     expect(await ledger(id)).toMatchObject({ available: 5, reserved: 2, sold: 3, stocked: 10 });
 
     // A PUT sets the free stock; what is held or sold stays counted in `stocked`.
-    const { product } = await inventory.putProduct(
-      id,
-      { name: id, unitPrice: 1000, currency: 'usd', available: 7 },
-      new Date(),
-    );
+    const { product } = await put(id, { name: id, unitPrice: 1000, currency: 'usd', available: 7 });
     expect(product).toMatchObject({ available: 7, reserved: 2, sold: 3, stocked: 12 });
     expect(await ledger(id)).toMatchObject({ available: 7, reserved: 2, sold: 3, stocked: 12 });
   });
@@ -371,6 +375,96 @@ describe('the stock ledger (stocked, sold)', () => {
     // The mark stays: those earlier sales are never counted.
     await inventory.putProduct(id, { name: id, unitPrice: 1000, currency: 'usd', available: 5 }, new Date());
     expect(await ledger(id)).toMatchObject({ stocked: 8, soldIncomplete: true });
+  });
+});
+
+describe('the product version (its ETag)', () => {
+  const versionOf = async (id: string) => (await inventory.getProduct(id))!.version;
+
+  it('moves by one with every write of the product, whoever writes it, and not with a refusal', async () => {
+    const id = await stock(10);
+    expect(await versionOf(id)).toBe(1);
+    const [sold, released, expired] = [order(), order(), order()];
+    const start = Date.now();
+    for (const orderId of [sold, released]) {
+      await reserveStock(deps())({ orderId, currency: 'usd', items: [{ sku: id, quantity: 1 }] });
+    }
+    await reserveStock({ inventory, now: () => new Date(start), ttlSeconds: 60 })({
+      orderId: expired,
+      currency: 'usd',
+      items: [{ sku: id, quantity: 1 }],
+    });
+    expect(await versionOf(id)).toBe(4);
+    await confirmStock(deps())(sold);
+    expect(await versionOf(id)).toBe(5);
+    await releaseStock(deps())(released);
+    expect(await versionOf(id)).toBe(6);
+    await sweepExpired({ inventory, now: () => new Date(start + 120_000), ttlSeconds: 60 })();
+    expect(await inventory.getReservation(expired)).toMatchObject({ status: 'EXPIRED' });
+    expect(await versionOf(id)).toBe(7);
+    expect(await inventory.adjustStock(id, { delta: 2 }, new Date())).toMatchObject({
+      outcome: 'ADJUSTED',
+      product: { available: 11, version: 8 },
+    });
+    expect(
+      (await put(id, { name: id, unitPrice: 1000, currency: 'usd', available: 4 })).product.version,
+    ).toBe(9);
+
+    // Refused writes change nothing, the version included.
+    await reserveStock(deps())({ orderId: order(), currency: 'usd', items: [{ sku: id, quantity: 5 }] });
+    await inventory.adjustStock(id, { delta: -5 }, new Date());
+    await inventory.putProduct(id, { name: id, unitPrice: 1, currency: 'usd', available: 1 }, new Date(), {
+      version: 8,
+    });
+    expect(await inventory.getProduct(id)).toMatchObject({ available: 4, unitPrice: 1000, version: 9 });
+  });
+
+  it('counts from 0 on a product written before versions (and the ledger) existed', async () => {
+    const id = sku();
+    await client.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          pk: `PRODUCT#${id}`,
+          sk: 'PRODUCT',
+          kind: 'product',
+          sku: id,
+          name: id,
+          unitPrice: 1000,
+          currency: 'usd',
+          available: 5,
+          reserved: 0,
+          lowStockThreshold: 0,
+          updatedAt: new Date().toISOString(),
+        },
+      }),
+    );
+    expect(await inventory.adjustStock(id, { delta: 1, precondition: { version: 1 } }, new Date())).toEqual({
+      outcome: 'VERSION_MISMATCH',
+      current: expect.objectContaining({ available: 5 }),
+    });
+    // No ledger to move: it stays unstarted, and the next PUT starts it as for any such product.
+    expect(
+      await inventory.adjustStock(id, { delta: 3, precondition: { version: 0 } }, new Date()),
+    ).toMatchObject({ outcome: 'ADJUSTED', product: { available: 8, version: 1 } });
+    expect((await inventory.getProduct(id))!.stocked).toBeUndefined();
+    expect(
+      await inventory.putProduct(
+        id,
+        { name: id, unitPrice: 1000, currency: 'usd', available: 6 },
+        new Date(),
+        {
+          version: 1,
+        },
+      ),
+    ).toMatchObject({
+      outcome: 'PUT',
+      product: { available: 6, version: 2, stocked: 6, soldIncomplete: true },
+    });
+    expect(await inventory.adjustStock(id, { delta: -2 }, new Date())).toMatchObject({
+      outcome: 'ADJUSTED',
+      product: { available: 4, stocked: 4, version: 3 },
+    });
   });
 });
 

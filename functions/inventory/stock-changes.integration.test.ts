@@ -9,6 +9,7 @@ import { createTables, tableName, templateTables } from '../../infra/local/table
 import { synthesizeTemplate } from '../../infra/local/template.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { pollUntil } from '../../tests/support/poll.ts';
+import { adjustStock } from './adjustments.ts';
 import { dynamoInventoryRepository, type InventoryRepository } from './inventory-repository.ts';
 import { queryReservations } from './reservation-queries.ts';
 import { confirmStock, releaseStock, reserveStock, type ReservationDeps } from './reservations.ts';
@@ -237,6 +238,7 @@ describe('a reservation deleted by TTL', () => {
     const id = await stock(6);
     const orderId = order();
     await reserve(orderId, [{ sku: id, quantity: 4 }]);
+    const heldAt = (await inventory.getProduct(id))!.version!;
     // What DynamoDB's TTL does a day after the hold ended if the sweeper never released it.
     await client.send(
       new DeleteCommand({ TableName: table, Key: { pk: `RESERVATION#${orderId}`, sk: 'RESERVATION' } }),
@@ -254,7 +256,8 @@ describe('a reservation deleted by TTL', () => {
     );
     expect(stored).not.toHaveProperty('activeShard'); // out of the sweeper's index for good
     expect(stored).not.toHaveProperty('activeUntil');
-    expect(await inventory.getProduct(id)).toMatchObject({ available: 6, reserved: 0 });
+    // Returning the stock is a write of the product like any other: it moves the ETag.
+    expect(await inventory.getProduct(id)).toMatchObject({ available: 6, reserved: 0, version: heldAt + 1 });
 
     // Stream records come at least once: deliver the deletion again, twice at once.
     const removal = delivered.find(
@@ -262,7 +265,7 @@ describe('a reservation deleted by TTL', () => {
     )!;
     const again = await Promise.all([react()([removal]), react()([removal])]);
     expect(again).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
-    expect(await inventory.getProduct(id)).toMatchObject({ available: 6, reserved: 0 });
+    expect(await inventory.getProduct(id)).toMatchObject({ available: 6, reserved: 0, version: heldAt + 1 });
     const released = (await outbox(`RESERVATION#${orderId}`)).filter(
       (event) => event.type === 'inventory.released',
     );
@@ -375,6 +378,42 @@ describe('inventory.low_stock', () => {
     await poller.drained();
     expect(await lowStockEvents(quiet)).toEqual([]);
     expect(await alertsOf(raised)).toEqual([{ sku: raised, available: 4, threshold: 5 }]);
+  });
+
+  it('fires once when a stock adjustment takes available below the threshold; the key records set off nothing', async () => {
+    const id = await stock(8, 5);
+    const adjust = adjustStock(deps());
+    const key = `count-${id}`;
+    expect(await adjust(id, { delta: -2 }, { idempotencyKey: `${key}-1` })).toMatchObject({
+      outcome: 'ADJUSTED',
+      product: { available: 6 }, // not below 5
+    });
+    expect(await adjust(id, { delta: -3, reason: 'damaged' }, { idempotencyKey: `${key}-2` })).toMatchObject({
+      outcome: 'ADJUSTED',
+      product: { available: 3 }, // crosses
+    });
+    // A retry of the crossing adjusts nothing, so it alerts nothing; 2 is still below: no second alert.
+    expect(await adjust(id, { delta: -3, reason: 'damaged' }, { idempotencyKey: `${key}-2` })).toMatchObject({
+      outcome: 'REPEATED',
+    });
+    expect(await adjust(id, { delta: -1 })).toMatchObject({ outcome: 'ADJUSTED', product: { available: 2 } });
+    expect(await adjust(id, { delta: -5 })).toEqual({ outcome: 'INSUFFICIENT_STOCK', available: 2 });
+    await pollUntil(
+      'the alert',
+      () => lowStockEvents(id),
+      (events) => events.length === 1,
+    );
+    await pollUntil(
+      'every product change delivered',
+      async () => delivered.filter((record) => record.dynamodb?.Keys?.pk?.S === `PRODUCT#${id}`).length,
+      (changes) => changes >= 4, // the PUT and three adjustments
+    );
+    await poller.drained();
+    expect(await alertsOf(id)).toEqual([{ sku: id, available: 3, threshold: 5 }]);
+    const fromThisProduct = delivered.filter((record) => record.dynamodb?.Keys?.pk?.S === `PRODUCT#${id}`);
+    expect(fromThisProduct.map((record) => record.dynamodb?.Keys?.sk?.S)).toEqual(
+      fromThisProduct.map(() => 'PRODUCT'),
+    );
   });
 
   it('a whole history delivered again, as after a failed batch, alerts nothing more', async () => {

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
 import { synthesizeTemplate } from '../../infra/local/template.ts';
+import { adjustStock } from './adjustments.ts';
 import { dynamoInventoryRepository, type InventoryRepository } from './inventory-repository.ts';
 import {
   confirmStock,
@@ -30,7 +31,10 @@ import {
  * where `sold` and `stocked` are the product's own ledger (what `npm run reconcile` checks) and
  * "stock put in" is the test's model: each PUT adds the difference between the `available` it set
  * and the one it replaced, read in the same atomic write, since a PUT sets free stock and leaves
- * holds and sales alone.
+ * holds and sales alone; each adjustment that applies adds its delta, and a refused one (below
+ * zero, a stale If-Match, a reused or repeated Idempotency-Key) adds nothing. Besides, each product's
+ * version (its ETag) never goes back and moves whenever its figures do, and an Idempotency-Key
+ * applies at most once.
  */
 
 let inventory: InventoryRepository;
@@ -61,7 +65,8 @@ type Command =
   | { kind: 'confirm'; order: number }
   | { kind: 'release'; order: number }
   | { kind: 'expire'; advanceSeconds: number }
-  | { kind: 'restock'; sku: number; available: number };
+  | { kind: 'restock'; sku: number; available: number; ifMatch: boolean }
+  | { kind: 'adjust'; sku: number; delta: number; key: number | undefined; ifMatch: boolean };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -91,6 +96,18 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       kind: fc.constant('restock' as const),
       sku: fc.nat(SKUS - 1),
       available: fc.nat(12),
+      ifMatch: fc.boolean(),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('adjust' as const),
+      sku: fc.nat(SKUS - 1),
+      delta: fc.integer({ min: -6, max: 6 }).filter((delta) => delta !== 0),
+      // A few keys per SKU, so that retries (and reuses with another delta) race the first attempt.
+      key: fc.option(fc.nat(2), { nil: undefined }),
+      ifMatch: fc.boolean(),
     }),
   },
 );
@@ -104,7 +121,7 @@ const EXPECTED_REFUSALS = [
 ];
 
 describe('the stock invariant', () => {
-  it('holds under random interleavings of reserve, confirm, release, expire and restock', async () => {
+  it('holds under random interleavings of reserve, confirm, release, expire, restock and adjust', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.nat(10), { minLength: SKUS, maxLength: SKUS }),
@@ -116,16 +133,72 @@ describe('the stock invariant', () => {
           let clock = Date.now();
           const deps: ReservationDeps = { inventory, now: () => new Date(clock), ttlSeconds: TTL_SECONDS };
           const putIn = new Map<string, number>();
+          const addPutIn = (sku: string, units: number) => putIn.set(sku, (putIn.get(sku) ?? 0) + units);
+          /** Each Idempotency-Key that adjusted, with its delta: a key adjusts once. */
+          const keysUsed = new Map<string, number>();
+          /** Answers that a key was taken, checked once their group has settled. */
+          const keyAnswers: Array<{ key: string; delta: number; outcome: 'REPEATED' | 'KEY_REUSED' }> = [];
+          /** What each product looked like at the last check. */
+          const seen = new Map<string, { version: number; figures: string }>();
+          /** The version read just before, as a client's If-Match would carry it. */
+          const currentVersion = async (sku: string) => ({
+            version: (await inventory.getProduct(sku))!.version ?? 0,
+          });
 
-          const restock = async (sku: string, available: number) => {
-            const { previous } = await inventory.putProduct(
+          const restock = async (sku: string, available: number, ifMatch = false) => {
+            const result = await inventory.putProduct(
               sku,
               { name: sku, unitPrice: 100, currency: 'usd', available },
               deps.now(),
+              ifMatch ? await currentVersion(sku) : undefined,
             );
-            putIn.set(sku, (putIn.get(sku) ?? 0) + available - (previous?.available ?? 0));
+            if (result.outcome === 'PUT') {
+              addPutIn(sku, available - (result.previous?.available ?? 0));
+              return;
+            }
+            // Refused: only a PUT with If-Match, and only when a write moved the version first.
+            expect(ifMatch && result.outcome === 'VERSION_MISMATCH', result.outcome).toBe(true);
           };
           for (const [index, sku] of skus.entries()) await restock(sku, initial[index]!);
+
+          const adjust = async (sku: string, delta: number, key: number | undefined, ifMatch: boolean) => {
+            const idempotencyKey = key === undefined ? undefined : `${sku}-key-${key}`;
+            const precondition = ifMatch ? await currentVersion(sku) : undefined;
+            const result = await adjustStock(deps)(
+              sku,
+              { delta },
+              {
+                ...(precondition ? { precondition } : {}),
+                ...(idempotencyKey ? { idempotencyKey } : {}),
+              },
+            );
+            switch (result.outcome) {
+              case 'ADJUSTED':
+                addPutIn(sku, delta);
+                if (idempotencyKey) {
+                  expect(keysUsed.has(idempotencyKey), `${idempotencyKey} adjusted twice`).toBe(false);
+                  keysUsed.set(idempotencyKey, delta);
+                } else if (precondition) {
+                  expect(result.product.version).toBe(precondition.version + 1);
+                }
+                return;
+              case 'REPEATED':
+              case 'KEY_REUSED':
+                // The key's adjustment was made, perhaps by a racing call that has not answered yet.
+                expect(idempotencyKey).toBeDefined();
+                keyAnswers.push({ key: idempotencyKey!, delta, outcome: result.outcome });
+                return;
+              case 'VERSION_MISMATCH':
+                expect(precondition).toBeDefined();
+                return;
+              case 'INSUFFICIENT_STOCK':
+                expect(delta).toBeLessThan(0);
+                expect(result.available).toBeLessThan(-delta);
+                return;
+              case 'NOT_FOUND':
+                throw new Error(`${sku} exists, yet an adjustment found it NOT_FOUND`);
+            }
+          };
 
           const execute = async (step: Command): Promise<void> => {
             switch (step.kind) {
@@ -147,7 +220,10 @@ describe('the stock invariant', () => {
                 await sweepExpired(deps)();
                 return;
               case 'restock':
-                await restock(skus[step.sku]!, step.available);
+                await restock(skus[step.sku]!, step.available, step.ifMatch);
+                return;
+              case 'adjust':
+                await adjust(skus[step.sku]!, step.delta, step.key, step.ifMatch);
             }
           };
 
@@ -159,6 +235,11 @@ describe('the stock invariant', () => {
                 !EXPECTED_REFUSALS.some((type) => result.reason instanceof type)
               )
                 throw result.reason;
+            }
+
+            for (const { key, delta, outcome } of keyAnswers.splice(0)) {
+              expect(keysUsed.has(key), key).toBe(true);
+              expect(keysUsed.get(key) === delta ? 'REPEATED' : 'KEY_REUSED', key).toBe(outcome);
             }
 
             const reservations = (
@@ -180,6 +261,19 @@ describe('the stock invariant', () => {
               expect(product.stocked, sku).toBe(putIn.get(sku));
               expect(product.available + product.reserved + product.sold!, sku).toBe(product.stocked);
               expect(product.soldIncomplete, sku).toBeUndefined();
+
+              const figures = JSON.stringify([
+                product.available,
+                product.reserved,
+                product.sold,
+                product.stocked,
+              ]);
+              const last = seen.get(sku);
+              if (last) {
+                expect(product.version, sku).toBeGreaterThanOrEqual(last.version);
+                if (figures !== last.figures) expect(product.version, sku).toBeGreaterThan(last.version);
+              }
+              seen.set(sku, { version: product.version!, figures });
             }
           }
         },

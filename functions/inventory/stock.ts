@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CurrencySchema, MinorUnitsSchema } from '../../events/common.ts';
 import { SagaOutcome, SagaOutcomeError, type ReserveCommand } from '../../shared/saga.ts';
@@ -16,6 +17,28 @@ export const PutProductRequestSchema = z.strictObject({
 });
 export type PutProductRequest = z.infer<typeof PutProductRequestSchema>;
 
+/** The most units one adjustment adds or removes, as for `available` in a PUT. */
+export const MAX_ADJUSTMENT = 1_000_000_000;
+
+/** `POST /products/{sku}/stock-adjustments`: units to add (positive) or remove (negative). */
+export const AdjustStockRequestSchema = z.strictObject({
+  delta: z
+    .number()
+    .int()
+    .min(-MAX_ADJUSTMENT)
+    .max(MAX_ADJUSTMENT)
+    .refine((delta) => delta !== 0, 'an adjustment adds or removes at least one unit'),
+  reason: z.string().min(1).max(200).optional(),
+});
+export type AdjustStockRequest = z.infer<typeof AdjustStockRequestSchema>;
+
+/** The canonical form of an adjustment, so that key order and whitespace do not change its identity. */
+export function adjustmentHash(request: AdjustStockRequest): string {
+  return createHash('sha256')
+    .update(JSON.stringify([request.delta, request.reason ?? null]))
+    .digest('hex');
+}
+
 export interface Product {
   sku: string;
   name: string;
@@ -28,9 +51,16 @@ export interface Product {
   lowStockThreshold: number;
   updatedAt: string;
   /**
+   * Goes up by one with every write of the product (PUT, adjustment, reserve, confirm, release,
+   * expiry), in that same write: the product's ETag. Absent, and so 0, on a product last written
+   * before versions existed.
+   */
+  version?: number;
+  /**
    * The stock ledger, internal (never in the API view): every unit put in is free, held or sold, so
-   * `available + reserved + sold = stocked`. `stocked` is set by each PUT, `sold` grows with each
-   * confirmed reservation, in the same conditional writes that move `available` and `reserved`.
+   * `available + reserved + sold = stocked`. `stocked` is set by each PUT and moved by each
+   * adjustment, `sold` grows with each confirmed reservation, in the same conditional writes that
+   * move `available` and `reserved`.
    * Absent on a product last written before the ledger existed.
    */
   stocked?: number;
@@ -43,8 +73,23 @@ export interface Product {
   soldIncomplete?: boolean;
 }
 
-/** The product as `GET /products/{sku}` and `PUT` show it: the ledger stays internal. */
-export type ProductView = Omit<Product, 'stocked' | 'sold' | 'soldIncomplete'>;
+/** The product as `GET /products/{sku}` and `PUT` show it: the ledger stays internal, the version is the ETag. */
+export type ProductView = Omit<Product, 'stocked' | 'sold' | 'soldIncomplete' | 'version'>;
+
+/** The product's version; a product written before versions existed is at 0. */
+export const versionOf = (product: Pick<Product, 'version'>): number => product.version ?? 0;
+
+/**
+ * What a write of a product requires of it first: that it exists (`If-Match: *`), that it is still
+ * at the version the client read, or something no product meets (an `If-Match` naming no version).
+ */
+export type VersionPrecondition = 'exists' | { version: number } | 'unmatchable';
+
+/** Whether a product that exists meets the precondition (none: always). */
+export function meetsPrecondition(product: Pick<Product, 'version'>, precondition?: VersionPrecondition) {
+  if (precondition === undefined || precondition === 'exists') return true;
+  return precondition !== 'unmatchable' && versionOf(product) === precondition.version;
+}
 
 export function productView(product: Product): ProductView {
   return {

@@ -1,6 +1,14 @@
-import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import type { Caller } from '../../shared/caller.ts';
 import { ConcurrentChangeError } from '../../shared/saga.ts';
-import { applySagaStep, requestCancellation, type Order, type SagaStep, type StepOutcome } from './order.ts';
+import {
+  applySagaStep,
+  isVisibleTo,
+  requestCancellation,
+  type NotCancellable,
+  type Order,
+  type SagaStep,
+  type StepOutcome,
+} from './order.ts';
 import type { OrderPayments } from './order-payments.ts';
 import type { OrderRepository } from './order-repository.ts';
 
@@ -20,18 +28,20 @@ const MAX_ATTEMPTS = 5;
 
 /**
  * Reads the order, applies `change` and saves it with its events, conditional on the version it
- * read; when a concurrent writer got there first, it starts over from the fresh order.
+ * read; when a concurrent writer got there first, it starts over from the fresh order. A change may
+ * refuse instead (a value without `changed`), which is returned as it is.
  */
-async function changeOrder(
+async function changeOrder<Refusal extends object = never>(
   deps: ApplySagaStepDeps,
   orderId: string,
-  change: (order: Order, now: Date) => StepOutcome,
+  change: (order: Order, now: Date) => StepOutcome | Refusal,
   missing: () => Error,
-): Promise<Order> {
+): Promise<Order | Refusal> {
   for (let attempt = 1; ; attempt++) {
     const order = await deps.orders.get(orderId);
     if (!order) throw missing();
     const outcome = change(order, deps.now());
+    if (!('changed' in outcome)) return outcome;
     if (!outcome.changed) return outcome.order;
     if (await deps.orders.save(outcome.order, outcome.events)) return outcome.order;
     if (attempt >= MAX_ATTEMPTS) throw new ConcurrentChangeError(`Order ${orderId} kept changing under us`);
@@ -42,37 +52,44 @@ async function changeOrder(
 export const applyStep =
   (deps: ApplySagaStepDeps) =>
   (command: SagaStep): Promise<Order> =>
-    changeOrder(
+    changeOrder<never>(
       deps,
       command.orderId,
       (order, now) => applySagaStep(order, command, now),
       () => new OrderNotFoundError(command.orderId),
     );
 
+export type CancelOutcome =
+  | { outcome: 'CANCELLING'; order: Order }
+  | NotCancellable
+  /** No such order, or not the caller's: the two are not told apart. */
+  | { outcome: 'NOT_FOUND' };
+
 /**
  * The customer's cancellation (POST /orders/{orderId}/cancel). Before the payment exists the order
  * records it and the saga refuses its next step. Once the saga waits for the payment, the payments
  * service cancels the PaymentIntent at Stripe first, which decides the race with a success: the
  * waiting step then hears CUSTOMER_CANCELLED within seconds and compensates; a payment that won is
- * `409 ORDER_NOT_CANCELLABLE` and the order completes.
+ * refused (NOT_CANCELLABLE) and the order completes.
  */
 export const cancelOrder =
   (deps: ApplySagaStepDeps & { payments: OrderPayments }) =>
-  async (orderId: string): Promise<Order> => {
+  async (orderId: string, caller: Caller): Promise<CancelOutcome> => {
     const order = await deps.orders.get(orderId);
-    if (!order) throw new NotFoundError('ORDER_NOT_FOUND', `Order ${orderId} does not exist.`);
+    if (!order || !isVisibleTo(order, caller)) return { outcome: 'NOT_FOUND' };
     if (order.sagaState === 'PAYMENT_PENDING' && !order.cancelRequestedAt && !order.paidAt) {
       if ((await deps.payments.cancelForCustomer(orderId)) === 'paid') {
-        throw new ConflictError(
-          'ORDER_NOT_CANCELLABLE',
-          `Order ${orderId} is paid and can no longer be cancelled.`,
-        );
+        return {
+          outcome: 'NOT_CANCELLABLE',
+          message: `Order ${orderId} is paid and can no longer be cancelled.`,
+        };
       }
     }
-    return changeOrder(
+    const changed = await changeOrder(
       deps,
       orderId,
       requestCancellation,
-      () => new NotFoundError('ORDER_NOT_FOUND', `Order ${orderId} does not exist.`),
+      () => new OrderNotFoundError(orderId),
     );
+    return 'outcome' in changed ? changed : { outcome: 'CANCELLING', order: changed };
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dynamoDocumentClient, lambdaClient } from '../../shared/aws.ts';
+import { ClientError } from '../../shared/errors.ts';
 import { httpRoute } from '../../shared/http.ts';
 import { cancelOrder } from './apply-saga-step.ts';
 import { ordersConfig } from './config.ts';
@@ -15,13 +16,17 @@ const cancel = cancelOrder({
 });
 
 /**
- * POST /orders/{orderId}/cancel → 202; 409 ORDER_NOT_CANCELLABLE once paid, completed or cancelled.
+ * POST /orders/{orderId}/cancel → 202; 409 ORDER_NOT_CANCELLABLE once paid, completed or cancelled;
+ * 404 for an order that is not the caller's, as for one that does not exist.
  * During the payment wait the PaymentIntent is canceled at Stripe at once (functions/payments).
  */
 export const handler = httpRoute(
   { params: z.object({ orderId: z.string().min(1).max(64) }) },
-  async ({ params, subject }) => ({
-    statusCode: 202,
-    body: orderView(await cancel(params.orderId), subject),
-  }),
+  async ({ params, caller }) => {
+    const result = await cancel(params.orderId, caller);
+    if (result.outcome === 'NOT_FOUND')
+      throw new ClientError('ORDER_NOT_FOUND', `Order ${params.orderId} does not exist.`);
+    if (result.outcome === 'NOT_CANCELLABLE') throw new ClientError('ORDER_NOT_CANCELLABLE', result.message);
+    return { statusCode: 202, body: orderView(result.order, caller) };
+  },
 );

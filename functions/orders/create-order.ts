@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { dynamoDocumentClient, stepFunctionsClient } from '../../shared/aws.ts';
-import { ValidationError } from '../../shared/errors.ts';
+import { ClientError, ValidationError } from '../../shared/errors.ts';
 import { httpRoute } from '../../shared/http.ts';
 import { logger } from '../../shared/logger.ts';
 import { ordersConfig } from './config.ts';
-import { CreateOrderRequestSchema, orderView } from './order.ts';
+import { CreateOrderRequestSchema, customerOf, orderView } from './order.ts';
 import { dynamoOrderRepository } from './order-repository.ts';
 import { placeOrder } from './place-order.ts';
 import { stepFunctionsSagaStarter } from './saga-starter.ts';
@@ -23,17 +23,35 @@ const place = placeOrder({
 const IdempotencyKeySchema = z.string().min(1).max(255).optional();
 
 /** POST /orders → 202 with the order; its saga runs in the background. */
-export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ body, headers, subject }) => {
+export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ body, headers, caller }) => {
   const key = IdempotencyKeySchema.safeParse(headers['idempotency-key']);
   if (!key.success) {
     throw new ValidationError('The Idempotency-Key header must be 1-255 characters.', [
       { path: 'Idempotency-Key', message: 'must be 1-255 characters' },
     ]);
   }
-  const order = await place(body, key.data);
+  const customer = customerOf(body, caller);
+  if ('refused' in customer) {
+    if (customer.refused === 'CUSTOMER_REQUIRED') {
+      throw new ValidationError('The request body is invalid.', [
+        { path: 'customerId', message: 'Required: name the customer the order is for' },
+      ]);
+    }
+    throw new ClientError(
+      'CUSTOMER_MISMATCH',
+      'An order can only be placed for the customer the token names.',
+    );
+  }
+  const placed = await place({ ...body, customerId: customer.customerId }, key.data);
+  if (placed.outcome === 'KEY_REUSED') {
+    throw new ClientError(
+      'IDEMPOTENCY_KEY_REUSED',
+      'This Idempotency-Key was already used with a different request body.',
+    );
+  }
   return {
     statusCode: 202,
-    body: orderView(order, subject),
-    headers: { location: `/orders/${order.orderId}` },
+    body: orderView(placed.order, caller),
+    headers: { location: `/orders/${placed.order.orderId}` },
   };
 });

@@ -1,17 +1,26 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { PaymentLastErrorSchema } from '../../shared/saga.ts';
+import type { CheckoutView } from './order.ts';
 
 /** What the orders service asks of the payments service for its customer (functions/payments/customer-payment.ts). */
 export interface OrderPayments {
   /** Cancels the order's payment at Stripe: `paid` when the payment won the race, `none` when none exists yet. */
   cancelForCustomer(orderId: string): Promise<'canceled' | 'paid' | 'none'>;
-  /** The PaymentIntent's client secret while it can still be confirmed. */
-  clientSecret(orderId: string): Promise<string | undefined>;
+  /**
+   * What the customer checks out with while the payment is open: the PaymentIntent's client secret,
+   * and the last declined attempt of a browser checkout (the customer may try another card).
+   */
+  checkout(orderId: string): Promise<CheckoutView>;
 }
 
 const CancelAnswerSchema = z.object({ outcome: z.enum(['canceled', 'paid', 'none']) });
-const SecretAnswerSchema = z.object({ clientSecret: z.string().min(1).nullable() });
+const CheckoutAnswerSchema = z.object({
+  clientSecret: z.string().min(1).nullable(),
+  // Absent from a payments function deployed before it knew of declines the customer may retry.
+  lastError: PaymentLastErrorSchema.nullish(),
+});
 
 /** The payments function failed or could not be invoked: a fault the caller reports as a 5xx. */
 export class PaymentsUnavailableError extends Error {
@@ -55,10 +64,12 @@ export function lambdaOrderPayments(client: LambdaClient, functionName: string):
     async cancelForCustomer(orderId) {
       return CancelAnswerSchema.parse(await invoke({ action: 'cancel', orderId })).outcome;
     },
-    async clientSecret(orderId) {
-      return (
-        SecretAnswerSchema.parse(await invoke({ action: 'clientSecret', orderId })).clientSecret ?? undefined
-      );
+    async checkout(orderId) {
+      const answer = CheckoutAnswerSchema.parse(await invoke({ action: 'clientSecret', orderId }));
+      return {
+        ...(answer.clientSecret ? { clientSecret: answer.clientSecret } : {}),
+        ...(answer.lastError ? { lastError: answer.lastError } : {}),
+      };
     },
   };
 }

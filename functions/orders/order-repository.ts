@@ -12,14 +12,21 @@ import type { Order } from './order.ts';
  * Orders table layout (pk, sk):
  *   ORDER#<orderId>        ORDER                     the order
  *   ORDER#<orderId>        EVENT#<time>#<eventId>    outbox events of that order
- *   IDEMPOTENCY#<key>      IDEMPOTENCY               Idempotency-Key of POST /orders (24 h)
+ *   IDEMPOTENCY#<customer>#<key>  IDEMPOTENCY        a customer's Idempotency-Key of POST /orders (24 h);
+ *                                                     the customer id URI-encoded, so `#` in it cannot
+ *                                                     make two customers' keys meet
  */
 const orderKey = (orderId: string) => ({ pk: `ORDER#${orderId}`, sk: 'ORDER' });
-const idempotencyKey = (key: string) => ({ pk: `IDEMPOTENCY#${key}`, sk: 'IDEMPOTENCY' });
+const idempotencyKey = (claim: IdempotencyClaim) => ({
+  pk: `IDEMPOTENCY#${encodeURIComponent(claim.customerId)}#${claim.key}`,
+  sk: 'IDEMPOTENCY',
+});
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
 export interface IdempotencyClaim {
   key: string;
+  /** The key is the customer's own: two customers' equal keys are two keys. */
+  customerId: string;
   requestHash: string;
 }
 
@@ -63,7 +70,7 @@ export function dynamoOrderRepository(client: DynamoDBDocumentClient, tableName:
           Put: {
             TableName: tableName,
             Item: {
-              ...idempotencyKey(claim.key),
+              ...idempotencyKey(claim),
               kind: 'idempotency',
               orderId: order.orderId,
               requestHash: claim.requestHash,

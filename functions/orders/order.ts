@@ -8,8 +8,15 @@ import {
   type SagaState,
 } from '../../events/common.ts';
 import { createEvent, type CloudEvent } from '../../events/envelope.ts';
-import { ConflictError, ValidationError } from '../../shared/errors.ts';
-import { cancellationReasonFor, SagaOutcome, SagaOutcomeError, type SagaStep } from '../../shared/saga.ts';
+import type { Caller } from '../../shared/caller.ts';
+import { ValidationError } from '../../shared/errors.ts';
+import {
+  cancellationReasonFor,
+  SagaOutcome,
+  SagaOutcomeError,
+  type PaymentLastError,
+  type SagaStep,
+} from '../../shared/saga.ts';
 
 // The saga's commands to this service are defined with the saga's contract.
 export { SagaStepSchema, type SagaStep } from '../../shared/saga.ts';
@@ -17,8 +24,14 @@ export { SagaStepSchema, type SagaStep } from '../../shared/saga.ts';
 export const ORDER_SOURCE = 'order-saga/orders';
 export const DEFAULT_CURRENCY = 'usd';
 
+export const CustomerIdSchema = z.string().min(1).max(64);
+
+/**
+ * `POST /orders`. `customerId` may be left out by a customer signed in with a token (it is the
+ * token's `sub`); the back office must name the customer.
+ */
 export const CreateOrderRequestSchema = z.strictObject({
-  customerId: z.string().min(1).max(64),
+  customerId: CustomerIdSchema.optional(),
   items: z
     .array(z.strictObject({ sku: SkuSchema, quantity: z.number().int().min(1).max(999) }))
     .min(1)
@@ -27,6 +40,36 @@ export const CreateOrderRequestSchema = z.strictObject({
   currency: CurrencySchema.optional(),
 });
 export type CreateOrderRequest = z.infer<typeof CreateOrderRequestSchema>;
+/** A request whose customer is settled (placeOrder's input). */
+export type PlaceOrderRequest = CreateOrderRequest & { customerId: string };
+
+/**
+ * The customer an order is placed for: a customer's own `sub` (a body naming someone else is
+ * refused), or the customer the back office names.
+ */
+export function customerOf(
+  request: CreateOrderRequest,
+  caller: Caller,
+): { customerId: string } | { refused: 'CUSTOMER_MISMATCH' | 'CUSTOMER_REQUIRED' } {
+  if (caller.kind === 'customer') {
+    if (
+      caller.customerId === '' ||
+      (request.customerId !== undefined && request.customerId !== caller.customerId)
+    )
+      return { refused: 'CUSTOMER_MISMATCH' };
+    return { customerId: caller.customerId };
+  }
+  return request.customerId === undefined
+    ? { refused: 'CUSTOMER_REQUIRED' }
+    : { customerId: request.customerId };
+}
+
+/**
+ * Whether the caller may see and act on the order: its own customer, or the back office. Every
+ * other caller is told the order does not exist, so that ids cannot be probed.
+ */
+export const isVisibleTo = (order: Pick<Order, 'customerId'>, caller: Caller): boolean =>
+  caller.kind === 'backOffice' || caller.customerId === order.customerId;
 
 export interface OrderPayment {
   paymentIntentId: string;
@@ -75,7 +118,7 @@ export function mergeLines(items: CreateOrderRequest['items']): OrderLine[] {
 }
 
 export function newOrder(
-  request: CreateOrderRequest,
+  request: PlaceOrderRequest,
   orderId: string,
   now: Date,
 ): { order: Order; event: CloudEvent } {
@@ -134,6 +177,12 @@ export class CustomerCancelledError extends SagaOutcomeError {
   }
 }
 
+/** The customer asked too late: the order is paid, completed or cancelled. */
+export interface NotCancellable {
+  outcome: 'NOT_CANCELLABLE';
+  message: string;
+}
+
 /** Saga states in which the customer may still cancel (and only until the payment succeeded). */
 const CANCELLABLE: readonly SagaState[] = ['STARTED', 'STOCK_RESERVED', 'PAYMENT_PENDING'];
 
@@ -142,7 +191,7 @@ const CANCELLABLE: readonly SagaState[] = ['STARTED', 'STOCK_RESERVED', 'PAYMENT
  * step. The order item is the point that decides between a cancel and a payment: whichever is
  * written first wins (the other write then fails its version check, rereads and sees it).
  */
-export function requestCancellation(order: Order, now: Date): StepOutcome {
+export function requestCancellation(order: Order, now: Date): StepOutcome | NotCancellable {
   // Already being cancelled (by the customer or a failure): it will end CANCELLED, nothing to add.
   if (
     order.sagaState === 'COMPENSATING' ||
@@ -155,10 +204,10 @@ export function requestCancellation(order: Order, now: Date): StepOutcome {
       order.paidAt && order.sagaState === 'PAYMENT_PENDING'
         ? 'is paid'
         : `is ${order.status === 'COMPLETED' ? 'completed' : 'cancelled'}`;
-    throw new ConflictError(
-      'ORDER_NOT_CANCELLABLE',
-      `Order ${order.orderId} ${why} and can no longer be cancelled.`,
-    );
+    return {
+      outcome: 'NOT_CANCELLABLE',
+      message: `Order ${order.orderId} ${why} and can no longer be cancelled.`,
+    };
   }
   const at = now.toISOString();
   return {
@@ -289,24 +338,28 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
 
 /**
  * Whether the order may show this caller its client secret, with which anyone can pay the order:
- * only while the customer has not asked to cancel, and only to the customer. A caller signed in with
- * a token (the JWT authorizer's `sub`) must be the order's customer; a caller without one is a
- * trusted backend (IAM) or the local runtime, which enforces no authorizer.
+ * only while the customer has not asked to cancel, and only to the customer or to a trusted backend
+ * (IAM, or no authorizer) that checks out on the customer's behalf; never to a shop admin's token.
  */
-export function showsClientSecret(order: Order, caller: string | undefined): boolean {
-  return !order.cancelRequestedAt && (caller === undefined || caller === order.customerId);
+export function showsClientSecret(order: Order, caller: Caller): boolean {
+  if (order.cancelRequestedAt) return false;
+  return caller.kind === 'customer' ? caller.customerId === order.customerId : caller.via !== 'admin-token';
 }
 
-/**
- * The order as the HTTP API shows it. `caller` is the JWT subject of whoever asks (undefined without
- * a JWT authorizer); it decides whether the client secret is shown.
- */
-export function orderView(order: Order, caller: string | undefined, clientSecret?: string) {
-  const secret = order.payment?.clientSecret ?? clientSecret;
+/** What the payments service adds to a waiting order's view (functions/payments, customer-payment). */
+export interface CheckoutView {
+  clientSecret?: string;
+  lastError?: PaymentLastError;
+}
+
+/** The order as the HTTP API shows it to `caller`, who may see it (isVisibleTo). */
+export function orderView(order: Order, caller: Caller, checkout: CheckoutView = {}) {
+  const secret = order.payment?.clientSecret ?? checkout.clientSecret;
   const payment = order.payment && {
     paymentIntentId: order.payment.paymentIntentId,
     status: order.payment.status,
     ...(secret && showsClientSecret(order, caller) ? { clientSecret: secret } : {}),
+    ...(checkout.lastError && order.sagaState === 'PAYMENT_PENDING' ? { lastError: checkout.lastError } : {}),
   };
   return {
     orderId: order.orderId,

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CloudEvent } from '../../events/envelope.ts';
-import { ConflictError } from '../../shared/errors.ts';
-import { CreateOrderRequestSchema, type Order } from './order.ts';
+import { CreateOrderRequestSchema, type Order, type PlaceOrderRequest } from './order.ts';
 import type { CreateResult, IdempotencyClaim, OrderRepository } from './order-repository.ts';
 import { placeOrder, requestHash } from './place-order.ts';
 import type { SagaStarter } from './saga-starter.ts';
@@ -19,7 +18,8 @@ class InMemoryOrders implements OrderRepository {
 
   async create(order: Order, event: CloudEvent, claim?: IdempotencyClaim): Promise<CreateResult> {
     if (this.orders.has(order.orderId)) throw new Error(`order ${order.orderId} already exists`);
-    const previous = claim ? this.claims.get(claim.key) : undefined;
+    const claimKey = claim && JSON.stringify([claim.customerId, claim.key]);
+    const previous = claimKey ? this.claims.get(claimKey) : undefined;
     if (claim && previous) {
       return {
         created: false,
@@ -29,7 +29,8 @@ class InMemoryOrders implements OrderRepository {
     }
     this.orders.set(order.orderId, structuredClone(order));
     this.outbox.push(event);
-    if (claim) this.claims.set(claim.key, { orderId: order.orderId, requestHash: claim.requestHash });
+    if (claim && claimKey)
+      this.claims.set(claimKey, { orderId: order.orderId, requestHash: claim.requestHash });
     return { created: true };
   }
 
@@ -64,10 +65,16 @@ function setup() {
     now: () => new Date('2025-01-01T00:00:00.000Z'),
     onStartDeferred: (orderId) => deferred.push(orderId),
   });
-  return { orders, saga, place, deferred };
+  /** The order placed (or repeated); a refusal fails the test. */
+  const placed = async (request: PlaceOrderRequest, key?: string) => {
+    const outcome = await place(request, key);
+    if (outcome.outcome === 'KEY_REUSED') throw new Error('unexpected KEY_REUSED');
+    return outcome.order;
+  };
+  return { orders, saga, place, placed, deferred };
 }
 
-const request = (body: unknown) => CreateOrderRequestSchema.parse(body);
+const request = (body: unknown) => CreateOrderRequestSchema.parse(body) as PlaceOrderRequest;
 const body = {
   customerId: 'cust-1',
   items: [{ sku: 'SKU-1', quantity: 2 }],
@@ -76,8 +83,8 @@ const body = {
 
 describe('placeOrder', () => {
   it('records the order with its order.created event and starts its saga', async () => {
-    const { orders, saga, place } = setup();
-    const order = await place(request(body));
+    const { orders, saga, placed } = setup();
+    const order = await placed(request(body));
     expect(order).toMatchObject({ orderId: 'order-1', status: 'PENDING', sagaState: 'STARTED' });
     expect(await orders.get('order-1')).toEqual(order);
     expect(orders.outbox.map((event) => [event.type, event.subject])).toEqual([['order.created', 'order-1']]);
@@ -85,17 +92,17 @@ describe('placeOrder', () => {
   });
 
   it('without an Idempotency-Key, every request is a new order', async () => {
-    const { saga, place } = setup();
-    const first = await place(request(body));
-    const second = await place(request(body));
+    const { saga, placed } = setup();
+    const first = await placed(request(body));
+    const second = await placed(request(body));
     expect(second.orderId).not.toBe(first.orderId);
     expect(saga.started).toEqual([first.orderId, second.orderId]);
   });
 
   it('the same Idempotency-Key and body return the first order and only (re)start its saga', async () => {
-    const { orders, saga, place } = setup();
-    const first = await place(request(body), 'key-1');
-    const again = await place(request(body), 'key-1');
+    const { orders, saga, placed } = setup();
+    const first = await placed(request(body), 'key-1');
+    const again = await placed(request(body), 'key-1');
     expect(again).toEqual(first);
     expect(orders.orders.size).toBe(1);
     expect(orders.outbox).toHaveLength(1);
@@ -104,41 +111,52 @@ describe('placeOrder', () => {
   });
 
   it('the same body with its keys in another order is the same request', async () => {
-    const { place } = setup();
-    const first = await place(request(body), 'key-1');
+    const { placed } = setup();
+    const first = await placed(request(body), 'key-1');
     const reordered = request(
       JSON.parse(
         '{"paymentMethodId":"pm_card_visa","items":[{"quantity":2,"sku":"SKU-1"}],"customerId":"cust-1"}',
       ),
     );
-    const again = await place(reordered, 'key-1');
+    const again = await placed(reordered, 'key-1');
     expect(again.orderId).toBe(first.orderId);
   });
 
   it('returns the order as it is now, not as it was first placed', async () => {
-    const { orders, place } = setup();
-    const first = await place(request(body), 'key-1');
+    const { orders, placed } = setup();
+    const first = await placed(request(body), 'key-1');
     await orders.save({ ...first, status: 'STOCK_RESERVED', sagaState: 'STOCK_RESERVED', version: 2 }, []);
-    const again = await place(request(body), 'key-1');
+    const again = await placed(request(body), 'key-1');
     expect(again).toMatchObject({ orderId: first.orderId, status: 'STOCK_RESERVED' });
   });
 
-  it('the same Idempotency-Key with another body is IDEMPOTENCY_KEY_REUSED and starts nothing', async () => {
-    const { orders, saga, place } = setup();
-    await place(request(body), 'key-1');
-    const attempt = place(request({ ...body, items: [{ sku: 'SKU-1', quantity: 3 }] }), 'key-1');
-    await expect(attempt).rejects.toThrow(ConflictError);
-    await expect(
-      place(request({ ...body, items: [{ sku: 'SKU-1', quantity: 3 }] }), 'key-1'),
-    ).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+  it('the same Idempotency-Key with another body is refused (KEY_REUSED) and starts nothing', async () => {
+    const { orders, saga, place, placed } = setup();
+    await placed(request(body), 'key-1');
+    expect(await place(request({ ...body, items: [{ sku: 'SKU-1', quantity: 3 }] }), 'key-1')).toEqual({
+      outcome: 'KEY_REUSED',
+    });
     expect(orders.orders.size).toBe(1);
     expect(saga.started).toHaveLength(1);
   });
 
-  it('different Idempotency-Keys make different orders even for the same body', async () => {
-    const { place } = setup();
+  it("the same Idempotency-Key from another customer is that customer's own: a second order", async () => {
+    const { orders, saga, place } = setup();
     const first = await place(request(body), 'key-1');
-    const second = await place(request(body), 'key-2');
+    const other = await place(request({ ...body, customerId: 'cust-2' }), 'key-1');
+    expect(first.outcome).toBe('PLACED');
+    expect(other.outcome).toBe('PLACED');
+    expect(orders.orders.size).toBe(2);
+    expect(saga.started).toHaveLength(2);
+    // And each customer's repeat finds their own order.
+    const again = await place(request({ ...body, customerId: 'cust-2' }), 'key-1');
+    expect(again).toMatchObject({ outcome: 'REPEATED', order: { customerId: 'cust-2' } });
+  });
+
+  it('different Idempotency-Keys make different orders even for the same body', async () => {
+    const { placed } = setup();
+    const first = await placed(request(body), 'key-1');
+    const second = await placed(request(body), 'key-2');
     expect(second.orderId).not.toBe(first.orderId);
   });
 });
@@ -170,9 +188,9 @@ describe('requestHash', () => {
 
 describe('when Step Functions cannot start the saga', () => {
   it('still accepts the order, with its order.created committed for the outbox to start the saga from', async () => {
-    const { orders, saga, place, deferred } = setup();
+    const { orders, saga, placed, deferred } = setup();
     saga.failure = new Error('ServiceUnavailable');
-    const order = await place({ customerId: 'c-1', items: [{ sku: 'mug', quantity: 1 }] });
+    const order = await placed({ customerId: 'c-1', items: [{ sku: 'mug', quantity: 1 }] });
     expect(order.status).toBe('PENDING');
     expect(deferred).toEqual([order.orderId]);
     expect(orders.outbox.map((event) => event.type)).toEqual(['order.created']);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ConflictError } from '../../shared/errors.ts';
-import { newOrder, type CreateOrderRequest, type Order } from './order.ts';
+import { newOrder, type Order, type PlaceOrderRequest } from './order.ts';
 import type { OrderRepository } from './order-repository.ts';
 import type { SagaStarter } from './saga-starter.ts';
 
@@ -14,7 +13,7 @@ export interface PlaceOrderDeps {
 }
 
 /** The canonical form of a request, so that key order and whitespace do not change its identity. */
-export function requestHash(request: CreateOrderRequest): string {
+export function requestHash(request: PlaceOrderRequest): string {
   const canonical = {
     customerId: request.customerId,
     items: request.items.map(({ sku, quantity }) => [sku, quantity]),
@@ -24,32 +23,37 @@ export function requestHash(request: CreateOrderRequest): string {
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
+export type PlaceOrderOutcome =
+  | { outcome: 'PLACED'; order: Order }
+  /** The Idempotency-Key's first request: its order, whose saga is made sure to run. */
+  | { outcome: 'REPEATED'; order: Order }
+  /** The customer used the Idempotency-Key with another request: nothing placed. */
+  | { outcome: 'KEY_REUSED' };
+
 /**
  * Records the order with its `order.created` event, then starts its saga. If starting fails, the
  * order is still accepted: its committed `order.created` starts the saga from the table's stream.
- * With an Idempotency-Key, a repeat of the same request returns the first order (and makes sure its
- * saga runs); the same key with another request is a conflict.
+ * An Idempotency-Key belongs to the order's customer: a repeat of the same request returns the first
+ * order (and makes sure its saga runs); the same key with another request is refused; another
+ * customer's use of the same key is theirs alone.
  */
 export const placeOrder =
   (deps: PlaceOrderDeps) =>
-  async (request: CreateOrderRequest, idempotencyKey?: string): Promise<Order> => {
+  async (request: PlaceOrderRequest, idempotencyKey?: string): Promise<PlaceOrderOutcome> => {
     const { order, event } = newOrder(request, deps.newOrderId(), deps.now());
-    const claim = idempotencyKey ? { key: idempotencyKey, requestHash: requestHash(request) } : undefined;
+    const claim = idempotencyKey
+      ? { key: idempotencyKey, customerId: request.customerId, requestHash: requestHash(request) }
+      : undefined;
     const result = await deps.orders.create(order, event, claim);
     if (result.created) {
       await start(deps, order);
-      return order;
+      return { outcome: 'PLACED', order };
     }
-    if (!result.sameRequest) {
-      throw new ConflictError(
-        'IDEMPOTENCY_KEY_REUSED',
-        'This Idempotency-Key was already used with a different request body.',
-      );
-    }
+    if (!result.sameRequest) return { outcome: 'KEY_REUSED' };
     const existing = await deps.orders.get(result.orderId);
     if (!existing) throw new Error(`idempotency record points at missing order ${result.orderId}`);
     await start(deps, existing);
-    return existing;
+    return { outcome: 'REPEATED', order: existing };
   };
 
 async function start(deps: PlaceOrderDeps, order: Order): Promise<void> {

@@ -1,18 +1,21 @@
 import middy from '@middy/core';
 import { paymentDeps } from './deps.ts';
-import { CustomerPaymentRequestSchema } from './payment.ts';
-import { cancelForCustomer, clientSecretFor } from './payments.ts';
+import { CustomerPaymentRequestSchema, type CheckoutView } from './payment.ts';
+import { cancelForCustomer, checkoutFor, type CustomerCancelOutcome } from './payments.ts';
 
 const deps = await paymentDeps();
 const cancel = cancelForCustomer(deps);
-const clientSecret = clientSecretFor(deps);
+const checkout = checkoutFor(deps);
 
 /**
  * The payment as the order's customer acts on it, invoked by the orders service (never public):
- * cancel it (Stripe decides the race with a success), or read the client secret to confirm it with.
+ * cancel it (Stripe decides the race with a success), or read what the customer needs to confirm
+ * it: the client secret, and the decline of their last attempt (`clientSecret`: a CheckoutView).
  */
-export const handler = middy().handler(async (event: unknown) => {
-  const request = CustomerPaymentRequestSchema.parse(event);
-  if (request.action === 'cancel') return { outcome: await cancel(request.orderId) };
-  return { clientSecret: await clientSecret(request.orderId) };
-});
+export const handler = middy().handler(
+  async (event: unknown): Promise<{ outcome: CustomerCancelOutcome } | CheckoutView> => {
+    const request = CustomerPaymentRequestSchema.parse(event);
+    if (request.action === 'cancel') return { outcome: await cancel(request.orderId) };
+    return checkout(request.orderId);
+  },
+);

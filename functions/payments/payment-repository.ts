@@ -6,6 +6,7 @@ import {
   TransactionCancelledError,
   type TransactItem,
 } from '../../shared/dynamo.ts';
+import type { PaymentLastError } from '../../shared/saga.ts';
 import { ALLOWED_FROM, type Payment, type PaymentStatus } from './payment.ts';
 
 /*
@@ -27,10 +28,16 @@ export interface PaymentRepository {
   findByPaymentIntent(paymentIntentId: string): Promise<Payment | undefined>;
   /**
    * Creates the payment (amount and currency are fixed by the first call), or returns the existing
-   * one; with a task token, hands it that token. Returns it as stored.
+   * one; with a task token, hands it that token, and `confirmedBy` when given. Returns it as stored.
    */
   begin(
-    command: { orderId: string; amount: number; currency: string; taskToken?: string },
+    command: {
+      orderId: string;
+      amount: number;
+      currency: string;
+      taskToken?: string;
+      confirmedBy?: Payment['confirmedBy'];
+    },
     now: Date,
   ): Promise<Payment>;
   /**
@@ -74,6 +81,19 @@ export interface PaymentRepository {
     paymentIntentId: string,
     refundId: string,
     reason: string,
+    now: Date,
+    stripeEventId: string,
+  ): Promise<TransitionResult>;
+  /**
+   * Records a decline the customer may retry (declineIsRetryable) on the open payment of that
+   * PaymentIntent, with the Stripe event id in the same transaction; the status does not change.
+   * `stale` when the payment is no longer open, records no or another intent, or holds a decline
+   * Stripe reported later (`lastErrorAt`, when the event says when).
+   */
+  recordDecline(
+    orderId: string,
+    paymentIntentId: string,
+    decline: { lastError: PaymentLastError; lastErrorAt?: string; stripeStatus: string },
     now: Date,
     stripeEventId: string,
   ): Promise<TransitionResult>;
@@ -144,7 +164,8 @@ export function dynamoPaymentRepository(
             'SET orderId = :orderId, kind = :kind, amount = if_not_exists(amount, :amount), ' +
             'currency = if_not_exists(currency, :currency), #status = if_not_exists(#status, :creating), ' +
             'createdAt = if_not_exists(createdAt, :now), updatedAt = :now' +
-            (command.taskToken ? ', taskToken = :token' : ''),
+            (command.taskToken ? ', taskToken = :token' : '') +
+            (command.confirmedBy ? ', confirmedBy = :confirmedBy' : ''),
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':orderId': command.orderId,
@@ -154,6 +175,7 @@ export function dynamoPaymentRepository(
             ':creating': 'CREATING',
             ':now': now.toISOString(),
             ...(command.taskToken ? { ':token': command.taskToken } : {}),
+            ...(command.confirmedBy ? { ':confirmedBy': command.confirmedBy } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -218,6 +240,44 @@ export function dynamoPaymentRepository(
               ':reason': reason,
               ':refundId': refundId,
               ':intent': paymentIntentId,
+            },
+          },
+        },
+        stripeEventPut(tableName, stripeEventId, now),
+      ];
+      try {
+        await transactWrite(client, items);
+        return 'applied';
+      } catch (error) {
+        if (!(error instanceof TransactionCancelledError)) throw error;
+        if (error.reasons[1]?.code === 'ConditionalCheckFailed') return 'duplicate';
+        if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
+        throw error;
+      }
+    },
+
+    async recordDecline(orderId, paymentIntentId, decline, now, stripeEventId) {
+      const { lastError, lastErrorAt, stripeStatus } = decline;
+      const items: TransactItem[] = [
+        {
+          Update: {
+            TableName: tableName,
+            Key: paymentKey(orderId),
+            UpdateExpression:
+              'SET lastError = :error, stripeStatus = :stripeStatus, updatedAt = :now' +
+              (lastErrorAt ? ', lastErrorAt = :at' : ''),
+            ConditionExpression:
+              '#status IN (:creating, :initiated) AND paymentIntentId = :intent' +
+              (lastErrorAt ? ' AND (attribute_not_exists(lastErrorAt) OR lastErrorAt <= :at)' : ''),
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':error': lastError,
+              ':stripeStatus': stripeStatus,
+              ':now': now.toISOString(),
+              ':creating': 'CREATING',
+              ':initiated': 'INITIATED',
+              ':intent': paymentIntentId,
+              ...(lastErrorAt ? { ':at': lastErrorAt } : {}),
             },
           },
         },

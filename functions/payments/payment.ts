@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { SagaOutcome, SagaOutcomeError, type SagaOutcomeName } from '../../shared/saga.ts';
+import {
+  SagaOutcome,
+  SagaOutcomeError,
+  type PaymentLastError,
+  type SagaOutcomeName,
+} from '../../shared/saga.ts';
 
 // The saga's commands to this service are defined with the saga's contract.
 export {
@@ -29,7 +34,7 @@ export const PAYMENT_SOURCE = 'order-saga/payments';
  * no money was kept for the order, and the saga cancels it; REFUNDED says money was taken and given
  * back. A FAILED or CANCELLED payment moves on to REFUNDED when money turns out to be taken after
  * all: compensation finds the PaymentIntent paid when it tries to cancel it (a customer paid with
- * another card after a decline), or a verified `payment_intent.succeeded` arrives after the payment
+ * another card after a final decline), or a verified `payment_intent.succeeded` arrives after the payment
  * was closed. The charge is then refunded (one refund per PaymentIntent: the Stripe idempotency key
  * is derived from the order and the intent), and the order stays cancelled. Nothing leaves REFUNDED, and nothing
  * goes back to SUCCEEDED once the saga was told otherwise: a late success is refunded, never
@@ -71,6 +76,20 @@ export interface Payment {
   refundFailureReason?: string;
   /** The PaymentIntent's client secret: the order hands it to its customer, who confirms with it. */
   clientSecret?: string;
+  /**
+   * Who confirms the PaymentIntent, as the payment step learnt it from the order: `server` with the
+   * order's payment method (a decline is final), `browser` by the customer with the client secret
+   * (a decline leaves the intent waiting for another card). Unset until the payment step ran, and on
+   * payments written before it was recorded (see declineIsRetryable).
+   */
+  confirmedBy?: 'server' | 'browser';
+  /**
+   * The last decline the customer may retry (declineIsRetryable), from Stripe's `last_payment_error`;
+   * a final decline is `failureCode` and `failureMessage` instead.
+   */
+  lastError?: PaymentLastError;
+  /** When Stripe created the event of `lastError`: an earlier attempt's, delivered late, loses. */
+  lastErrorAt?: string;
   /** Why compensation closed the payment (the order's cancellation reason); a late refund reports it. */
   cancellationReason?: string;
   /** Which PaymentIntent creation key is next: a 5xx spends one (Stripe stores it under the key). */
@@ -100,12 +119,34 @@ export const CustomerPaymentRequestSchema = z.discriminatedUnion('action', [
   z.object({ action: z.literal('clientSecret'), orderId: z.string().min(1).max(64) }),
 ]);
 
+/**
+ * The customer-payment function's answer to `clientSecret`: what the order shows its customer while
+ * the payment waits for them (both null once it is settled, or before there is a payment).
+ */
+export interface CheckoutView {
+  clientSecret: string | null;
+  lastError: PaymentLastError | null;
+}
+
 /** What the saga records of a payment whose money is kept (the payment step's and ResolvePayment's answer). */
 export interface PaidView {
   paymentIntentId: string;
   status: 'succeeded';
   amount: number;
   currency: string;
+}
+
+/**
+ * Whether a decline of the payment's own PaymentIntent leaves the payment waiting: the customer
+ * confirms in the browser (the order has no payment method), Stripe puts the intent back to
+ * `requires_payment_method`, and they may try another card until the payment timeout. The payment
+ * step records who confirms before it confirms anything itself, so a payment it has not reached
+ * yet (no task token) can only have been confirmed in the browser. A payment with a task token but
+ * no `confirmedBy` was written before that was recorded: its decline stays final, as it was then.
+ */
+export function declineIsRetryable(payment: Payment, intent: { id: string; status: string }): boolean {
+  if (intent.status !== 'requires_payment_method' || payment.paymentIntentId !== intent.id) return false;
+  return payment.confirmedBy === 'browser' || (!payment.confirmedBy && !payment.taskToken);
 }
 
 /**

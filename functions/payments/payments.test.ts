@@ -3,7 +3,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
 import type { Subject } from '../../events/subjects.ts';
 import { logger } from '../../shared/logger.ts';
-import { SagaOutcome } from '../../shared/saga.ts';
+import { SagaOutcome, type PaymentLastError } from '../../shared/saga.ts';
 import {
   ALLOWED_FROM,
   REFUND_FAILED,
@@ -17,7 +17,7 @@ import {
   applyStripeEvent,
   cancelForCustomer,
   cancelPayment,
-  clientSecretFor,
+  checkoutFor,
   resolvePayment,
   createPayment,
   notifySaga,
@@ -49,9 +49,21 @@ class InMemoryPayments implements PaymentRepository {
     return payment ? structuredClone(payment) : undefined;
   }
 
-  async begin(command: { orderId: string; amount: number; currency: string; taskToken?: string }, now: Date) {
+  async begin(
+    command: {
+      orderId: string;
+      amount: number;
+      currency: string;
+      taskToken?: string;
+      confirmedBy?: Payment['confirmedBy'];
+    },
+    now: Date,
+  ) {
     const existing = this.payments.get(command.orderId);
-    const token = command.taskToken ? { taskToken: command.taskToken } : {};
+    const token = {
+      ...(command.taskToken ? { taskToken: command.taskToken } : {}),
+      ...(command.confirmedBy ? { confirmedBy: command.confirmedBy } : {}),
+    };
     const payment: Payment = existing
       ? { ...existing, ...token, updatedAt: now.toISOString() }
       : {
@@ -108,6 +120,27 @@ class InMemoryPayments implements PaymentRepository {
       refundFailureReason: reason,
       updatedAt: now.toISOString(),
     });
+    this.stripeEvents.add(stripeEventId);
+    return 'applied' as const;
+  }
+
+  async recordDecline(
+    orderId: string,
+    paymentIntentId: string,
+    decline: { lastError: PaymentLastError; lastErrorAt?: string; stripeStatus: string },
+    now: Date,
+    stripeEventId: string,
+  ) {
+    if (this.stripeEvents.has(stripeEventId)) return 'duplicate' as const;
+    const payment = this.payments.get(orderId);
+    if (
+      !payment ||
+      !['CREATING', 'INITIATED'].includes(payment.status) ||
+      payment.paymentIntentId !== paymentIntentId ||
+      (decline.lastErrorAt && payment.lastErrorAt && payment.lastErrorAt > decline.lastErrorAt)
+    )
+      return 'stale' as const;
+    this.payments.set(orderId, { ...payment, ...decline, updatedAt: now.toISOString() });
     this.stripeEvents.add(stripeEventId);
     return 'applied' as const;
   }
@@ -319,12 +352,14 @@ const canceled = (id = 'evt_canceled', intentId = `pi_${ORDER}`) =>
   });
 
 /**
- * A payment whose intent was created and recorded and whose step waits; the customer confirms it
- * (with the client secret), so only the webhook reports the outcome.
+ * A payment whose intent was created and recorded and whose step waits, so only the webhook reports
+ * the outcome: by default the step confirmed it with the order's payment method and Stripe asks for
+ * 3-D Secure (a decline is then final); with `null`, the order has no payment method and the
+ * customer confirms it in the browser with the client secret (a decline may be retried).
  */
-async function initiated() {
+async function initiated(paymentMethodId: string | null = 'pm_card_authenticationRequired') {
   const context = setup();
-  await context.request(command({ paymentMethodId: null }));
+  await context.request(command({ paymentMethodId }));
   context.gateway.calls.length = 0;
   return context;
 }
@@ -1137,6 +1172,168 @@ describe('applyStripeEvent', () => {
   });
 });
 
+describe('a decline the customer may retry (the order has no payment method: they confirm in the browser)', () => {
+  const declinedWith = (
+    id: string,
+    decline_code: string,
+    message: string,
+    created = NOW.getTime() / 1000,
+  ) => {
+    const event = stripeEvent(id, 'payment_intent.payment_failed', {
+      id: `pi_${ORDER}`,
+      status: 'requires_payment_method',
+      last_payment_error: {
+        type: 'card_error',
+        code: 'card_declined',
+        decline_code,
+        message,
+      } as Stripe.PaymentIntent.LastPaymentError,
+    });
+    return { ...event, created } as Stripe.Event;
+  };
+
+  it('records the decline as lastError and keeps the payment waiting: no payment.failed, the saga not told', async () => {
+    const { payments, saga, deps, apply } = await initiated(null);
+
+    expect(await apply(paymentFailed())).toBe('applied');
+
+    const payment = await payments.get(ORDER);
+    expect(payment).toMatchObject({
+      status: 'INITIATED',
+      confirmedBy: 'browser',
+      stripeStatus: 'requires_payment_method',
+      lastError: {
+        code: 'card_declined',
+        declineCode: 'insufficient_funds',
+        message: 'Your card has insufficient funds.',
+      },
+    });
+    expect(payment?.failureCode).toBeUndefined();
+    expect(payments.events().map((event) => event.type)).toEqual(['payment.initiated']);
+    expect(saga.calls).toEqual([]);
+    expect(await checkoutFor(deps)(ORDER)).toEqual({
+      clientSecret: `pi_${ORDER}_secret_test`,
+      lastError: {
+        code: 'card_declined',
+        declineCode: 'insufficient_funds',
+        message: 'Your card has insufficient funds.',
+      },
+    });
+  });
+
+  it('a doubled decline webhook changes nothing', async () => {
+    const { payments, saga, apply } = await initiated(null);
+    await apply(paymentFailed('evt_declined'));
+    const before = await payments.get(ORDER);
+
+    expect(await apply(paymentFailed('evt_declined'))).toBe('duplicate');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.outbox).toHaveLength(1);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('then a success with another card completes the payment and tells the saga once, with nothing refunded', async () => {
+    const { payments, gateway, saga, deps, apply } = await initiated(null);
+    await apply(paymentFailed());
+
+    expect(await apply(succeeded())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'SUCCEEDED', notifiedToken: 'token-1' });
+    expect(payments.events().map((event) => event.type)).toEqual(['payment.initiated', 'payment.succeeded']);
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'succeed', token: 'token-1' })]);
+    expect(gateway.calls).toEqual([]);
+    expect(await checkoutFor(deps)(ORDER)).toEqual({ clientSecret: null, lastError: null });
+  });
+
+  it("a later attempt's decline replaces lastError; an earlier attempt's, delivered late, does not", async () => {
+    const { payments, apply } = await initiated(null);
+    const first = declinedWith('evt_first', 'generic_decline', 'Your card was declined.', 1_700_000_000);
+    const second = declinedWith(
+      'evt_second',
+      'insufficient_funds',
+      'Your card has insufficient funds.',
+      1_700_000_060,
+    );
+
+    expect(await apply(first)).toBe('applied');
+    expect(await apply(second)).toBe('applied');
+    expect((await payments.get(ORDER))?.lastError).toMatchObject({ declineCode: 'insufficient_funds' });
+
+    const { apply: applyLate, payments: latePayments } = await initiated(null);
+    expect(await applyLate(second)).toBe('applied');
+    expect(await applyLate(first)).toBe('ignored');
+    expect((await latePayments.get(ORDER))?.lastError).toMatchObject({ declineCode: 'insufficient_funds' });
+    // Remembered: a redelivery of the late one is a duplicate.
+    expect(await applyLate(first)).toBe('duplicate');
+  });
+
+  it('a decline delivered after the success changes nothing', async () => {
+    const { payments, saga, apply } = await initiated(null);
+    await apply(succeeded());
+    const before = await payments.get(ORDER);
+
+    expect(await apply(paymentFailed())).toBe('ignored');
+
+    expect(await payments.get(ORDER)).toEqual(before);
+    expect(payments.events().map((event) => event.type)).toEqual(['payment.initiated', 'payment.succeeded']);
+    expect(saga.calls.map((call) => call.kind)).toEqual(['succeed']);
+  });
+
+  it("a decline before the payment step ran can only be the browser's: recorded, and the step then waits on", async () => {
+    const { payments, saga, create, request, apply } = setup();
+    await create({ orderId: ORDER, customerId: 'cust-1', amount: 2500, currency: 'usd' });
+
+    expect(await apply(paymentFailed())).toBe('applied');
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'INITIATED', lastError: expect.any(Object) });
+
+    await request(command({ paymentMethodId: null }));
+    expect(saga.calls).toEqual([]);
+    expect(await apply(succeeded())).toBe('applied');
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'succeed', token: 'token-1' })]);
+  });
+
+  it('the payment timeout while the intent waits for another card cancels it: PAYMENT_TIMEOUT', async () => {
+    const { payments, gateway, saga, resolve, apply } = await initiated(null);
+    await apply(paymentFailed());
+
+    await expect(resolve({ orderId: ORDER })).rejects.toMatchObject({ name: SagaOutcome.PaymentTimeout });
+
+    expect(gateway.calls).toEqual([`cancelIntent:pi_${ORDER}`]);
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'PAYMENT_TIMEOUT',
+    });
+    expect(payments.events().map((event) => event.type)).toEqual(['payment.initiated', 'payment.cancelled']);
+    expect(saga.calls).toEqual([]);
+  });
+
+  it('an order confirmed with its payment method still fails at once on a decline', async () => {
+    const { payments, saga, deps, apply } = await initiated('pm_card_authenticationRequired');
+
+    expect(await apply(paymentFailed())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'FAILED', confirmedBy: 'server' });
+    expect(payments.eventsOf('payment.failed')).toHaveLength(1);
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', token: 'token-1', error: SagaOutcome.PaymentDeclined }),
+    ]);
+    expect(await checkoutFor(deps)(ORDER)).toEqual({ clientSecret: null, lastError: null });
+  });
+
+  it('a payment written before confirmedBy was recorded keeps the decline final, as it was then', async () => {
+    const { payments, saga, apply } = setup();
+    payments.put({ status: 'INITIATED', paymentIntentId: `pi_${ORDER}`, clientSecret: 'secret' });
+
+    expect(await apply(paymentFailed())).toBe('applied');
+
+    expect(await payments.get(ORDER)).toMatchObject({ status: 'FAILED', failureCode: 'insufficient_funds' });
+    expect(saga.calls).toEqual([
+      expect.objectContaining({ kind: 'fail', error: SagaOutcome.PaymentDeclined }),
+    ]);
+  });
+});
+
 describe('notifySaga', () => {
   const settled = (overrides: Partial<Payment> = {}): Payment => ({
     orderId: ORDER,
@@ -1569,12 +1766,15 @@ describe('cancelForCustomer (POST /orders/{id}/cancel during the payment wait)',
   });
 });
 
-describe('clientSecretFor', () => {
+describe('checkoutFor', () => {
   it('hands out the secret while the intent can be confirmed, and never once the payment is settled', async () => {
-    const { deps, apply } = await initiated();
-    expect(await clientSecretFor(deps)(ORDER)).toBe(`pi_${ORDER}_secret_test`);
+    const { deps, apply } = await initiated(null);
+    expect(await checkoutFor(deps)(ORDER)).toEqual({
+      clientSecret: `pi_${ORDER}_secret_test`,
+      lastError: null,
+    });
     await apply(succeeded());
-    expect(await clientSecretFor(deps)(ORDER)).toBeNull();
-    expect(await clientSecretFor(deps)('order-unknown')).toBeNull();
+    expect(await checkoutFor(deps)(ORDER)).toEqual({ clientSecret: null, lastError: null });
+    expect(await checkoutFor(deps)('order-unknown')).toEqual({ clientSecret: null, lastError: null });
   });
 });

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { OrderIdSchema } from '../../events/common.ts';
 import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
-import { cancellationReasonFor } from '../../shared/saga.ts';
+import { cancellationReasonFor, type PaymentLastError } from '../../shared/saga.ts';
 import {
   closedOutcome,
+  declineIsRetryable,
   InvalidStripeEventError,
   PAYMENT_SOURCE,
   PaymentAmountRefusedError,
@@ -16,6 +17,7 @@ import {
   SETTLED,
   STRAY_CHARGE_REFUNDED,
   type CancelPaymentCommand,
+  type CheckoutView,
   type CreatePaymentCommand,
   type PaidView,
   type Payment,
@@ -156,7 +158,7 @@ async function ensureIntent(deps: PaymentDeps, payment: Payment): Promise<Ensure
 
 /**
  * The saga step before the wait: creates the payment and its PaymentIntent, and answers the intent
- * the order records (its client secret stays with the payment; clientSecretFor reads it).
+ * the order records (its client secret stays with the payment; checkoutFor reads it).
  * Repeating it creates nothing more and answers the same.
  */
 export const createPayment =
@@ -188,7 +190,9 @@ function refuseAmountsStripeRefuses({ orderId, amount, currency }: CreatePayment
  * before the token was stored is reported at once.
  */
 export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaymentCommand) => {
-  const payment = await deps.payments.begin(command, deps.now());
+  // Recorded before anything is confirmed: it decides whether a decline is final (declineIsRetryable).
+  const confirmedBy = command.paymentMethodId ? 'server' : 'browser';
+  const payment = await deps.payments.begin({ ...command, confirmedBy }, deps.now());
   if (SETTLED.includes(payment.status)) {
     await notifySaga(deps, payment);
     return { paymentIntentId: payment.paymentIntentId, status: payment.status };
@@ -314,6 +318,8 @@ const isIntentEvent = (type: string): type is IntentEvent => Object.hasOwn(TARGE
 const StripeEventSchema = z.object({
   id: z.string().min(1).max(255),
   type: z.string().min(1),
+  /** Seconds since the epoch; Stripe always sends it. */
+  created: z.number().int().nonnegative().optional(),
   data: z.object({ object: z.unknown() }),
 });
 
@@ -434,8 +440,53 @@ export const applyStripeEvent =
 
     const to = TARGET[event.type];
     if (isForeignIntent(payment, intent, to)) return handleForeignIntent(deps, payment, intent, to, event.id);
+    if (to === 'FAILED' && declineIsRetryable(payment, intent))
+      return recordRetryableDecline(deps, payment, intent, event);
     return settle(deps, payment, intent, to, event.id);
   };
+
+/** Stripe's `last_payment_error`, as the payment records it and the order shows it. */
+function lastErrorOf(intent: PaymentIntent): PaymentLastError {
+  const error = intent.last_payment_error;
+  return {
+    code: error?.code || 'payment_failed',
+    ...(error?.decline_code ? { declineCode: error.decline_code } : {}),
+    message: error?.message || 'The payment failed.',
+  };
+}
+
+/**
+ * A decline the customer may retry with another card (declineIsRetryable): recorded on the payment
+ * as its `lastError`, once per event, and nothing else. The payment stays open, the saga keeps
+ * waiting and no event is written: `payment.failed` is final for its consumers. Another attempt's
+ * success completes the payment; the payment timeout closes it if none does. A decline for a payment
+ * closed meanwhile, or older than the one on record, changes nothing.
+ */
+async function recordRetryableDecline(
+  deps: PaymentDeps,
+  payment: Payment,
+  intent: PaymentIntent,
+  event: { id: string; created?: number | undefined },
+): Promise<WebhookResult> {
+  const now = deps.now();
+  const result = await deps.payments.recordDecline(
+    payment.orderId,
+    intent.id,
+    {
+      lastError: lastErrorOf(intent),
+      ...(event.created === undefined ? {} : { lastErrorAt: new Date(event.created * 1000).toISOString() }),
+      stripeStatus: intent.status,
+    },
+    now,
+    event.id,
+  );
+  if (result !== 'stale') return result;
+  await deps.payments.recordStripeEvent(event.id, now);
+  // Settled meanwhile (a success, the timeout, a cancel): the saga hears that outcome, once per token.
+  const current = await deps.payments.get(payment.orderId);
+  if (current) await notifySaga(deps, current);
+  return 'ignored';
+}
 
 /**
  * Records what Stripe holds for the payment's own PaymentIntent (from a webhook, with its event id,
@@ -716,13 +767,15 @@ export const cancelForCustomer =
   };
 
 /**
- * The client secret the order shows its customer, while the intent can still be confirmed; it is
- * read from the payment on demand and never travels through the saga's state or history.
+ * What the order shows its customer while the payment waits for them: the client secret to confirm
+ * with, and the decline of their last attempt, if any, so they can try another card. Read from the
+ * payment on demand (the secret never travels through the saga's state or history); both null once
+ * the payment is settled, or before there is one.
  */
-export const clientSecretFor =
+export const checkoutFor =
   (deps: PaymentDeps) =>
-  async (orderId: string): Promise<string | null> => {
+  async (orderId: string): Promise<CheckoutView> => {
     const payment = await deps.payments.get(orderId);
-    if (!payment?.clientSecret || SETTLED.includes(payment.status)) return null;
-    return payment.clientSecret;
+    if (!payment || SETTLED.includes(payment.status)) return { clientSecret: null, lastError: null };
+    return { clientSecret: payment.clientSecret ?? null, lastError: payment.lastError ?? null };
   };

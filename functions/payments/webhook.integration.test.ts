@@ -18,9 +18,10 @@ import type { Payment } from './payment.ts';
 import { dynamoPaymentRepository, type PaymentRepository } from './payment-repository.ts';
 import {
   cancelPayment,
-  clientSecretFor,
+  checkoutFor,
   createPayment,
   requestPayment,
+  resolvePayment,
   type PaymentDeps,
 } from './payments.ts';
 import type { SagaNotifier } from './saga-notifier.ts';
@@ -191,9 +192,16 @@ const ok = { status: 200, body: { received: true } };
  * Starts an order's payment whose outcome only the webhook reports: the payment step creates and
  * records the intent and stores its token, then the intent is confirmed at Stripe behind the step's
  * back (as a customer does with the client secret). A confirm by the step itself would report
- * Stripe's answer at once, which tests/e2e and payments.test.ts cover.
+ * Stripe's answer at once, which tests/e2e and payments.test.ts cover. `orderMethod` is the order's
+ * own payment method: none by default (the customer confirms in the browser, so a decline may be
+ * retried); `pm_card_authenticationRequired` makes the step confirm first and Stripe ask for
+ * 3-D Secure, so that a decline after it is final.
  */
-async function startPayment(paymentMethodId: string | null, amount = 2500) {
+async function startPayment(
+  paymentMethodId: string | null,
+  amount = 2500,
+  orderMethod: string | null = null,
+) {
   const orderId = `order-${randomUUID()}`;
   const taskToken = `token-${randomUUID()}`;
   const started = await requestPayment(deps)({
@@ -201,7 +209,7 @@ async function startPayment(paymentMethodId: string | null, amount = 2500) {
     customerId: 'customer-1',
     amount,
     currency: 'usd',
-    paymentMethodId: null,
+    paymentMethodId: orderMethod,
     taskToken,
   });
   if (paymentMethodId) {
@@ -272,6 +280,15 @@ async function refundAtStripe(payment: Payment) {
   );
   return { refund, again };
 }
+
+/** The customer's browser: Stripe.js with the shop's publishable key (it needs the client secret). */
+const browserStripe = () =>
+  new Stripe('pk_test_integration', {
+    host: emulator.host,
+    port: emulator.port,
+    protocol: 'http',
+    maxNetworkRetries: 0,
+  });
 
 /** A customer paying the waiting PaymentIntent themselves (what a client does with its client secret). */
 const customerPays = (intentId: string) =>
@@ -416,7 +433,11 @@ describe('signatures', () => {
 
 describe('deliveries', () => {
   it('payment_failed settles the payment FAILED with the decline code and fails the step with PAYMENT_FAILED', async () => {
-    const { orderId, taskToken, intent } = await startPayment('pm_card_chargeDeclinedInsufficientFunds');
+    const { orderId, taskToken, intent } = await startPayment(
+      'pm_card_chargeDeclinedInsufficientFunds',
+      2500,
+      'pm_card_authenticationRequired',
+    );
     expect(intent.status).toBe('requires_payment_method');
 
     expect(await signedDelivery('payment_intent.payment_failed', intent)).toEqual(ok);
@@ -458,8 +479,12 @@ describe('deliveries', () => {
     expect(await tableSnapshot()).toBe(after);
   });
 
-  it('failed then succeeded (the customer paid with another card after a decline): the success is refunded once', async () => {
-    const { orderId, taskToken, intent: declined } = await startPayment('pm_card_chargeDeclined');
+  it('failed then succeeded (a final decline, then the customer paid with another card): the success is refunded once', async () => {
+    const {
+      orderId,
+      taskToken,
+      intent: declined,
+    } = await startPayment('pm_card_chargeDeclined', 2500, 'pm_card_authenticationRequired');
     const paid = await customerPays(declined.id);
     expect(paid.status).toBe('succeeded');
 
@@ -682,23 +707,16 @@ describe('the customer confirming with the client secret', () => {
     return { orderId, view, waitFor };
   }
 
-  const browser = () =>
-    new Stripe('pk_test_integration', {
-      host: emulator.host,
-      port: emulator.port,
-      protocol: 'http',
-      maxNetworkRetries: 0,
-    });
-
   it('a success that comes before the payment step stored its token is reported as soon as it does', async () => {
     const { orderId, view, waitFor } = await created();
     expect(view).toEqual({
       paymentIntentId: expect.stringMatching(/^pi_/),
       status: 'requires_payment_method',
     });
-    const secret = await clientSecretFor(deps)(orderId);
+    const { clientSecret: secret, lastError } = await checkoutFor(deps)(orderId);
     expect(secret).toMatch(/_secret_/);
-    const paid = await browser().paymentIntents.confirm(view.paymentIntentId!, {
+    expect(lastError).toBeNull();
+    const paid = await browserStripe().paymentIntents.confirm(view.paymentIntentId!, {
       payment_method: 'pm_card_visa',
       client_secret: secret!,
     } as Stripe.PaymentIntentConfirmParams);
@@ -714,9 +732,9 @@ describe('the customer confirming with the client secret', () => {
 
   it('a customer who confirms before the payment step does (the order has a payment method too) does not fail it', async () => {
     const { orderId, view, waitFor } = await created();
-    const paid = await browser().paymentIntents.confirm(view.paymentIntentId!, {
+    const paid = await browserStripe().paymentIntents.confirm(view.paymentIntentId!, {
       payment_method: 'pm_card_visa',
-      client_secret: (await clientSecretFor(deps)(orderId))!,
+      client_secret: (await checkoutFor(deps)(orderId)).clientSecret!,
     } as Stripe.PaymentIntentConfirmParams);
 
     // Stripe refuses the step's own confirm (payment_intent_unexpected_state): not a failure of the step.
@@ -730,6 +748,119 @@ describe('the customer confirming with the client secret', () => {
       paymentIntentId: view.paymentIntentId,
     });
     expect((await stripe.paymentIntents.retrieve(view.paymentIntentId!)).amount_received).toBe(2500);
+  });
+});
+
+describe('a browser checkout that tries another card', () => {
+  const browserConfirm = (intentId: string, clientSecret: string, paymentMethod: string) =>
+    browserStripe()
+      .paymentIntents.confirm(intentId, {
+        payment_method: paymentMethod,
+        client_secret: clientSecret,
+      } as Stripe.PaymentIntentConfirmParams)
+      .catch((error: unknown) => {
+        if (error instanceof Stripe.errors.StripeCardError) return undefined;
+        throw error;
+      });
+
+  /** An order without a payment method whose step waits, its client secret as the order shows it. */
+  async function waitingForBrowser() {
+    const orderId = `order-${randomUUID()}`;
+    const taskToken = `token-${randomUUID()}`;
+    const { paymentIntentId } = await requestPayment(deps)({
+      orderId,
+      customerId: 'customer-1',
+      amount: 2500,
+      currency: 'usd',
+      paymentMethodId: null,
+      taskToken,
+    });
+    const { clientSecret } = await checkoutFor(deps)(orderId);
+    return { orderId, taskToken, intentId: paymentIntentId!, clientSecret: clientSecret! };
+  }
+
+  it('a decline keeps the payment waiting with its lastError, once; another card then completes it', async () => {
+    const { orderId, taskToken, intentId, clientSecret } = await waitingForBrowser();
+    await browserConfirm(intentId, clientSecret, 'pm_card_chargeDeclined');
+    const declined = await stripe.paymentIntents.retrieve(intentId);
+    expect(declined).toMatchObject({
+      status: 'requires_payment_method',
+      last_payment_error: { code: 'card_declined', decline_code: 'generic_decline' },
+    });
+
+    const decline = stripeEvent('payment_intent.payment_failed', declined);
+    expect(await deliver(decline, sign(decline))).toEqual(ok);
+
+    expect(await paymentOf(orderId)).toMatchObject({
+      status: 'INITIATED',
+      confirmedBy: 'browser',
+      stripeStatus: 'requires_payment_method',
+      lastError: {
+        code: 'card_declined',
+        declineCode: 'generic_decline',
+        message: 'Your card was declined.',
+      },
+    });
+    expect(await typesOf(orderId)).toEqual(['payment.initiated']);
+    expect(saga.calls).toEqual([]);
+    expect(await checkoutFor(deps)(orderId)).toEqual({
+      clientSecret,
+      lastError: {
+        code: 'card_declined',
+        declineCode: 'generic_decline',
+        message: 'Your card was declined.',
+      },
+    });
+    // Stripe delivers it again: nothing changes.
+    const before = await tableSnapshot();
+    expect(await deliver(decline, sign(decline))).toEqual(ok);
+    expect(await tableSnapshot()).toBe(before);
+
+    const paid = await browserConfirm(intentId, clientSecret, 'pm_card_visa');
+    expect(paid).toMatchObject({ status: 'succeeded', last_payment_error: null });
+    expect(await signedDelivery('payment_intent.succeeded', paid)).toEqual(ok);
+
+    expect(await paymentOf(orderId)).toMatchObject({ status: 'SUCCEEDED', notifiedToken: taskToken });
+    expect(await typesOf(orderId)).toEqual(['payment.initiated', 'payment.succeeded']);
+    expect(saga.heard(taskToken)).toEqual(['succeed']);
+    expect(await checkoutFor(deps)(orderId)).toEqual({ clientSecret: null, lastError: null });
+    expect(await refundsAtStripe(intentId)).toEqual([]);
+
+    // The first attempt's decline, delivered once more after the success (as a new event): nothing changes.
+    const after = await tableSnapshot();
+    expect(await signedDelivery('payment_intent.payment_failed', declined)).toEqual(ok);
+    expect(newKeys(after, await tableSnapshot())).toEqual([expect.stringMatching(/^STRIPE_EVENT#evt_/)]);
+    expect(await paymentOf(orderId)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(saga.heard(taskToken)).toEqual(['succeed']);
+  });
+
+  it('the payment timeout while the intent waits for another card cancels it: PAYMENT_TIMEOUT', async () => {
+    const { orderId, taskToken, intentId, clientSecret } = await waitingForBrowser();
+    await browserConfirm(intentId, clientSecret, 'pm_card_chargeDeclinedInsufficientFunds');
+    expect(
+      await signedDelivery('payment_intent.payment_failed', await stripe.paymentIntents.retrieve(intentId)),
+    ).toEqual(ok);
+    saga.timeOut(taskToken);
+
+    await expect(resolvePayment(deps)({ orderId })).rejects.toMatchObject({
+      name: SagaOutcome.PaymentTimeout,
+    });
+
+    expect(await paymentOf(orderId)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'PAYMENT_TIMEOUT',
+      lastError: { declineCode: 'insufficient_funds' },
+    });
+    expect(await typesOf(orderId)).toEqual(['payment.initiated', 'payment.cancelled']);
+    expect((await stripe.paymentIntents.retrieve(intentId)).status).toBe('canceled');
+    // Too late for another card: the intent is canceled.
+    const tooLate = await browserStripe()
+      .paymentIntents.confirm(intentId, {
+        payment_method: 'pm_card_visa',
+        client_secret: clientSecret,
+      } as Stripe.PaymentIntentConfirmParams)
+      .catch((error: Stripe.errors.StripeError) => error.code);
+    expect(tooLate).toBe('payment_intent_unexpected_state');
   });
 });
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { SettingsSchema } from '../../stacks/settings.ts';
+import { DEFAULT_LOCAL_JWT_SECRET } from './auth.ts';
 import { parseFaults, parseFaultSeed } from './faults.ts';
 
 /** The webhook secret the local runtime verifies with and the Stripe emulator signs with, unless overridden. */
@@ -39,9 +40,11 @@ export const LocalConfigSchema = SettingsSchema.extend({
   NATS_URL: z.string().min(1).optional(),
   STRIPE_WEBHOOK_SECRET: WebhookSecretSettingSchema.default(DEFAULT_WEBHOOK_SECRET),
   SEED_DEMO_DATA: flag.default(true),
-  LOCAL_AUTH: z
-    .enum(['none'], { message: 'only LOCAL_AUTH=none is supported so far; authorizers are enforced on AWS' })
-    .default('none'),
+  LOCAL_AUTH: z.enum(['none', 'jwt'], { message: 'LOCAL_AUTH must be none or jwt' }).default('none'),
+  LOCAL_JWT_SECRET: z
+    .string()
+    .min(32, { message: 'LOCAL_JWT_SECRET must be at least 32 characters (an HS256 key of 256 bits)' })
+    .default(DEFAULT_LOCAL_JWT_SECRET),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
   LOCAL_FAULTS: FaultsSettingSchema,
   LOCAL_FAULTS_SEED: FaultSeedSettingSchema,

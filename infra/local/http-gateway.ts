@@ -5,6 +5,7 @@ import type {
 } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { JwtAuthorizer, JwtAuthorizerContext } from './auth.ts';
 import type { LambdaHost } from './lambda-host.ts';
 import type { RouteSpec } from './template.ts';
 
@@ -16,8 +17,12 @@ import type { RouteSpec } from './template.ts';
  * cookies, raw and parsed query strings, base64 bodies for non-text content types, the
  * `{"message":"Not Found"}` 404 and the 10 MB payload limit, 500 `{"message":"Internal Server
  * Error"}` when a handler throws, the 2.0 response inference for non-structured results.
- * Not mirrored: authorizers (the stack's JWT/IAM authorizers are not enforced locally, as with
- * SAM), custom domains, stages other than $default, throttling, CORS.
+ * With a JWT authorizer (LOCAL_AUTH=jwt), the routes the stack protects with one: a missing or bad
+ * bearer token is `401 {"message":"Unauthorized"}`, a token without a scope the route requires is
+ * `403 {"message":"Forbidden"}`, and a token that passes reaches the handler as
+ * `requestContext.authorizer.jwt` {claims, scopes}, as API Gateway hands it over.
+ * Not mirrored: IAM (SigV4) authorization, and any authorizer without LOCAL_AUTH=jwt (as with SAM);
+ * custom domains, stages other than $default, throttling, CORS.
  */
 
 const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
@@ -60,6 +65,7 @@ function toEvent(
   compiled: CompiledRoute,
   match: RegExpExecArray,
   body: Buffer,
+  authorizer: JwtAuthorizerContext | undefined,
 ): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {};
   for (let i = 0; i < request.rawHeaders.length; i += 2) {
@@ -103,6 +109,7 @@ function toEvent(
         userAgent: headers['user-agent'] ?? '',
       },
       requestId: randomUUID(),
+      ...(authorizer ? { authorizer } : {}),
       routeKey,
       stage: '$default',
       time: now.toUTCString(),
@@ -132,8 +139,13 @@ function send(response: ServerResponse, result: APIGatewayProxyResultV2) {
   response.end(body);
 }
 
-function sendJson(response: ServerResponse, statusCode: number, body: unknown) {
-  response.writeHead(statusCode, { 'content-type': 'application/json' });
+function sendJson(
+  response: ServerResponse,
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  response.writeHead(statusCode, { 'content-type': 'application/json', ...headers });
   response.end(JSON.stringify(body));
 }
 
@@ -146,6 +158,8 @@ export async function startHttpGateway(options: {
   routes: RouteSpec[];
   lambdas: LambdaHost;
   port: number;
+  /** Enforce the routes' JWT authorizer with this (LOCAL_AUTH=jwt); without it no route is authorized. */
+  jwtAuthorizer?: JwtAuthorizer;
   onError?: (error: unknown) => void;
 }): Promise<HttpGateway> {
   const compiled = options.routes.map(compile);
@@ -166,9 +180,20 @@ export async function startHttpGateway(options: {
         // Inside the try: a client that hangs up mid-body must not take the runtime down.
         const body = await readBody(request);
         if (body === 'too-large') return sendJson(response, 413, { message: 'Request Entity Too Large' });
+        const { route } = found.compiled;
+        let authorizer: JwtAuthorizerContext | undefined;
+        if (options.jwtAuthorizer && route.authorizationType === 'JWT') {
+          const decision = await options.jwtAuthorizer.authorize(
+            request.headers.authorization,
+            route.authorizationScopes,
+          );
+          if (!decision.allowed)
+            return sendJson(response, decision.statusCode, decision.body, decision.headers);
+          authorizer = decision.authorizer;
+        }
         const result = await options.lambdas.invoke(
-          found.compiled.route.functionId,
-          toEvent(request, url, found.compiled, found.match, body),
+          route.functionId,
+          toEvent(request, url, found.compiled, found.match, body, authorizer),
         );
         send(response, result as APIGatewayProxyResultV2);
       } catch (error) {

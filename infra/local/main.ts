@@ -75,4 +75,9 @@ console.log(`  Step Functions ${runtime.stepFunctionsUrl}   (${stateMachineArn})
 console.log(
   `  Runtime info   ${relative(process.cwd(), LOCAL_RUNTIME_INFO_FILE)}   (npm run saga:redrive -- --failed)`,
 );
+console.log(
+  config.LOCAL_AUTH === 'jwt'
+    ? '  Auth           JWT (HS256, LOCAL_JWT_SECRET): npm run token -- --sub c-1 [--admin]'
+    : "  Auth           none (LOCAL_AUTH=jwt enforces the stack's JWT authorizer)",
+);
 console.log('Press Ctrl-C to stop.');

@@ -8,6 +8,7 @@ import { ensureStreams } from '../../shared/nats.ts';
 import { LOCAL_STRIPE_API_KEY, type LocalConfig } from './config.ts';
 import { DEMO_CATALOGUE } from './demo-catalogue.ts';
 import { faultInjector, randomFaultSeed, type FaultInjector } from './faults.ts';
+import { LOCAL_JWT_AUDIENCE, LOCAL_JWT_ISSUER, localJwtAuthorizer } from './auth.ts';
 import { startHttpGateway } from './http-gateway.ts';
 import { startLambdaEndpoint } from './lambda-endpoint.ts';
 import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
@@ -138,7 +139,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       RESERVATION_SWEEP_INTERVAL_SECONDS: String(config.RESERVATION_SWEEP_INTERVAL_SECONDS),
     };
     const [template, dynamodb, nats] = await Promise.all([
-      synthesizeTemplate(synthEnv),
+      // LOCAL_AUTH=jwt: the stack as deployed with a JWT issuer, whose authorizer the gateway enforces.
+      synthesizeTemplate(
+        synthEnv,
+        config.LOCAL_AUTH === 'jwt' ? { jwtIssuer: LOCAL_JWT_ISSUER, jwtAudience: LOCAL_JWT_AUDIENCE } : {},
+      ),
       options.dynamodbEndpoint
         ? Promise.resolve<LocalService>({ url: options.dynamodbEndpoint, stop: async () => {} })
         : startDynamoDbLocal(),
@@ -281,10 +286,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       stops.push(async () => clearInterval(timer));
     }
 
+    const jwt = topology.jwtAuthorizer;
+    if (config.LOCAL_AUTH === 'jwt' && !jwt)
+      throw new Error('LOCAL_AUTH=jwt, but the stack has no JWT authorizer');
     const gateway = await startHttpGateway({
       routes: topology.routes,
       lambdas: host,
       port: config.PORT,
+      ...(config.LOCAL_AUTH === 'jwt' && jwt
+        ? { jwtAuthorizer: localJwtAuthorizer({ secret: config.LOCAL_JWT_SECRET, ...jwt }) }
+        : {}),
       onError: (error) => log(`handler failed: ${String(error)}`),
     });
     stops.push(() => gateway.close());

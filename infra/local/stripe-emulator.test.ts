@@ -328,6 +328,60 @@ describe('requests', () => {
     expect(typesFor(receiver, intent.id)).toEqual(['payment_intent.created', 'payment_intent.succeeded']);
   });
 
+  it('a browser confirm with a declining card leaves the intent for another card, as Stripe does; the next one succeeds', async () => {
+    const { emulator, receiver, stripe } = await setUp();
+    const intent = await stripe.paymentIntents.create({ amount: 1800, currency: 'usd' });
+    const browser = clientFor(emulator, 'pk_test_shop');
+    const confirmWith = (paymentMethod: string) =>
+      browser.paymentIntents.confirm(intent.id, {
+        payment_method: paymentMethod,
+        client_secret: intent.client_secret!,
+      } as Stripe.PaymentIntentConfirmParams);
+
+    const declined = await rejectionOf(confirmWith('pm_card_chargeDeclined'));
+    expect(declined).toBeInstanceOf(Stripe.errors.StripeCardError);
+    expect(declined).toMatchObject({
+      statusCode: 402,
+      code: 'card_declined',
+      decline_code: 'generic_decline',
+    });
+    expect(declined.payment_intent).toMatchObject({ id: intent.id, status: 'requires_payment_method' });
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({
+      status: 'requires_payment_method',
+      payment_method: null,
+      amount_received: 0,
+      last_payment_error: {
+        type: 'card_error',
+        code: 'card_declined',
+        decline_code: 'generic_decline',
+        message: 'Your card was declined.',
+      },
+    });
+
+    const paid = await confirmWith('pm_card_visa');
+    expect(paid).toMatchObject({ status: 'succeeded', amount_received: 1800, last_payment_error: null });
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({
+      status: 'succeeded',
+      last_payment_error: null,
+    });
+
+    await emulator.idle();
+    expect(typesFor(receiver, intent.id)).toEqual([
+      'payment_intent.created',
+      'payment_intent.payment_failed',
+      'payment_intent.succeeded',
+    ]);
+    // Each event carries the intent as it was when it happened.
+    const objects = receiver.deliveries
+      .filter((delivery) => (delivery.event.data.object as { id?: string }).id === intent.id)
+      .map((delivery) => delivery.event.data.object as Stripe.PaymentIntent);
+    expect(objects[1]).toMatchObject({
+      status: 'requires_payment_method',
+      last_payment_error: { code: 'card_declined', decline_code: 'generic_decline' },
+    });
+    expect(objects[2]).toMatchObject({ status: 'succeeded', last_payment_error: null });
+  });
+
   it('validates amount and currency, naming the param', async () => {
     const { stripe } = await setUp();
     const cases: Array<[Stripe.PaymentIntentCreateParams, string]> = [

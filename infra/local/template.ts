@@ -19,11 +19,17 @@ export interface Template {
   Parameters?: Record<string, Json>;
 }
 
-/** Synthesizes the stack in-process with asset bundling skipped, and returns its template. */
-export async function synthesizeTemplate(env: NodeJS.ProcessEnv): Promise<Template> {
+/**
+ * Synthesizes the stack in-process with asset bundling skipped, and returns its template. `context`
+ * is CDK context, as `cdk synth -c` gives it (e.g. `jwtIssuer`, `jwtAudience`).
+ */
+export async function synthesizeTemplate(
+  env: NodeJS.ProcessEnv,
+  context: Record<string, string> = {},
+): Promise<Template> {
   const outdir = await mkdtemp(join(tmpdir(), 'order-saga-synth-'));
   try {
-    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+    const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
     const { stack } = buildApp(app, env);
     const assembly = app.synth();
     return assembly.getStackArtifact(stack.artifactId).template as Template;
@@ -84,7 +90,16 @@ export interface RouteSpec {
   method: string;
   path: string;
   functionId: string;
+  /** `NONE`, `JWT` or `AWS_IAM`. */
   authorizationType: string;
+  /** The scopes a JWT must carry (any one of them); empty when the route asks for none. */
+  authorizationScopes: string[];
+}
+
+/** The stack's JWT authorizer, when it was synthesized with one. */
+export interface JwtAuthorizerSpec {
+  issuer: string;
+  audience: string[];
 }
 
 export interface EventSourceSpec {
@@ -108,6 +123,7 @@ export interface Topology {
   functions: FunctionSpec[];
   stateMachine: { logicalId: string; definition: Record<string, unknown> };
   routes: RouteSpec[];
+  jwtAuthorizer?: JwtAuthorizerSpec;
   eventSources: EventSourceSpec[];
   schedules: ScheduleSpec[];
 }
@@ -198,8 +214,21 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
       path,
       functionId,
       authorizationType: String(props(resource).AuthorizationType ?? 'NONE'),
+      authorizationScopes: ((props(resource).AuthorizationScopes as string[] | undefined) ?? []).map(String),
     };
   });
+  const jwtAuthorizers = ofType(template, 'AWS::ApiGatewayV2::Authorizer')
+    .map(([, resource]) => props(resource))
+    .filter((p) => p.AuthorizerType === 'JWT')
+    .map((p) => {
+      const configuration = p.JwtConfiguration as { Issuer?: string; Audience?: string[] } | undefined;
+      return {
+        issuer: String(configuration?.Issuer ?? ''),
+        audience: (configuration?.Audience ?? []).map(String),
+      };
+    });
+  if (jwtAuthorizers.length > 1) throw new Error('the stack has more than one JWT authorizer');
+  const jwtAuthorizer = jwtAuthorizers[0];
 
   const eventSources = ofType(template, 'AWS::Lambda::EventSourceMapping').map(([, resource]) => {
     const p = props(resource);
@@ -229,5 +258,13 @@ export function readTopology(template: Template, bindings: Bindings): Topology {
     }));
   });
 
-  return { tables, functions, stateMachine, routes, eventSources, schedules };
+  return {
+    tables,
+    functions,
+    stateMachine,
+    routes,
+    ...(jwtAuthorizer ? { jwtAuthorizer } : {}),
+    eventSources,
+    schedules,
+  };
 }

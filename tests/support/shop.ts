@@ -17,7 +17,12 @@ export interface OrderView {
   cancellationReason?: string;
   amount?: number;
   currency: string;
-  payment?: { paymentIntentId: string; status: string; clientSecret?: string };
+  payment?: {
+    paymentIntentId: string;
+    status: string;
+    clientSecret?: string;
+    lastError?: { code: string; declineCode?: string; message: string };
+  };
   history: Array<{ sagaState: string; at: string }>;
 }
 
