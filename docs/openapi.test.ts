@@ -8,10 +8,11 @@ import {
   applySagaStep,
   newOrder,
   orderView,
+  requestCancellation,
   type Order,
   type SagaStep,
 } from '../functions/orders/order.ts';
-import { PutProductRequestSchema } from '../functions/inventory/stock.ts';
+import { productView, PutProductRequestSchema, StockUnavailableError } from '../functions/inventory/stock.ts';
 import { httpRoute } from '../shared/http.ts';
 import { buildApp } from '../stacks/app.ts';
 import { checkSchema } from '../tests/support/json-schema.ts';
@@ -234,6 +235,19 @@ describe('the OpenAPI document', () => {
       reservation: { amount: 2400, currency: 'usd', items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1200 }] },
     };
     const failure = { Error: 'PAYMENT_FAILED', Cause: '{}' };
+    // A decline as the payment step reports it, and a shortage as a function error: each with its detail.
+    const declined = {
+      Error: 'PaymentDeclinedError',
+      Cause: JSON.stringify({ failureCode: 'generic_decline', message: 'Your card was declined.' }),
+    };
+    const short = {
+      Error: 'OutOfStockError',
+      Cause: JSON.stringify({
+        errorType: 'OutOfStockError',
+        errorMessage: new StockUnavailableError('OUT_OF_STOCK', ['SKU-1']).message,
+        trace: [],
+      }),
+    };
     const steps: SagaStep[][] = [
       [
         reserved,
@@ -249,6 +263,15 @@ describe('the OpenAPI document', () => {
         { step: 'COMPLETED', orderId, payment: { paymentIntentId: 'pi_1', status: 'succeeded' } },
       ],
       [reserved, { step: 'COMPENSATING', orderId, failure }, { step: 'COMPENSATED', orderId, failure }],
+      [
+        reserved,
+        { step: 'COMPENSATING', orderId, failure: declined },
+        { step: 'COMPENSATED', orderId, failure: declined },
+      ],
+      [
+        { step: 'COMPENSATING', orderId, failure: short },
+        { step: 'COMPENSATED', orderId, failure: short },
+      ],
     ];
     const properties = Object.keys((schemas.Order as { properties: Json }).properties);
     for (const path of steps) {
@@ -262,10 +285,42 @@ describe('the OpenAPI document', () => {
           const outcome = applySagaStep(order, step, new Date(t0.getTime() + 1000));
           order = outcome.order;
         }
+        if (step?.step === 'COMPENSATED' && step.failure !== failure) {
+          expect(order.cancellationDetail, JSON.stringify(step.failure)).toBeDefined();
+        }
         const view = JSON.parse(JSON.stringify(orderView(order, { kind: 'backOffice', via: 'iam' }))) as Json;
         expect(checkSchema(schemas.Order, view, { root: document }), order.sagaState).toEqual([]);
         for (const key of Object.keys(view)) expect(properties, `${order.sagaState}: ${key}`).toContain(key);
       }
     }
+    // A cancel the customer asked for shows when, from the moment it is recorded.
+    const placed = newOrder({ customerId: 'c-1', items: [{ sku: 'SKU-1', quantity: 2 }] }, orderId, t0).order;
+    const cancelling = requestCancellation(placed, new Date(t0.getTime() + 1000));
+    expect('changed' in cancelling && cancelling.changed).toBe(true);
+    const view = JSON.parse(
+      JSON.stringify(orderView((cancelling as { order: Order }).order, { kind: 'backOffice', via: 'iam' })),
+    ) as Json;
+    expect(view.cancelRequestedAt).toBe('2025-01-01T00:00:01.000Z');
+    expect(checkSchema(schemas.Order, view, { root: document })).toEqual([]);
+  });
+
+  it('describes the product page exactly as GET /products shows it', () => {
+    const product = {
+      sku: 'SKU-1',
+      name: 'Classic tee',
+      unitPrice: 1200,
+      currency: 'usd',
+      available: 3,
+      reserved: 1,
+      lowStockThreshold: 0,
+      updatedAt: '2025-01-01T00:00:00.000Z',
+      version: 4,
+      stocked: 5,
+      sold: 1,
+    };
+    const page = { items: [productView(product)], nextCursor: 'eyJhZnRlciI6IlNLVS0xIn0' };
+    expect(checkSchema(schemas.ProductPage, page, { root: document })).toEqual([]);
+    const properties = Object.keys((schemas.Product as { properties: Json }).properties);
+    expect(Object.keys(page.items[0]!).sort()).toEqual(properties.sort());
   });
 });

@@ -91,6 +91,20 @@ const OrderPaymentSchema = z.object({
   lastError: PaymentLastErrorSchema.optional(),
 });
 const HistoryEntrySchema = z.object({ sagaState: SagaStateSchema, at: Timestamp });
+const CancellationDetailSchema = z.object({
+  declineCode: z.string().optional().meta({
+    description:
+      "`PAYMENT_FAILED`: Stripe's code for the failure, the issuer's decline code when there is one (e.g. `generic_decline`, `insufficient_funds`), else Stripe's error code (e.g. `card_declined`, or `amount_too_small` / `amount_too_large` when the amount is outside what Stripe charges).",
+  }),
+  skus: z.array(SkuSchema).optional().meta({
+    description:
+      "`OUT_OF_STOCK`: the SKUs that were short; `UNKNOWN_PRODUCT`: the SKUs not sold in the order's currency, or not at all.",
+  }),
+  message: z.string().optional().meta({
+    description:
+      "A sentence about the outcome, fit to show the customer (for a decline, Stripe's). Never present for `PROCESSING_ERROR`.",
+  }),
+});
 const OrderSchema = z.object({
   orderId: OrderIdSchema,
   customerId: z.string(),
@@ -100,6 +114,11 @@ const OrderSchema = z.object({
   status: OrderStatusSchema,
   sagaState: SagaStateSchema,
   cancellationReason: CancellationReasonSchema.optional(),
+  cancellationDetail: CancellationDetailSchema.optional(),
+  cancelRequestedAt: Timestamp.optional().meta({
+    description:
+      'When the customer asked to cancel (`POST /orders/{orderId}/cancel`) and the cancel was accepted (`202`). The order then ends `CANCELLED`, with `CUSTOMER_CANCELLED` unless it was already being cancelled for another reason.',
+  }),
   payment: OrderPaymentSchema.optional(),
   history: z.array(HistoryEntrySchema),
   createdAt: Timestamp,
@@ -117,6 +136,10 @@ const ReservationSchema = z.object({
 });
 const ReservationPageSchema = z.object({
   items: z.array(ReservationSchema),
+  nextCursor: z.string().optional(),
+});
+const ProductPageSchema = z.object({
+  items: z.array(ProductSchema),
   nextCursor: z.string().optional(),
 });
 
@@ -176,9 +199,14 @@ function componentSchemas(): Record<string, Json> {
   );
   add(HistoryEntrySchema, 'HistoryEntry');
   add(
+    CancellationDetailSchema,
+    'CancellationDetail',
+    'Why the order ended, beyond `cancellationReason`, when the outcome said more: which fields appear depends on the reason. Absent when there is nothing to add, and always for `PROCESSING_ERROR` (a fault or a bug, whose details stay internal).',
+  );
+  add(
     OrderSchema,
     'Order',
-    "`amount` and the lines' `unitPrice` appear once the stock is reserved; `cancellationReason` once the saga starts compensating: every cancelled order has one, `PROCESSING_ERROR` when a step kept failing after its retries (or failed in a way no retry changes) before any money was kept.",
+    "`amount` and the lines' `unitPrice` appear once the stock is reserved; `cancellationReason` once the saga starts compensating: every cancelled order has one, `PROCESSING_ERROR` when a step kept failing after its retries (or failed in a way no retry changes) before any money was kept. `cancellationDetail` comes with the reason when the outcome said more (the decline code, the SKUs that were short or unknown); `cancelRequestedAt` once the customer asked to cancel.",
   );
   add(
     ReservationStatusSchema,
@@ -191,6 +219,7 @@ function componentSchemas(): Record<string, Json> {
     "One line of one order's reservation. `expiresAt` is when the hold ends; an `ACTIVE` hold past it reads `EXPIRED` even before the sweeper has returned its stock.",
   );
   add(ReservationPageSchema, 'ReservationPage');
+  add(ProductPageSchema, 'ProductPage');
 
   const { schemas } = z.toJSONSchema(registry, {
     target: 'draft-2020-12',
@@ -293,6 +322,43 @@ function paths(): Json {
               required: ['status'],
             }),
           },
+          '500': responseRef('InternalError'),
+        },
+      },
+    },
+    '/products': {
+      get: {
+        operationId: 'listProducts',
+        tags: ['products'],
+        summary: 'List the catalogue',
+        description:
+          'Every product with its stock, in SKU order (byte order: `A-Z` before `a-z`), a page at a time. Pages continue with `cursor` = the previous `nextCursor`; there is no `nextCursor` on the last page. Each page continues after the last SKU of the one before, so paging never lists a product twice or skips one that existed throughout; a product created meanwhile is listed if its SKU sorts after the current page. The list comes from an index that trails a new product by a moment; the stock shown is read from the products themselves. Read one product with its `ETag` with `GET /products/{sku}`.',
+        security: ADMIN,
+        'x-status': 'implemented',
+        parameters: [
+          {
+            name: 'limit',
+            in: 'query',
+            required: false,
+            description: 'Products per page, 1-100.',
+            schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+          },
+          {
+            name: 'cursor',
+            in: 'query',
+            required: false,
+            description: 'Opaque: the `nextCursor` of the previous page.',
+            schema: { type: 'string', minLength: 1, maxLength: 1024 },
+          },
+        ],
+        responses: {
+          '200': { description: 'A page of products.', content: json(ref('ProductPage')) },
+          '400': errorResponse(
+            'The limit is invalid, an unknown query parameter, or a cursor this query did not return.',
+            ['VALIDATION_FAILED', 'INVALID_CURSOR'],
+          ),
+          '401': responseRef('Unauthorized'),
+          '403': responseRef('Forbidden'),
           '500': responseRef('InternalError'),
         },
       },

@@ -31,7 +31,8 @@ export const ERROR_CODES = {
   },
   INVALID_CURSOR: {
     status: 400,
-    description: '`GET /inventory/reservations`: the `cursor` is not a `nextCursor` this query returned.',
+    description:
+      '`GET /inventory/reservations` or `GET /products`: the `cursor` is not a `nextCursor` this query returned.',
   },
   CUSTOMER_MISMATCH: {
     status: 403,

@@ -1,6 +1,6 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ClientError, MAX_BODY_BYTES, ValidationError, type ErrorDetail } from './errors.ts';
 import { callerOf, type Caller } from './caller.ts';
 import { logger } from './logger.ts';
@@ -38,6 +38,19 @@ export type HttpHandler = (
   event: APIGatewayProxyEventV2,
   context: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
+
+const IdempotencyKeySchema = z.string().min(1).max(255).optional();
+
+/** The optional `Idempotency-Key` header of a write that may be retried: 1-255 characters. */
+export function idempotencyKeyOf(headers: Readonly<Record<string, string | undefined>>): string | undefined {
+  const key = IdempotencyKeySchema.safeParse(headers['idempotency-key']);
+  if (!key.success) {
+    throw new ValidationError('The Idempotency-Key header must be 1-255 characters.', [
+      { path: 'Idempotency-Key', message: 'must be 1-255 characters' },
+    ]);
+  }
+  return key.data;
+}
 
 /** Turns zod issues into the contract's `details`. */
 export function issuesToDetails(issues: readonly z.core.$ZodIssue[]): ErrorDetail[] {

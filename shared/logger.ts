@@ -1,7 +1,63 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import type { LogLevel } from '@aws-lambda-powertools/logger/types';
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** What one invocation's log lines carry when several functions share a process (the local runtime). */
+export interface LogScope {
+  /** The function's `POWERTOOLS_SERVICE_NAME`: `orders`, `inventory`, `payments`, `bridge`, `health`. */
+  serviceName: string;
+  /** The function's `POWERTOOLS_LOG_LEVEL`; default Powertools' own (from the environment, else INFO). */
+  logLevel?: LogLevel;
+  /** Keys on every line of the invocation, e.g. `function_name`, `function_request_id`, `orderId`. */
+  keys?: Record<string, string>;
+}
+
+interface ActiveScope {
+  scope: LogScope;
+  logger?: Logger;
+}
+
+const scopes = new AsyncLocalStorage<ActiveScope>();
+
+/** Powertools reads POWERTOOLS_SERVICE_NAME and POWERTOOLS_LOG_LEVEL itself; the stack sets both. */
+const processLogger = new Logger();
+
+function current(): Logger {
+  const active = scopes.getStore();
+  if (!active) return processLogger;
+  // Created on the first line the invocation logs: most invocations log nothing.
+  active.logger ??= new Logger({
+    serviceName: active.scope.serviceName,
+    ...(active.scope.logLevel ? { logLevel: active.scope.logLevel } : {}),
+    persistentKeys: active.scope.keys ?? {},
+  });
+  return active.logger;
+}
 
 /**
- * One structured logger per function. Powertools reads POWERTOOLS_SERVICE_NAME and
- * POWERTOOLS_LOG_LEVEL itself; the stack sets both on every function.
+ * Runs `run` (one invocation, or one handler module's import) with log lines of its own: the
+ * exported `logger` writes with the scope's service name, level and keys inside it, and keys a
+ * handler appends stay in it.
+ *
+ * On AWS each function has a process of its own, and its environment names its service. The local
+ * runtime imports every handler into one process, so one module-level logger would name one
+ * service for all of them; its Lambda host runs each invocation in a scope instead.
  */
-export const logger = new Logger();
+export function withLogScope<T>(scope: LogScope, run: () => T): T {
+  return scopes.run({ scope }, run);
+}
+
+/**
+ * The structured logger every module uses. A Powertools `Logger`: the process's own (its service
+ * from `POWERTOOLS_SERVICE_NAME`), or inside `withLogScope` the invocation's.
+ */
+export const logger: Logger = new Proxy(processLogger, {
+  get(_target, property) {
+    const target = current();
+    const value: unknown = Reflect.get(target, property, target);
+    return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+  },
+  set(_target, property, value) {
+    return Reflect.set(current(), property, value);
+  },
+});

@@ -4,8 +4,9 @@ import {
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamClient,
+  type JetStreamManager,
 } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { millis, nanos, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { CloudEvent } from '../events/envelope.ts';
 import type { StreamDefinition } from '../infra/nats/streams.ts';
@@ -50,33 +51,211 @@ function publisherFor(connection: NatsConnection, js: JetStreamClient): EventPub
   };
 }
 
-/** Creates the streams, or updates them to the given definition; safe to run any number of times. */
+/** One setting of an existing stream that is not what its definition says. */
+export interface StreamDifference {
+  stream: string;
+  /** `subjects`, `max age`, `replicas`, `storage`, `duplicate window` or `retention`. */
+  setting: string;
+  /** The value on the server, as a person reads it (`order.*`, `1h`, `memory`). */
+  existing: string;
+  /** The value the definition wants. */
+  wanted: string;
+}
+
+/**
+ * Streams already on the server differ from their definitions, and `ensureStreams` was not allowed
+ * to update them: nothing was created or changed.
+ */
+export class StreamSettingsDifferError extends Error {
+  readonly differences: readonly StreamDifference[];
+  constructor(differences: readonly StreamDifference[], options?: ErrorOptions) {
+    const streams = [...new Set(differences.map((difference) => difference.stream))];
+    super(`existing JetStream stream(s) ${streams.join(', ')} differ from the definitions`, options);
+    this.name = 'StreamSettingsDifferError';
+    this.differences = differences;
+  }
+}
+
+/** One line for a person: `stream ORDERS: max age is 1h on the server, the definition says 24h`. */
+export function describeStreamDifference(difference: StreamDifference): string {
+  return `stream ${difference.stream}: ${difference.setting} is ${difference.existing} on the server, the definition says ${difference.wanted}`;
+}
+
+/** An existing stream could not be updated to its definition (e.g. JetStream cannot change storage). */
+export class StreamUpdateError extends Error {
+  readonly stream: string;
+  constructor(stream: string, options?: ErrorOptions) {
+    const reason = options?.cause instanceof Error ? options.cause.message : String(options?.cause);
+    super(`could not update stream ${stream}: ${reason}`, options);
+    this.name = 'StreamUpdateError';
+    this.stream = stream;
+  }
+}
+
+export interface EnsureStreamsOptions {
+  /**
+   * Update existing streams whose settings differ from their definitions. Default false: such a
+   * stream is left alone and `ensureStreams` throws a `StreamSettingsDifferError` naming every
+   * difference, before creating or changing anything, so that a server shared with other
+   * applications is never reconfigured by accident.
+   */
+  update?: boolean;
+}
+
+export interface EnsureStreamsResult {
+  created: string[];
+  updated: string[];
+  /** Already there with the definition's settings. */
+  unchanged: string[];
+}
+
+/** `86400000` → `24h`, `120000` → `2m`, `0` → `unlimited` (JetStream's 0 max age). */
+function duration(ms: number): string {
+  if (ms === 0) return 'unlimited';
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** The settings of the contract a stream on the server must have; anything else about it is its own. */
+interface ComparedSettings {
+  subjects?: string[];
+  max_age: number;
+  num_replicas: number;
+  storage: string;
+  duplicate_window: number;
+  retention: string;
+}
+
+const WANTED = { storage: 'file', retention: 'limits' } as const;
+
+/** Every contract setting in which `existing` differs from `definition`; pure, for tests too. */
+export function streamDifferences(
+  definition: StreamDefinition,
+  existing: ComparedSettings,
+): StreamDifference[] {
+  const differences: StreamDifference[] = [];
+  const add = (setting: string, existingValue: string, wanted: string) => {
+    if (existingValue !== wanted)
+      differences.push({ stream: definition.name, setting, existing: existingValue, wanted });
+  };
+  add(
+    'subjects',
+    [...(existing.subjects ?? [])].sort().join(', '),
+    [...definition.subjects].sort().join(', '),
+  );
+  add('max age', duration(millis(existing.max_age)), duration(definition.maxAgeMs));
+  add(
+    'duplicate window',
+    duration(millis(existing.duplicate_window)),
+    duration(definition.duplicateWindowMs),
+  );
+  add('replicas', String(existing.num_replicas), String(definition.replicas));
+  add('storage', String(existing.storage), WANTED.storage);
+  add('retention', String(existing.retention), WANTED.retention);
+  return differences;
+}
+
+/**
+ * Creates the streams that do not exist. An existing stream with the definition's settings is left
+ * as it is; one whose settings differ is updated only with `update: true`, else nothing at all is
+ * created or changed and a `StreamSettingsDifferError` lists every difference. Safe to run any
+ * number of times.
+ */
+/** What the server holds for each definition: read-only. */
+async function readStreams(jsm: JetStreamManager, definitions: StreamDefinition[]) {
+  const missing: StreamDefinition[] = [];
+  const differing: StreamDefinition[] = [];
+  const unchanged: string[] = [];
+  const differences: StreamDifference[] = [];
+  for (const definition of definitions) {
+    let existing: ComparedSettings;
+    try {
+      existing = (await jsm.streams.info(definition.name)).config;
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound)
+        throw error;
+      missing.push(definition);
+      continue;
+    }
+    const found = streamDifferences(definition, existing);
+    if (found.length === 0) unchanged.push(definition.name);
+    else {
+      differing.push(definition);
+      differences.push(...found);
+    }
+  }
+  return { missing, differing, unchanged, differences };
+}
+
+/**
+ * Reads, and changes nothing: every difference between the streams on the server and their
+ * definitions (streams that do not exist yet are no difference). Throws when the server cannot be
+ * reached within `timeoutMs` (default 2 s) or has no JetStream.
+ */
+export async function checkStreams(
+  servers: string | string[],
+  definitions: StreamDefinition[],
+  options: { timeoutMs?: number } = {},
+): Promise<StreamDifference[]> {
+  const connection = await connect({
+    servers,
+    name: 'order-saga-check',
+    timeout: options.timeoutMs ?? 2000,
+    maxReconnectAttempts: 0,
+  });
+  try {
+    return (await readStreams(await jetstreamManager(connection), definitions)).differences;
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Creates the streams that do not exist. An existing stream with the definition's settings is left
+ * as it is; one whose settings differ is updated only with `update: true`, else nothing at all is
+ * created or changed and a `StreamSettingsDifferError` lists every difference. Safe to run any
+ * number of times.
+ */
 export async function ensureStreams(
   servers: string | string[],
   definitions: StreamDefinition[],
-): Promise<void> {
+  options: EnsureStreamsOptions = {},
+): Promise<EnsureStreamsResult> {
   const connection = await connect({ servers, name: 'order-saga-setup' });
   try {
     const jsm = await jetstreamManager(connection);
-    for (const definition of definitions) {
-      const config = {
-        name: definition.name,
-        subjects: definition.subjects,
-        retention: 'limits' as const,
-        storage: 'file' as const,
-        max_age: nanos(definition.maxAgeMs),
-        duplicate_window: nanos(definition.duplicateWindowMs),
-        num_replicas: definition.replicas,
-      };
+    // Read everything first: a refusal must leave the server exactly as it was.
+    const { missing, differing, unchanged, differences } = await readStreams(jsm, definitions);
+    if (differences.length > 0 && !options.update) throw new StreamSettingsDifferError(differences);
+
+    const configOf = (definition: StreamDefinition) => ({
+      name: definition.name,
+      subjects: definition.subjects,
+      retention: WANTED.retention,
+      storage: WANTED.storage,
+      max_age: nanos(definition.maxAgeMs),
+      duplicate_window: nanos(definition.duplicateWindowMs),
+      num_replicas: definition.replicas,
+    });
+    for (const definition of differing) {
       try {
-        await jsm.streams.info(definition.name);
-        await jsm.streams.update(definition.name, config);
+        await jsm.streams.update(definition.name, configOf(definition));
       } catch (error) {
-        if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound)
-          throw error;
-        await jsm.streams.add(config);
+        throw new StreamUpdateError(definition.name, { cause: error });
       }
     }
+    for (const definition of missing) await jsm.streams.add(configOf(definition));
+    return {
+      created: missing.map((definition) => definition.name),
+      updated: differing.map((definition) => definition.name),
+      unchanged,
+    };
   } finally {
     await connection.close();
   }

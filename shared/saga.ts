@@ -57,6 +57,10 @@ const OUTCOME_REASONS: Record<SagaOutcomeName, CancellationReason> = {
   [SagaOutcome.CustomerCancelled]: 'CUSTOMER_CANCELLED',
 };
 
+/** Whether an error name is one of the business outcomes (SagaOutcome), not a fault or a bug. */
+export const isSagaOutcome = (error: string): error is SagaOutcomeName =>
+  Object.hasOwn(OUTCOME_REASONS, error);
+
 /**
  * Error names the services raise for a fault worth another attempt. The services name them so that
  * the state machine can tell them from a bug, which carries only `Error`.
@@ -137,15 +141,83 @@ export const STEP_OUTCOMES = {
  * reasons are accepted as names too: executions started before these names existed sent them.
  */
 export function cancellationReasonFor(error: string): CancellationReason {
-  if (Object.hasOwn(OUTCOME_REASONS, error)) return OUTCOME_REASONS[error as SagaOutcomeName];
+  if (isSagaOutcome(error)) return OUTCOME_REASONS[error];
   return CancellationReasonSchema.safeParse(error).data ?? 'PROCESSING_ERROR';
 }
 
-/** Base of the outcome errors: `name` is one of SagaOutcome, so the state machine can catch it. */
+/**
+ * What an outcome can tell the customer beyond its reason: the decline's code, the SKUs that were
+ * short or unknown, and a sentence fit to show them (Stripe's, for a decline). The order records it
+ * (functions/orders/order.ts, `cancellationDetail`).
+ */
+export const OutcomeDetailSchema = z.object({
+  /** Stripe's decline code (e.g. `generic_decline`), else its error code (`card_declined`, `amount_too_small`). */
+  declineCode: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,100}$/)
+    .optional(),
+  skus: z.array(SkuSchema).min(1).max(50).optional(),
+  message: z.string().min(1).max(500).optional(),
+});
+export type OutcomeDetail = z.infer<typeof OutcomeDetailSchema>;
+
+const LenientDetailSchema = z.object({
+  declineCode: OutcomeDetailSchema.shape.declineCode.catch(undefined),
+  skus: OutcomeDetailSchema.shape.skus.catch(undefined),
+  message: OutcomeDetailSchema.shape.message.catch(undefined),
+});
+
+/**
+ * Reads a detail field by field: a field that does not parse is left out, the others still count.
+ * Undefined when nothing is left. Never throws.
+ */
+export function parseOutcomeDetail(value: unknown): OutcomeDetail | undefined {
+  const detail = LenientDetailSchema.safeParse(value);
+  if (!detail.success) return undefined;
+  const fields = Object.entries(detail.data).filter(([, field]) => field !== undefined);
+  return fields.length > 0 ? (Object.fromEntries(fields) as OutcomeDetail) : undefined;
+}
+
+/*
+ * How an outcome's detail survives Lambda. A function error reaches Step Functions (and so the
+ * compensation's `failure.Cause`) as `{"errorType","errorMessage","trace"}` only: the Node.js
+ * runtime serializes the error's name, message and stack and nothing else, so a property such as
+ * `skus` is lost. The detail therefore travels in the message, as its last line: this mark and the
+ * detail as JSON. JSON.stringify escapes every line break, so that line is always the whole detail,
+ * whatever the sentence before it holds. The local runtime renders errors the same way.
+ */
+const DETAIL_MARK = 'outcome-detail: ';
+
+/**
+ * An outcome's `errorMessage` read back: the sentence, and the detail its last line carries (only
+ * what OutcomeDetailSchema accepts; a message without one, or with one that does not parse, has none).
+ */
+export function readOutcomeMessage(errorMessage: string): { text: string; detail?: OutcomeDetail } {
+  const lineBreak = errorMessage.lastIndexOf('\n');
+  const last = errorMessage.slice(lineBreak + 1);
+  if (lineBreak < 0 || !last.startsWith(DETAIL_MARK)) return { text: errorMessage };
+  const text = errorMessage.slice(0, lineBreak);
+  let json: unknown;
+  try {
+    json = JSON.parse(last.slice(DETAIL_MARK.length));
+  } catch {
+    return { text };
+  }
+  const detail = parseOutcomeDetail(json);
+  return detail ? { text, detail } : { text };
+}
+
+/**
+ * Base of the outcome errors: `name` is one of SagaOutcome, so the state machine can catch it. A
+ * `detail` is appended to the message (see DETAIL_MARK), where it survives Lambda's serialization.
+ */
 export class SagaOutcomeError extends Error {
-  constructor(name: SagaOutcomeName, message: string, options?: ErrorOptions) {
-    super(message, options);
+  readonly detail: OutcomeDetail | undefined;
+  constructor(name: SagaOutcomeName, message: string, options?: ErrorOptions & { detail?: OutcomeDetail }) {
+    const { detail, ...errorOptions } = options ?? {};
+    super(detail ? `${message}\n${DETAIL_MARK}${JSON.stringify(detail)}` : message, errorOptions);
     this.name = name;
+    this.detail = detail;
   }
 }
 
@@ -219,6 +291,19 @@ export const PaymentLastErrorSchema = z.object({
   message: z.string().min(1),
 });
 export type PaymentLastError = z.infer<typeof PaymentLastErrorSchema>;
+
+/**
+ * The Cause the payment step sends with SendTaskFailure when the payment closed without money
+ * (functions/payments/payments.ts, notifySaga): a decline's `failureCode` (Stripe's decline code,
+ * else its error code) and Stripe's `message`. Unlike a function error's Cause, it is this JSON.
+ */
+export const PaymentFailureCauseSchema = z.object({
+  paymentIntentId: z.string().nullish(),
+  failureCode: z.string().nullish(),
+  message: z.string().nullish(),
+  cancellationReason: z.string().nullish(),
+});
+export type PaymentFailureCause = z.infer<typeof PaymentFailureCauseSchema>;
 
 export const ResolvePaymentCommandSchema = z.object({ orderId: z.string().min(1) });
 export type ResolvePaymentCommand = z.infer<typeof ResolvePaymentCommandSchema>;

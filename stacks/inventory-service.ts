@@ -6,6 +6,7 @@ import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   ACTIVE_BY_EXPIRY_INDEX,
+  PRODUCTS_BY_SKU_INDEX,
   RESERVATIONS_BY_SKU_INDEX,
 } from '../functions/inventory/inventory-repository.ts';
 import { STOCK_CHANGES_FILTER } from '../functions/inventory/stock-changes.ts';
@@ -29,6 +30,7 @@ export class InventoryService extends Construct {
   readonly table: Table;
   readonly putProduct: ServiceFunction;
   readonly getProduct: ServiceFunction;
+  readonly listProducts: ServiceFunction;
   readonly adjustStock: ServiceFunction;
   readonly reserve: ServiceFunction;
   readonly confirm: ServiceFunction;
@@ -66,6 +68,15 @@ export class InventoryService extends Construct {
             'updatedAt',
           ],
         },
+        {
+          // Sparse (only products carry `catalogue`), and it projects only `kind`, which never
+          // changes: stock moves never write this index, whose one partition then takes only new
+          // products. GET /products reads the SKUs here and the products from the table.
+          name: PRODUCTS_BY_SKU_INDEX,
+          partitionKey: 'catalogue',
+          sortKey: { name: 'sku', type: 'S' },
+          include: ['kind'],
+        },
       ],
     });
     const environment = { RESERVATION_TTL_SECONDS: String(props.reservationTtlSeconds) };
@@ -82,6 +93,7 @@ export class InventoryService extends Construct {
       'readWrite',
     );
     this.getProduct = fn('GetProduct', 'functions/inventory/get-product.ts', 'GET /products/{sku}', 'read');
+    this.listProducts = fn('ListProducts', 'functions/inventory/list-products.ts', 'GET /products', 'read');
     this.adjustStock = fn(
       'AdjustStock',
       'functions/inventory/adjust-stock.ts',

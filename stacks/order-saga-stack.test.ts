@@ -150,7 +150,7 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
-    it('the inventory table indexes active reservations by expiry, and reservation lines by SKU', () => {
+    it('the inventory table indexes active reservations by expiry, reservation lines by SKU, and products by SKU', () => {
       template.hasResourceProperties('AWS::DynamoDB::Table', {
         GlobalSecondaryIndexes: [
           Match.objectLike({
@@ -170,6 +170,15 @@ describe('OrderSagaStack (defaults)', () => {
               ProjectionType: 'INCLUDE',
               NonKeyAttributes: Match.arrayWith(['orderId', 'sku', 'quantity', 'status', 'holdUntil']),
             },
+          }),
+          Match.objectLike({
+            IndexName: 'products-by-sku',
+            KeySchema: [
+              { AttributeName: 'catalogue', KeyType: 'HASH' },
+              { AttributeName: 'sku', KeyType: 'RANGE' },
+            ],
+            // Nothing that stock moves change: reserving, selling and releasing never write it.
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['kind'] },
           }),
         ],
         AttributeDefinitions: Match.arrayWith([{ AttributeName: 'activeUntil', AttributeType: 'N' }]),
@@ -597,6 +606,7 @@ describe('OrderSagaStack (defaults)', () => {
         [
           'GET /health',
           'GET /inventory/reservations',
+          'GET /products',
           'PUT /products/{sku}',
           'GET /products/{sku}',
           'POST /products/{sku}/stock-adjustments',
@@ -624,6 +634,7 @@ describe('OrderSagaStack (defaults)', () => {
         expect(routes[key]?.AuthorizationScopes, key).toBeUndefined();
       }
       for (const key of [
+        'GET /products',
         'PUT /products/{sku}',
         'GET /products/{sku}',
         'POST /products/{sku}/stock-adjustments',

@@ -139,6 +139,12 @@ export class OrderSagaStack extends Stack {
       routes: [
         { method: HttpMethod.GET, path: '/health', handler: health.function, audience: 'public' },
         {
+          method: HttpMethod.GET,
+          path: '/products',
+          handler: inventory.listProducts.function,
+          audience: 'admin',
+        },
+        {
           method: HttpMethod.PUT,
           path: '/products/{sku}',
           handler: inventory.putProduct.function,

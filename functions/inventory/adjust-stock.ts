@@ -1,14 +1,8 @@
 import { ClientError } from '../../shared/errors.ts';
-import { httpRoute } from '../../shared/http.ts';
+import { httpRoute, idempotencyKeyOf } from '../../shared/http.ts';
 import { adjustStock } from './adjustments.ts';
 import { inventoryDeps } from './deps.ts';
-import {
-  idempotencyKeyOf,
-  preconditionFailed,
-  preconditionOf,
-  ProductPathSchema,
-  productResponse,
-} from './product-http.ts';
+import { preconditionFailed, preconditionOf, ProductPathSchema, productResponse } from './product-http.ts';
 import { AdjustStockRequestSchema } from './stock.ts';
 
 const adjust = adjustStock(inventoryDeps());

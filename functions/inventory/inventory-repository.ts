@@ -43,7 +43,11 @@ import {
  *
  * GSI `active-by-expiry` (activeShard, activeUntil) is sparse: only ACTIVE reservations carry the
  * attributes, spread over SWEEP_SHARDS partitions, so the sweeper reads exactly what may need
- * releasing. GSI `reservations-by-sku` (lineSku, lineSort) holds the line items only.
+ * releasing. GSI `reservations-by-sku` (lineSku, lineSort) holds the line items only. GSI
+ * `products-by-sku` (catalogue, sku) is sparse too: only product items carry `catalogue` (set by
+ * every PUT), so `GET /products` reads the catalogue in SKU order without scanning reservations. It
+ * projects nothing that moves with stock, so reserving, selling and releasing never write it: its
+ * one partition takes only new products. A page reads the keys there, then the products themselves.
  *
  * `holdUntil` is when the hold ends; `expiresAt`, the table's TTL attribute, trails it by a day while
  * ACTIVE (the sweeper, not TTL, returns stock) and is removed when the reservation closes, so closed
@@ -52,6 +56,9 @@ import {
  */
 export const ACTIVE_BY_EXPIRY_INDEX = 'active-by-expiry';
 export const RESERVATIONS_BY_SKU_INDEX = 'reservations-by-sku';
+export const PRODUCTS_BY_SKU_INDEX = 'products-by-sku';
+/** The `catalogue` of every product item: the one partition of PRODUCTS_BY_SKU_INDEX. */
+const CATALOGUE = 'PRODUCTS';
 /** Partitions of the sweeper's index: one partition takes ~1,000 writes/s, so 8 take ~8,000 holds/s. */
 export const SWEEP_SHARDS = 8;
 const productKey = (sku: string) => ({ pk: `PRODUCT#${sku}`, sk: 'PRODUCT' });
@@ -128,6 +135,11 @@ export interface InventoryRepository {
   getProduct(sku: string): Promise<Product | undefined>;
   getProducts(skus: string[]): Promise<Map<string, Product>>;
   /**
+   * Up to `limit` products in SKU order, after the SKU `after`; `next` is the SKU the next page
+   * starts after, when there is one.
+   */
+  listProducts(limit: number, after?: string): Promise<{ products: Product[]; next?: string }>;
+  /**
    * Creates or replaces a product; `previous` is the product as it was just before, read atomically.
    * Held and sold units stay as they are, and `stocked` becomes available + reserved + sold. With a
    * precondition the product must exist (and be at its version) in the very write that replaces it.
@@ -189,6 +201,7 @@ function strip<T>(item: Record<string, unknown>): T {
     pk: _pk,
     sk: _sk,
     kind: _kind,
+    catalogue: _catalogue,
     activeShard: _shard,
     activeUntil: _until,
     lineSku: _lineSku,
@@ -346,6 +359,29 @@ export function dynamoInventoryRepository(
       return new Map(products.map((product) => [product.sku, product]));
     },
 
+    async listProducts(limit, after) {
+      // One more key than the page, so that the last page is known to be the last.
+      const { Items } = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: PRODUCTS_BY_SKU_INDEX,
+          KeyConditionExpression: `catalogue = :catalogue${after === undefined ? '' : ' AND sku > :after'}`,
+          ExpressionAttributeValues: {
+            ':catalogue': CATALOGUE,
+            ...(after === undefined ? {} : { ':after': after }),
+          },
+          Limit: limit + 1,
+        }),
+      );
+      const skus = (Items ?? []).slice(0, limit).map((item) => String(item.sku));
+      const products = skus.length > 0 ? await batchGet<Product>(skus.map(productKey)) : [];
+      const bySku = new Map(products.map((product) => [product.sku, product]));
+      return {
+        products: skus.flatMap((sku) => bySku.get(sku) ?? []),
+        ...((Items ?? []).length > limit ? { next: skus.at(-1) } : {}),
+      };
+    },
+
     async getReservations(orderIds) {
       const reservations = await batchGet<Reservation>(orderIds.map(reservationKey));
       return new Map(reservations.map((reservation) => [reservation.orderId, reservation]));
@@ -389,7 +425,7 @@ export function dynamoInventoryRepository(
               UpdateExpression:
                 'SET sku = :sku, #name = :name, unitPrice = :unitPrice, currency = :currency, available = :available, ' +
                 'lowStockThreshold = :lowStockThreshold, updatedAt = :updatedAt, reserved = :reserved, ' +
-                `sold = :sold, stocked = :stocked, kind = :kind, ${BUMP_VERSION}` +
+                `sold = :sold, stocked = :stocked, kind = :kind, catalogue = :catalogue, ${BUMP_VERSION}` +
                 (soldIncomplete ? ', soldIncomplete = :true' : ''),
               ConditionExpression: [
                 !current
@@ -407,6 +443,7 @@ export function dynamoInventoryRepository(
                   Object.entries({ ...fields, ...ledger }).map(([name, value]) => [`:${name}`, value]),
                 ),
                 ':kind': 'product',
+                ':catalogue': CATALOGUE,
                 ...VERSION_VALUES,
                 ...version.values,
                 ...(soldIncomplete ? { ':true': true } : {}),

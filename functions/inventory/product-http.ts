@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SkuSchema } from '../../events/common.ts';
-import { ClientError, ValidationError } from '../../shared/errors.ts';
+import { ClientError } from '../../shared/errors.ts';
 import type { RouteResponse } from '../../shared/http.ts';
 import { productView, versionOf, type Product, type VersionPrecondition } from './stock.ts';
 
@@ -47,17 +47,4 @@ export function preconditionFailed(
       ? `If-Match must be * or one ETag of product ${sku}, such as its current ${etagOf(current)}.`
       : `Product ${sku} changed since it was read (its ETag is now ${etagOf(current)}); read it again.`;
   return new ClientError('PRECONDITION_FAILED', message);
-}
-
-const IdempotencyKeySchema = z.string().min(1).max(255).optional();
-
-/** The optional `Idempotency-Key` header: 1-255 characters. */
-export function idempotencyKeyOf(headers: Readonly<Record<string, string | undefined>>): string | undefined {
-  const key = IdempotencyKeySchema.safeParse(headers['idempotency-key']);
-  if (!key.success) {
-    throw new ValidationError('The Idempotency-Key header must be 1-255 characters.', [
-      { path: 'Idempotency-Key', message: 'must be 1-255 characters' },
-    ]);
-  }
-  return key.data;
 }

@@ -272,7 +272,8 @@ export class ReservationConfirmedError extends Error {
 
 /**
  * The saga task's answer to a refused reservation: the outcome value, raised so that the state
- * machine compensates with its reason. The SKUs that were short or unknown are in the message.
+ * machine compensates with its reason. The SKUs that were short or unknown are in the message, and
+ * in its detail (shared/saga.ts), which the order records.
  */
 export class StockUnavailableError extends SagaOutcomeError {
   readonly skus: readonly string[];
@@ -280,7 +281,7 @@ export class StockUnavailableError extends SagaOutcomeError {
     super(
       reason === 'OUT_OF_STOCK' ? SagaOutcome.OutOfStock : SagaOutcome.UnknownProduct,
       `${reason === 'OUT_OF_STOCK' ? 'Not enough stock' : 'Unknown products'}: ${skus.join(', ')}`,
-      options,
+      { ...options, ...(skus.length > 0 ? { detail: { skus: [...skus] } } : {}) },
     );
     this.skus = skus;
   }

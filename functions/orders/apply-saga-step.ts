@@ -3,6 +3,7 @@ import { ConcurrentChangeError } from '../../shared/saga.ts';
 import {
   applySagaStep,
   isVisibleTo,
+  recordHonouredCancellation,
   requestCancellation,
   type NotCancellable,
   type Order,
@@ -77,18 +78,22 @@ export const cancelOrder =
   async (orderId: string, caller: Caller): Promise<CancelOutcome> => {
     const order = await deps.orders.get(orderId);
     if (!order || !isVisibleTo(order, caller)) return { outcome: 'NOT_FOUND' };
+    let honoured = false;
     if (order.sagaState === 'PAYMENT_PENDING' && !order.cancelRequestedAt && !order.paidAt) {
-      if ((await deps.payments.cancelForCustomer(orderId)) === 'paid') {
+      const atStripe = await deps.payments.cancelForCustomer(orderId);
+      if (atStripe === 'paid') {
         return {
           outcome: 'NOT_CANCELLABLE',
           message: `Order ${orderId} is paid and can no longer be cancelled.`,
         };
       }
+      // The saga hears of it at once and may compensate before this records it: recorded anyway.
+      honoured = atStripe === 'canceled';
     }
     const changed = await changeOrder(
       deps,
       orderId,
-      requestCancellation,
+      honoured ? recordHonouredCancellation : requestCancellation,
       () => new OrderNotFoundError(orderId),
     );
     return 'outcome' in changed ? changed : { outcome: 'CANCELLING', order: changed };

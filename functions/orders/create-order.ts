@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { dynamoDocumentClient, stepFunctionsClient } from '../../shared/aws.ts';
 import { ClientError, ValidationError } from '../../shared/errors.ts';
-import { httpRoute } from '../../shared/http.ts';
+import { httpRoute, idempotencyKeyOf } from '../../shared/http.ts';
 import { logger } from '../../shared/logger.ts';
 import { ordersConfig } from './config.ts';
 import { CreateOrderRequestSchema, customerOf, orderView } from './order.ts';
@@ -20,16 +20,9 @@ const place = placeOrder({
     logger.warn('saga not started by the request; the outbox will start it', { orderId, error }),
 });
 
-const IdempotencyKeySchema = z.string().min(1).max(255).optional();
-
 /** POST /orders → 202 with the order; its saga runs in the background. */
 export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ body, headers, caller }) => {
-  const key = IdempotencyKeySchema.safeParse(headers['idempotency-key']);
-  if (!key.success) {
-    throw new ValidationError('The Idempotency-Key header must be 1-255 characters.', [
-      { path: 'Idempotency-Key', message: 'must be 1-255 characters' },
-    ]);
-  }
+  const key = idempotencyKeyOf(headers);
   const customer = customerOf(body, caller);
   if ('refused' in customer) {
     if (customer.refused === 'CUSTOMER_REQUIRED') {
@@ -42,7 +35,7 @@ export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ bo
       'An order can only be placed for the customer the token names.',
     );
   }
-  const placed = await place({ ...body, customerId: customer.customerId }, key.data);
+  const placed = await place({ ...body, customerId: customer.customerId }, key);
   if (placed.outcome === 'KEY_REUSED') {
     throw new ClientError(
       'IDEMPOTENCY_KEY_REUSED',

@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseEvent } from '../../events/envelope.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import type { Caller } from '../../shared/caller.ts';
+import { ReservationExpiredError, StockUnavailableError } from '../inventory/stock.ts';
+import { PaymentAmountRefusedError, PaymentClosedError } from '../payments/payment.ts';
 import {
   applySagaStep,
+  cancellationDetailOf,
   CreateOrderRequestSchema,
   CustomerCancelledError,
   customerOf,
@@ -13,6 +16,7 @@ import {
   mergeLines,
   newOrder,
   orderView,
+  recordHonouredCancellation,
   type CreateOrderRequest,
   type Order,
   type SagaStep,
@@ -639,5 +643,206 @@ describe('whose order it is', () => {
     expect(isVisibleTo(order, customer(''))).toBe(false);
     expect(isVisibleTo(order, { kind: 'backOffice', via: 'admin-token' })).toBe(true);
     expect(isVisibleTo(order, { kind: 'backOffice', via: 'iam' })).toBe(true);
+  });
+});
+
+describe('why the order ended: the cancellation detail', () => {
+  /** A Cause as Lambda reports a thrown error to Step Functions: only its name, message and stack. */
+  const thrownCause = (error: Error) =>
+    JSON.stringify({ errorType: error.name, errorMessage: error.message, trace: error.stack?.split('\n') });
+  const failing = (failure: { Error: string; Cause?: string }) => {
+    const { order } = run(
+      placed(),
+      reserved,
+      { step: 'COMPENSATING', orderId: 'order-1', failure },
+      { step: 'COMPENSATED', orderId: 'order-1', failure },
+    );
+    return order;
+  };
+
+  it("shows a decline's code and Stripe's sentence, as the payment step reports it", () => {
+    const order = failing({
+      Error: 'PaymentDeclinedError',
+      Cause: JSON.stringify({
+        paymentIntentId: 'pi_1',
+        failureCode: 'generic_decline',
+        message: 'Your card was declined.',
+      }),
+    });
+    expect(order.cancellationReason).toBe('PAYMENT_FAILED');
+    expect(orderView(order, backOffice).cancellationDetail).toEqual({
+      declineCode: 'generic_decline',
+      message: 'Your card was declined.',
+    });
+  });
+
+  it('shows a decline the step raised as an error the same way, its detail surviving Lambda', () => {
+    const error = new PaymentClosedError({
+      orderId: 'order-1',
+      amount: 2400,
+      currency: 'usd',
+      status: 'FAILED',
+      failureCode: 'insufficient_funds',
+      failureMessage: 'Your card has insufficient funds.',
+      createdAt: T0.toISOString(),
+      updatedAt: T0.toISOString(),
+    });
+    expect(error.name).toBe('PaymentDeclinedError');
+    expect(cancellationDetailOf({ Error: error.name, Cause: thrownCause(error) })).toEqual({
+      declineCode: 'insufficient_funds',
+      message: 'Your card has insufficient funds.',
+    });
+  });
+
+  it.each([
+    ['OUT_OF_STOCK', 'OutOfStockError', 'Not enough stock: tee-black, mug.white'],
+    ['UNKNOWN_PRODUCT', 'UnknownProductError', 'Unknown products: tee-black, mug.white'],
+  ] as const)('%s shows the SKUs that were short or unknown', (reason, name, message) => {
+    const error = new StockUnavailableError(reason, ['tee-black', 'mug.white']);
+    // Only what Lambda serializes reaches the Cause: the `skus` property itself does not.
+    const order = failing({ Error: name, Cause: thrownCause(error) });
+    expect(order.cancellationReason).toBe(reason);
+    expect(orderView(order, backOffice).cancellationDetail).toEqual({
+      skus: ['tee-black', 'mug.white'],
+      message,
+    });
+  });
+
+  it("shows an amount Stripe refuses with Stripe's code", () => {
+    const error = new PaymentAmountRefusedError('order-1', 0, 'usd', 'amount_too_small', 50);
+    expect(cancellationDetailOf({ Error: error.name, Cause: thrownCause(error) })).toEqual({
+      declineCode: 'amount_too_small',
+      message: "Order order-1: 0 usd is below Stripe's minimum charge of 50 (amount_too_small)",
+    });
+  });
+
+  it("shows an outcome's sentence when it has no detail of its own", () => {
+    const error = new ReservationExpiredError('order-1');
+    expect(cancellationDetailOf({ Error: error.name, Cause: thrownCause(error) })).toEqual({
+      message: 'The stock reservation of order order-1 has expired',
+    });
+  });
+
+  it.each([
+    ['Lambda.Unknown', 'The function timed out after 30 s at /var/task/index.mjs'],
+    ['States.Timeout', JSON.stringify({ errorMessage: 'Task timed out' })],
+    [
+      'ZodError',
+      JSON.stringify({ errorType: 'ZodError', errorMessage: 'secret internals: table Orders', trace: [] }),
+    ],
+    [
+      'ConcurrentChangeError',
+      JSON.stringify({ errorType: 'ConcurrentChangeError', errorMessage: 'kept changing', trace: [] }),
+    ],
+  ])('shows nothing of a fault or a bug (%s): PROCESSING_ERROR alone', (name, cause) => {
+    const order = failing({ Error: name, Cause: cause });
+    expect(order.cancellationReason).toBe('PROCESSING_ERROR');
+    expect(order.cancellationDetail).toBeUndefined();
+    expect(orderView(order, backOffice)).not.toHaveProperty('cancellationDetail');
+  });
+
+  it.each([
+    ['no Cause', undefined],
+    ['a Cause that is not JSON', 'because'],
+    ['JSON of another shape', JSON.stringify([1, 2, 3])],
+    ['a null', 'null'],
+    ['a message that is empty', JSON.stringify({ errorType: 'OutOfStockError', errorMessage: '' })],
+    ['a payment cause without a code', JSON.stringify({ paymentIntentId: 'pi_1', message: null })],
+  ])('never fails on an outcome with %s: the reason stands alone', (_what, cause) => {
+    const failure = { Error: 'OutOfStockError', ...(cause === undefined ? {} : { Cause: cause }) };
+    expect(cancellationDetailOf(failure)).toBeUndefined();
+    const order = failing(failure);
+    expect(order).toMatchObject({ status: 'CANCELLED', cancellationReason: 'OUT_OF_STOCK' });
+    expect(order.cancellationDetail).toBeUndefined();
+  });
+
+  it('keeps what parses of a garbled detail and drops the rest', () => {
+    const garbled = (detail: string) =>
+      JSON.stringify({
+        errorType: 'OutOfStockError',
+        errorMessage: `Not enough stock: a\noutcome-detail: ${detail}`,
+      });
+    expect(
+      cancellationDetailOf({ Error: 'OutOfStockError', Cause: garbled('{"skus":["a"],"declineCode":7}') }),
+    ).toEqual({
+      skus: ['a'],
+      message: 'Not enough stock: a',
+    });
+    expect(
+      cancellationDetailOf({ Error: 'OutOfStockError', Cause: garbled('{"skus":["not a sku!"]') }),
+    ).toEqual({
+      message: 'Not enough stock: a',
+    });
+    expect(
+      cancellationDetailOf({ Error: 'OutOfStockError', Cause: garbled('{"skus":["white space"]}') }),
+    ).toEqual({
+      message: 'Not enough stock: a',
+    });
+  });
+
+  it("keeps the first failure's detail, and none from a failure the customer's cancel overrode", () => {
+    const short = {
+      Error: 'OutOfStockError',
+      Cause: thrownCause(new StockUnavailableError('OUT_OF_STOCK', ['a'])),
+    };
+    const { order } = run(
+      placed(),
+      { step: 'COMPENSATING', orderId: 'order-1', failure: short },
+      compensated('Lambda.Unknown'),
+    );
+    expect(order.cancellationDetail).toEqual({ skus: ['a'], message: 'Not enough stock: a' });
+
+    const declined = {
+      Error: 'PaymentDeclinedError',
+      Cause: JSON.stringify({ failureCode: 'generic_decline', message: 'Your card was declined.' }),
+    };
+    const asked = requestCancellation(run(placed(), reserved, paymentPending).order, at(30));
+    if (!('changed' in asked) || !asked.changed) throw new Error('cancellation did not change the order');
+    const { order: cancelled } = run(
+      asked.order,
+      { step: 'COMPENSATING', orderId: 'order-1', failure: declined },
+      { step: 'COMPENSATED', orderId: 'order-1', failure: declined },
+    );
+    expect(cancelled.cancellationReason).toBe('CUSTOMER_CANCELLED');
+    expect(cancelled.cancellationDetail).toBeUndefined();
+    expect(orderView(cancelled, backOffice).cancelRequestedAt).toBe(at(30).toISOString());
+  });
+
+  it('shows when the customer asked to cancel, from the moment it is recorded', () => {
+    expect(orderView(placed(), backOffice)).not.toHaveProperty('cancelRequestedAt');
+    const asked = requestCancellation(placed(), at(30));
+    if (!('changed' in asked) || !asked.changed) throw new Error('cancellation did not change the order');
+    expect(orderView(asked.order, customer('cust-1')).cancelRequestedAt).toBe(at(30).toISOString());
+  });
+});
+
+describe('a cancel Stripe honoured, recorded however far the saga got meanwhile', () => {
+  const customerCancelled = compensating('CustomerCancelledError');
+
+  it('while the saga waits, as any cancel', () => {
+    const { order } = run(placed(), reserved, paymentPending);
+    expect(recordHonouredCancellation(order, at(30))).toEqual(requestCancellation(order, at(30)));
+  });
+
+  it('after the saga heard it and began compensating, or even finished: when the customer asked', () => {
+    for (const steps of [
+      [reserved, paymentPending, customerCancelled],
+      [reserved, paymentPending, customerCancelled, compensated('CustomerCancelledError')],
+    ]) {
+      const { order } = run(placed(), ...steps);
+      const outcome = recordHonouredCancellation(order, at(30));
+      expect(outcome).toMatchObject({ changed: true, order: { cancelRequestedAt: at(30).toISOString() } });
+      const recorded = (outcome as { order: Order }).order;
+      expect(recorded).toMatchObject({
+        sagaState: order.sagaState,
+        cancellationReason: 'CUSTOMER_CANCELLED',
+      });
+      expect(recordHonouredCancellation(recorded, at(31))).toEqual({ changed: false, order: recorded });
+    }
+  });
+
+  it('is refused for an order that ended for another reason, as any cancel', () => {
+    const { order } = run(placed(), compensating('OutOfStockError'), compensated('OutOfStockError'));
+    expect(recordHonouredCancellation(order, at(30))).toMatchObject({ outcome: 'NOT_CANCELLABLE' });
   });
 });

@@ -12,8 +12,13 @@ import type { Caller } from '../../shared/caller.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import {
   cancellationReasonFor,
+  isSagaOutcome,
+  parseOutcomeDetail,
+  PaymentFailureCauseSchema,
+  readOutcomeMessage,
   SagaOutcome,
   SagaOutcomeError,
+  type OutcomeDetail,
   type PaymentLastError,
   type SagaStep,
 } from '../../shared/saga.ts';
@@ -87,6 +92,8 @@ export interface Order {
   status: OrderStatus;
   sagaState: SagaState;
   cancellationReason?: CancellationReason;
+  /** What the outcome that cancelled the order said beyond its reason (cancellationDetailOf). */
+  cancellationDetail?: CancellationDetail;
   payment?: OrderPayment;
   history: Array<{ sagaState: SagaState; at: string }>;
   /** The customer asked to cancel; the saga honours it at its next step, until the payment succeeded. */
@@ -152,6 +159,43 @@ export function newOrder(
   return { order, event };
 }
 
+/**
+ * Why the order ended, beyond its reason: a decline's code, the SKUs that were short or unknown,
+ * and the outcome's sentence.
+ */
+export type CancellationDetail = OutcomeDetail;
+
+/** A function error as Lambda reports it to Step Functions (the Cause of a task that threw). */
+const FunctionErrorCauseSchema = z.object({ errorType: z.string(), errorMessage: z.string() });
+
+/**
+ * The detail of the failure that stopped the saga, read from its Cause, which is either a function
+ * error (`{errorType, errorMessage, trace}`: the outcome error's message, its detail on the last
+ * line, shared/saga.ts) or the payment step's own JSON (PaymentFailureCauseSchema). Only outcomes
+ * have one: a fault's or a bug's Cause can hold internals (SDK messages, stack traces), so none of
+ * it is shown. Never throws: a Cause it cannot read gives no detail, and the reason stands alone.
+ */
+export function cancellationDetailOf(failure: {
+  Error: string;
+  Cause?: string;
+}): CancellationDetail | undefined {
+  if (!isSagaOutcome(failure.Error) || !failure.Cause) return undefined;
+  let cause: unknown;
+  try {
+    cause = JSON.parse(failure.Cause);
+  } catch {
+    return undefined;
+  }
+  const thrown = FunctionErrorCauseSchema.safeParse(cause);
+  if (thrown.success) {
+    const { text, detail } = readOutcomeMessage(thrown.data.errorMessage);
+    return parseOutcomeDetail({ ...detail, message: detail?.message ?? text.trim() });
+  }
+  const payment = PaymentFailureCauseSchema.safeParse(cause);
+  if (!payment.success || !payment.data.failureCode) return undefined;
+  return parseOutcomeDetail({ declineCode: payment.data.failureCode, message: payment.data.message });
+}
+
 type StateStep = Exclude<SagaStep['step'], 'PAYMENT_SUCCEEDED'>;
 
 const TARGET: Record<StateStep, { status?: OrderStatus; sagaState: SagaState; from: readonly SagaState[] }> =
@@ -209,6 +253,26 @@ export function requestCancellation(order: Order, now: Date): StepOutcome | NotC
       message: `Order ${order.orderId} ${why} and can no longer be cancelled.`,
     };
   }
+  const at = now.toISOString();
+  return {
+    changed: true,
+    order: { ...order, cancelRequestedAt: at, updatedAt: at, version: order.version + 1 },
+    events: [],
+  };
+}
+
+/**
+ * The customer's cancellation once the payments service canceled the PaymentIntent at Stripe for
+ * it: Stripe decided the race, and the saga, told at once, may already be compensating (or even be
+ * done) by the time this is written. The order still records when the customer asked, and the cancel
+ * is not refused for a cancellation it caused itself. Otherwise it is requestCancellation.
+ */
+export function recordHonouredCancellation(order: Order, now: Date): StepOutcome | NotCancellable {
+  const compensating =
+    order.sagaState === 'COMPENSATING' ||
+    (order.sagaState === 'COMPENSATED' && order.cancellationReason === 'CUSTOMER_CANCELLED');
+  if (!compensating) return requestCancellation(order, now);
+  if (order.cancelRequestedAt) return { changed: false, order };
   const at = now.toISOString();
   return {
     changed: true,
@@ -297,6 +361,11 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
       order.cancellationReason ??
       (order.cancelRequestedAt ? 'CUSTOMER_CANCELLED' : cancellationReasonFor(command.failure.Error));
     if (reason) next.cancellationReason = reason;
+    // The detail belongs to the failure that gave the reason: not to one the customer's cancel overrode.
+    if (!order.cancellationDetail && reason === cancellationReasonFor(command.failure.Error)) {
+      const detail = cancellationDetailOf(command.failure);
+      if (detail) next.cancellationDetail = detail;
+    }
   }
 
   const base = { source: ORDER_SOURCE, subject: order.orderId, time: now };
@@ -370,6 +439,8 @@ export function orderView(order: Order, caller: Caller, checkout: CheckoutView =
     status: order.status,
     sagaState: order.sagaState,
     ...(order.cancellationReason ? { cancellationReason: order.cancellationReason } : {}),
+    ...(order.cancellationDetail ? { cancellationDetail: order.cancellationDetail } : {}),
+    ...(order.cancelRequestedAt ? { cancelRequestedAt: order.cancelRequestedAt } : {}),
     ...(payment ? { payment } : {}),
     history: order.history,
     createdAt: order.createdAt,

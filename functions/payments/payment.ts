@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   SagaOutcome,
   SagaOutcomeError,
+  type OutcomeDetail,
   type PaymentLastError,
   type SagaOutcomeName,
 } from '../../shared/saga.ts';
@@ -160,18 +161,33 @@ export function closedOutcome(payment: Payment): SagaOutcomeName {
   return SagaOutcome.PaymentCanceled;
 }
 
-/** The payment ended without money (see closedOutcome): the saga compensates with its reason. */
+/**
+ * The payment ended without money (see closedOutcome): the saga compensates with its reason. A
+ * decline carries Stripe's code and sentence as its detail, which the order shows.
+ */
 export class PaymentClosedError extends SagaOutcomeError {
   constructor(payment: Payment, options?: ErrorOptions) {
+    const outcome = closedOutcome(payment);
     super(
-      closedOutcome(payment),
+      outcome,
       `The payment of order ${payment.orderId} is ${payment.status}` +
         (payment.failureCode ? ` (${payment.failureCode})` : '') +
         (payment.cancellationReason ? `: ${payment.cancellationReason}` : ''),
-      options,
+      {
+        ...options,
+        ...(outcome === SagaOutcome.PaymentDeclined && payment.failureCode
+          ? { detail: declineDetail(payment.failureCode, payment.failureMessage) }
+          : {}),
+      },
     );
   }
 }
+
+/** A decline as the order shows it: Stripe's code, and its sentence when it gave one. */
+const declineDetail = (failureCode: string, failureMessage?: string): OutcomeDetail => ({
+  declineCode: failureCode,
+  ...(failureMessage ? { message: failureMessage.slice(0, 500) } : {}),
+});
 
 /** The amount is outside what Stripe charges in that currency: refused before any PaymentIntent exists. */
 export class PaymentAmountRefusedError extends SagaOutcomeError {
@@ -188,7 +204,7 @@ export class PaymentAmountRefusedError extends SagaOutcomeError {
       SagaOutcome.PaymentAmountRefused,
       `Order ${orderId}: ${amount} ${currency} is ${code === 'amount_too_small' ? 'below' : 'above'} ` +
         `Stripe's ${code === 'amount_too_small' ? 'minimum' : 'maximum'} charge of ${limit} (${code})`,
-      options,
+      { ...options, detail: { declineCode: code } },
     );
     this.code = code;
   }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { OrderIdSchema } from '../../events/common.ts';
 import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
-import { cancellationReasonFor, type PaymentLastError } from '../../shared/saga.ts';
+import { cancellationReasonFor, type PaymentFailureCause, type PaymentLastError } from '../../shared/saga.ts';
 import {
   closedOutcome,
   declineIsRetryable,
@@ -80,7 +80,7 @@ export async function notifySaga(deps: PaymentDeps, payment: Payment): Promise<v
           failureCode: payment.failureCode,
           message: payment.failureMessage,
           cancellationReason: payment.cancellationReason,
-        });
+        } satisfies PaymentFailureCause);
   if (result === 'closed')
     logger.info('saga step no longer waiting for payment', { orderId: payment.orderId });
   await deps.payments.markNotified(payment.orderId, token);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
-import { DEFAULT_WEBHOOK_SECRET, localConfigFrom } from './config.ts';
+import { DEFAULT_WEBHOOK_SECRET, localConfigFrom, natsServerAddresses } from './config.ts';
 
 describe('local configuration', () => {
   it('defaults the webhook secret to the local development one', () => {
@@ -60,5 +60,36 @@ describe('fault injection settings', () => {
   ])('refuses a bad %s (%j) before the start, naming the variable', (variable, value, message) => {
     expect(() => localConfigFrom({ [variable]: value })).toThrow(ConfigError);
     expect(() => localConfigFrom({ [variable]: value })).toThrow(message);
+  });
+});
+
+describe('NATS settings', () => {
+  it('leaves existing streams alone unless NATS_UPDATE_STREAMS says otherwise', () => {
+    expect(localConfigFrom({}).NATS_UPDATE_STREAMS).toBe(false);
+    expect(localConfigFrom({ NATS_UPDATE_STREAMS: 'true' }).NATS_UPDATE_STREAMS).toBe(true);
+    expect(() => localConfigFrom({ NATS_UPDATE_STREAMS: 'always' })).toThrow(/NATS_UPDATE_STREAMS: /);
+  });
+
+  it.each([
+    'nats://127.0.0.1:4222',
+    'nats://a:4222,nats://b:4223',
+    '127.0.0.1:4222',
+    'tls://nats.example.com',
+  ])('takes NATS_URL %j', (value) => {
+    expect(localConfigFrom({ NATS_URL: value }).NATS_URL).toBe(value);
+  });
+
+  it.each(['http://127.0.0.1:4222', 'nats://', 'nats://a:4222,,nats://b:4222'])(
+    'refuses NATS_URL %j',
+    (value) => {
+      expect(() => localConfigFrom({ NATS_URL: value })).toThrow(/NATS_URL: must be nats:\/\/host:port/);
+    },
+  );
+
+  it('reads the servers out of NATS_URL, with the default port', () => {
+    expect(natsServerAddresses('nats://a:4223, b')).toEqual([
+      { url: 'nats://a:4223', host: 'a', port: 4223 },
+      { url: 'b', host: 'b', port: 4222 },
+    ]);
   });
 });

@@ -21,6 +21,8 @@ import type { RouteSpec } from './template.ts';
  * bearer token is `401 {"message":"Unauthorized"}`, a token without a scope the route requires is
  * `403 {"message":"Forbidden"}`, and a token that passes reaches the handler as
  * `requestContext.authorizer.jwt` {claims, scopes}, as API Gateway hands it over.
+ * Beside the stack's routes it answers local-only GETs it is given (`staticRoutes`: the API
+ * reference, `/openapi.json` and `/docs`), which API Gateway does not have.
  * Not mirrored: IAM (SigV4) authorization, and any authorizer without LOCAL_AUTH=jwt (as with SAM);
  * custom domains, stages other than $default, throttling, CORS.
  */
@@ -149,6 +151,12 @@ function sendJson(
   response.end(JSON.stringify(body));
 }
 
+/** A GET the local runtime answers itself, beside the stack's routes (the API reference). */
+export interface StaticRoute {
+  path: string;
+  respond: () => Promise<{ contentType: string; body: string | Buffer }>;
+}
+
 export interface HttpGateway {
   readonly url: string;
   close(): Promise<void>;
@@ -160,6 +168,8 @@ export async function startHttpGateway(options: {
   port: number;
   /** Enforce the routes' JWT authorizer with this (LOCAL_AUTH=jwt); without it no route is authorized. */
   jwtAuthorizer?: JwtAuthorizer;
+  /** Local-only GET routes, matched after the stack's own (which they must not shadow). */
+  staticRoutes?: StaticRoute[];
   onError?: (error: unknown) => void;
 }): Promise<HttpGateway> {
   const compiled = options.routes.map(compile);
@@ -173,6 +183,17 @@ export async function startHttpGateway(options: {
         if (match) {
           found = { compiled: candidate, match };
           break;
+        }
+      }
+      const local = found ? undefined : options.staticRoutes?.find((route) => route.path === url.pathname);
+      if (local && request.method === 'GET') {
+        try {
+          const { contentType, body } = await local.respond();
+          response.writeHead(200, { 'content-type': contentType });
+          return response.end(body);
+        } catch (error) {
+          options.onError?.(error);
+          return sendJson(response, 500, { message: 'Internal Server Error' });
         }
       }
       if (!found) return sendJson(response, 404, { message: 'Not Found' });

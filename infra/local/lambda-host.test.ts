@@ -2,9 +2,10 @@ import { SFN, type DescribeExecutionOutput } from '@aws-sdk/client-sfn';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultInjector, type FaultContext, type FaultInjectorOptions } from './faults.ts';
-import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
+import { orderIdOf, startLambdaHost, type LambdaHost } from './lambda-host.ts';
 import { startStepFunctionsEndpoint } from './step-functions.ts';
 
 /** What the handler saw: its writes, as a saga handler's writes commit before it returns. */
@@ -42,6 +43,7 @@ async function host(spec: FaultInjectorOptions['spec'], filter?: FaultInjectorOp
     log: (line) => lines.push(line),
     ...(filter ? { filter } : {}),
   });
+  const failures: string[] = [];
   const lambdas: LambdaHost = await startLambdaHost({
     projectRoot: root,
     functions: [
@@ -51,8 +53,9 @@ async function host(spec: FaultInjectorOptions['spec'], filter?: FaultInjectorOp
     region: 'us-east-1',
     accountId: '000000000000',
     faults,
+    log: (line) => failures.push(line),
   });
-  return { lambdas, lines, faults };
+  return { lambdas, lines, faults, failures };
 }
 
 const EXECUTION = 'arn:aws:states:us-east-1:000000000000:execution:Saga:order-1';
@@ -70,14 +73,19 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 
 describe('Lambda faults on saga task invocations', () => {
   it('lambda.throttle refuses before the handler runs, as Lambda.TooManyRequestsException', async () => {
-    const { lambdas, lines, faults } = await host({ 'lambda.throttle': 1 });
+    const { lambdas, lines, faults, failures } = await host({ 'lambda.throttle': 1 });
     const before = writes().length;
 
-    const error = await rejection(lambdas.invokeTask('Reserve', { id: 'throttled' }, task));
+    const error = await rejection(lambdas.invokeTask('Reserve', { id: 'throttled', orderId: 'o-1' }, task));
 
     expect(error).toMatchObject({ name: 'Lambda.TooManyRequestsException', message: 'Rate Exceeded.' });
     expect(writes()).toHaveLength(before);
     expect(lines).toEqual(['fault lambda.throttle: ReserveStock (execution order-1)']);
+    // The failed invocation's one line, as Lambda's log would show it.
+    expect(failures).toEqual([
+      'lambda Reserve failed (task ReserveStock, execution order-1, order o-1): Lambda.TooManyRequestsException: Rate Exceeded.',
+    ]);
+    expect(lambdas.reported(error)).toBe(true);
     expect(faults.counts()['lambda.throttle']).toBe(1);
   });
 
@@ -175,5 +183,115 @@ describe('Lambda faults on saga task invocations', () => {
       sfn.destroy();
       await endpoint.close();
     }
+  });
+});
+
+describe('logs through the Lambda host', () => {
+  /** A handler of `service` that logs one line, after an await, so that invocations interleave. */
+  const loggingHandler = (loggerUrl: string) => `
+import { logger } from ${JSON.stringify(loggerUrl)};
+export const handler = async (event) => {
+  await new Promise((resolve) => setTimeout(resolve, event.delayMs ?? 0));
+  logger.info('handled', { step: event.step });
+  if (event.fail) throw new Error('boom');
+  return null;
+};
+`;
+
+  it('each handler logs with its own service name, the function and the order, and a failure prints one line', async () => {
+    const loggerUrl = pathToFileURL(join(import.meta.dirname, '..', '..', 'shared', 'logger.ts')).href;
+    await writeFile(join(root, 'logging.mjs'), loggingHandler(loggerUrl));
+    const failures: string[] = [];
+    const lambdas = await startLambdaHost({
+      projectRoot: root,
+      functions: [
+        {
+          logicalId: 'CreateOrder',
+          entry: 'logging.mjs',
+          environment: { POWERTOOLS_SERVICE_NAME: 'orders', POWERTOOLS_LOG_LEVEL: 'INFO' },
+          timeoutSeconds: 3,
+          memorySize: 128,
+        },
+        {
+          logicalId: 'StripeWebhook',
+          entry: 'logging.mjs',
+          environment: { POWERTOOLS_SERVICE_NAME: 'payments', POWERTOOLS_LOG_LEVEL: 'INFO' },
+          timeoutSeconds: 3,
+          memorySize: 128,
+        },
+      ],
+      baseEnvironment: {},
+      region: 'us-east-1',
+      accountId: '000000000000',
+      log: (line) => failures.push(line),
+    });
+
+    const written: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      written.push(String(chunk));
+      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    try {
+      await Promise.all([
+        // The slower one starts first: each line must still carry its own invocation's keys.
+        lambdas.invoke('CreateOrder', { step: 'create', orderId: 'o-1', delayMs: 30 }),
+        lambdas.invoke('StripeWebhook', {
+          routeKey: 'POST /payments/webhook',
+          body: JSON.stringify({ data: { object: { metadata: { orderId: 'o-2' } } } }),
+        }),
+        lambdas
+          .invokeTask(
+            'CreateOrder',
+            { step: 'task', orderId: 'o-3', fail: true },
+            {
+              stateName: 'ApplyStep',
+              executionArn: 'arn:aws:states:us-east-1:000000000000:execution:Saga:o-3',
+            },
+          )
+          .catch(() => undefined),
+      ]);
+    } finally {
+      process.stdout.write = write;
+    }
+
+    const logged = written
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter((line) => line.includes('"handled"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(logged).toHaveLength(3);
+    const byStep = (step: string | undefined) => logged.find((line) => line.step === step);
+    expect(byStep('create')).toMatchObject({
+      service: 'orders',
+      function_name: 'CreateOrder',
+      orderId: 'o-1',
+    });
+    expect(byStep(undefined)).toMatchObject({
+      service: 'payments',
+      function_name: 'StripeWebhook',
+      orderId: 'o-2',
+    });
+    expect(byStep('task')).toMatchObject({ service: 'orders', function_name: 'CreateOrder', orderId: 'o-3' });
+    expect(new Set(logged.map((line) => line.function_request_id)).size).toBe(3);
+
+    expect(failures).toEqual([
+      'lambda CreateOrder failed (task ApplyStep, execution o-3, order o-3): Error: boom',
+    ]);
+  });
+
+  it('finds the order in the events the runtime delivers', () => {
+    expect(orderIdOf({ orderId: 'o-task' })).toBe('o-task');
+    expect(orderIdOf({ routeKey: 'GET /orders/{orderId}', pathParameters: { orderId: 'o-path' } })).toBe(
+      'o-path',
+    );
+    expect(orderIdOf({ queryStringParameters: { orderId: 'o-query' } })).toBe('o-query');
+    const record = (pk: string) => ({ dynamodb: { NewImage: { pk: { S: pk } } } });
+    expect(orderIdOf({ Records: [record('ORDER#o-1'), record('ORDER#o-1')] })).toBe('o-1');
+    expect(orderIdOf({ Records: [record('ORDER#o-1'), record('ORDER#o-2')] })).toBeUndefined();
+    expect(
+      orderIdOf({ Records: [{ dynamodb: { NewImage: { orderId: { S: 'o-9' }, pk: { S: 'RES#1' } } } }] }),
+    ).toBe('o-9');
+    expect(orderIdOf({ body: 'not json' })).toBeUndefined();
+    expect(orderIdOf(null)).toBeUndefined();
   });
 });

@@ -2,6 +2,8 @@ import type { Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { LogLevel } from '@aws-lambda-powertools/logger/types';
+import { withLogScope, type LogScope } from '../../shared/logger.ts';
 import { noFaults, type FaultInjector } from './faults.ts';
 import type { TaskInvocation } from './step-functions.ts';
 import type { FunctionSpec } from './template.ts';
@@ -10,6 +12,13 @@ import type { FunctionSpec } from './template.ts';
  * Runs the stack's Lambda handlers in this process, the way the Lambda runtime would call them.
  * Each handler module is imported once (its cold start) with the environment the stack gives that
  * function, so its module-scope configuration parses exactly what it would parse on AWS.
+ *
+ * Logs: each invocation (and each module's import) runs in a log scope (shared/logger.ts
+ * `withLogScope`), so that the shared `logger` writes with the function's own
+ * POWERTOOLS_SERVICE_NAME and POWERTOOLS_LOG_LEVEL, as each function's own process would, plus the
+ * keys `function_name`, `function_request_id` and, when the event tells it, `orderId`. A failed
+ * invocation, whatever called it, prints one line (`log`):
+ *   lambda ReserveStock… failed (task ReserveStock, execution 6f0c…, order 6f0c…): Error: …
  *
  * Not mirrored: isolation between functions (they share one process, so module state of shared
  * code is shared too, and `process.env` at invocation time is the runtime's plus the shared base
@@ -34,6 +43,11 @@ export interface LambdaHost {
   /** As `invoke`, for a saga state's task: the Lambda faults in force apply (see the top comment). */
   invokeTask(functionRef: string, event: unknown, task: TaskInvocation): Promise<unknown>;
   functionArn(logicalId: string): string;
+  /**
+   * Whether `error` is a failed invocation's, already printed as its one line: a caller that
+   * reports errors of its own (the HTTP gateway, a stream poller) skips these.
+   */
+  reported(error: unknown): boolean;
 }
 
 export interface LambdaHostOptions {
@@ -45,6 +59,8 @@ export interface LambdaHostOptions {
   accountId: string;
   /** The faults `invokeTask` injects; default none. */
   faults?: FaultInjector;
+  /** Where a failed invocation's one line goes; default stderr. */
+  log?: (line: string) => void;
 }
 
 export class LambdaTimeoutError extends Error {
@@ -63,11 +79,90 @@ export class LambdaThrottledError extends Error {
   }
 }
 
-async function importWithEnvironment(file: string, environment: Record<string, string>): Promise<Handler> {
+const LOG_LEVELS = new Set(['DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT', 'TRACE']);
+
+/** The function's own service name and level, from the environment the stack gives it. */
+function logScopeOf(spec: FunctionSpec, environment: Record<string, string>): LogScope {
+  const level = environment.POWERTOOLS_LOG_LEVEL?.toUpperCase();
+  return {
+    serviceName: environment.POWERTOOLS_SERVICE_NAME || spec.logicalId,
+    ...(level && LOG_LEVELS.has(level) ? { logLevel: level as LogLevel } : {}),
+  };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const text = (value: unknown): string | undefined =>
+  typeof value === 'string' && value !== '' ? value : undefined;
+
+/**
+ * The order an invocation is about, when its event says so: a saga task's payload (`orderId`), a
+ * route's path or query (`/orders/{orderId}`, `?orderId=`), a Stripe webhook's object
+ * (`metadata.orderId`), or a stream batch whose records all belong to one order.
+ */
+export function orderIdOf(event: unknown): string | undefined {
+  if (!isObject(event)) return undefined;
+  const direct = text(event.orderId);
+  if (direct) return direct;
+  for (const bag of [event.pathParameters, event.queryStringParameters]) {
+    const fromRoute = isObject(bag) ? text(bag.orderId) : undefined;
+    if (fromRoute) return fromRoute;
+  }
+  if (typeof event.body === 'string' && event.isBase64Encoded !== true && event.body.length <= 65_536) {
+    try {
+      const body: unknown = JSON.parse(event.body);
+      const object = isObject(body) && isObject(body.data) ? body.data.object : undefined;
+      const metadata = isObject(object) ? object.metadata : undefined;
+      const fromStripe = isObject(metadata) ? text(metadata.orderId) : undefined;
+      if (fromStripe) return fromStripe;
+    } catch {
+      // Not JSON: nothing to tell.
+    }
+  }
+  if (Array.isArray(event.Records)) {
+    const orders = new Set<string>();
+    for (const record of event.Records as unknown[]) {
+      const images = isObject(record) && isObject(record.dynamodb) ? record.dynamodb : {};
+      for (const image of [images.NewImage, images.OldImage]) {
+        if (!isObject(image)) continue;
+        const orderId = isObject(image.orderId) ? text(image.orderId.S) : undefined;
+        const pk = isObject(image.pk) ? text(image.pk.S) : undefined;
+        const id = orderId ?? (pk?.startsWith('ORDER#') ? pk.slice('ORDER#'.length) : undefined);
+        if (id) orders.add(id);
+      }
+    }
+    if (orders.size === 1) return [...orders][0];
+  }
+  return undefined;
+}
+
+/** What called the function, from its event (or the saga task): for the failure line. */
+function triggerOf(event: unknown, task?: TaskInvocation): string {
+  if (task) return `task ${task.stateName}, execution ${task.executionArn.split(':').at(-1) ?? ''}`;
+  if (isObject(event)) {
+    if (typeof event.routeKey === 'string') return event.routeKey;
+    if (Array.isArray(event.Records)) {
+      const [first] = event.Records as unknown[];
+      const arn = isObject(first) ? text(first.eventSourceARN) : undefined;
+      const table = arn?.split(':table/')[1]?.split('/')[0];
+      return `stream ${table ?? '?'}, ${event.Records.length} record(s)`;
+    }
+    if (event.source === 'aws.events') return 'schedule';
+  }
+  return 'invoke';
+}
+
+async function importWithEnvironment(
+  file: string,
+  environment: Record<string, string>,
+  scope: LogScope,
+): Promise<Handler> {
   const saved = process.env;
   process.env = { ...saved, ...environment };
   try {
-    const module = (await import(pathToFileURL(file).href)) as { handler?: Handler };
+    const module = (await withLogScope(scope, () => import(pathToFileURL(file).href))) as {
+      handler?: Handler;
+    };
     if (typeof module.handler !== 'function') throw new Error(`${file} exports no handler`);
     return module.handler;
   } finally {
@@ -78,7 +173,9 @@ async function importWithEnvironment(file: string, environment: Record<string, s
 export async function startLambdaHost(options: LambdaHostOptions): Promise<LambdaHost> {
   const functionArn = (logicalId: string) =>
     `arn:aws:lambda:${options.region}:${options.accountId}:function:${logicalId}`;
-  const handlers = new Map<string, { spec: FunctionSpec; handler: Handler }>();
+  const handlers = new Map<string, { spec: FunctionSpec; handler: Handler; logScope: LogScope }>();
+  const log = options.log ?? ((line: string) => console.error(line));
+  const reported = new WeakSet<object>();
   // The SDK resolves endpoints and credentials lazily, at the first call, from the process's
   // environment: the variables every function shares must be there too, not only at import.
   Object.assign(process.env, options.baseEnvironment);
@@ -90,8 +187,12 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
       AWS_LAMBDA_FUNCTION_NAME: spec.logicalId,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
     };
-    const handler = await importWithEnvironment(join(options.projectRoot, spec.entry), environment);
-    handlers.set(spec.logicalId, { spec, handler });
+    const logScope = logScopeOf(spec, environment);
+    const handler = await importWithEnvironment(join(options.projectRoot, spec.entry), environment, {
+      ...logScope,
+      keys: { function_name: spec.logicalId },
+    });
+    handlers.set(spec.logicalId, { spec, handler, logScope });
   }
 
   const faults = options.faults ?? noFaults();
@@ -109,11 +210,34 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
     return { name, ...target };
   };
 
+  /** The invocation's one failure line, whoever called it; the error goes on unchanged. */
+  const failed = (
+    target: ReturnType<typeof resolve>,
+    event: unknown,
+    error: unknown,
+    task?: TaskInvocation,
+  ) => {
+    // Marked so that callers with error reports of their own skip it; the same error object thrown by
+    // a later invocation (a memoized failure) still gets that invocation's line.
+    if (typeof error === 'object' && error !== null) reported.add(error);
+    const orderId = orderIdOf(event);
+    const message = String(error).replace(/\s*\n\s*/g, ' ');
+    log(
+      `lambda ${target.name} failed (${triggerOf(event, task)}${orderId ? `, order ${orderId}` : ''}): ${message}`,
+    );
+  };
+
   const run = async (target: ReturnType<typeof resolve>, event: unknown): Promise<unknown> => {
     const { name } = target;
     const deadline = Date.now() + target.spec.timeoutSeconds * 1000;
+    const requestId = randomUUID();
+    const orderId = orderIdOf(event);
+    const scope: LogScope = {
+      ...target.logScope,
+      keys: { function_name: name, function_request_id: requestId, ...(orderId ? { orderId } : {}) },
+    };
     const context = {
-      awsRequestId: randomUUID(),
+      awsRequestId: requestId,
       functionName: name,
       functionVersion: '$LATEST',
       invokedFunctionArn: functionArn(name),
@@ -135,10 +259,8 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
     });
     try {
       // Event and result cross a process boundary as JSON on AWS.
-      const result = await Promise.race([
-        target.handler(JSON.parse(JSON.stringify(event ?? null)), context),
-        timeout,
-      ]);
+      const input: unknown = JSON.parse(JSON.stringify(event ?? null));
+      const result = await Promise.race([withLogScope(scope, () => target.handler(input, context)), timeout]);
       return result === undefined ? null : JSON.parse(JSON.stringify(result));
     } finally {
       clearTimeout(timer);
@@ -147,15 +269,30 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
 
   return {
     functionArn,
-    invoke: async (functionRef, event) => run(resolve(functionRef), event),
+    reported: (error) => typeof error === 'object' && error !== null && reported.has(error),
+    async invoke(functionRef, event) {
+      const target = resolve(functionRef);
+      try {
+        return await run(target, event);
+      } catch (error) {
+        failed(target, event, error);
+        throw error;
+      }
+    },
     async invokeTask(functionRef, event, task) {
       const target = resolve(functionRef);
       const context = { ...task, functionName: target.name };
-      if (faults.roll('lambda.throttle', context)) throw new LambdaThrottledError();
-      const result = await run(target, event);
-      if (faults.roll('lambda.lost-response', context))
-        throw new LambdaTimeoutError(target.name, target.spec.timeoutSeconds);
-      return result;
+      try {
+        if (faults.roll('lambda.throttle', context)) throw new LambdaThrottledError();
+        const result = await run(target, event);
+        if (faults.roll('lambda.lost-response', context))
+          throw new LambdaTimeoutError(target.name, target.spec.timeoutSeconds);
+        return result;
+      } catch (error) {
+        // As Lambda's own log would show it; the state machine decides whether it retries.
+        failed(target, event, error, task);
+        throw error;
+      }
     },
   };
 }

@@ -176,12 +176,17 @@ export async function startNatsServer(): Promise<LocalService> {
   };
 }
 
+/** The machine's NATS, which the runtime adopts when `NATS_URL` is unset and it answers. */
+export const DEFAULT_NATS = { host: '127.0.0.1', port: 4222, url: 'nats://127.0.0.1:4222' } as const;
+
 /**
  * NATS as the contract resolves it: `NATS_URL` when set; else the machine's server at
- * 127.0.0.1:4222 when it answers; else a private `nats-server -js`.
+ * 127.0.0.1:4222 when it answers; else a private `nats-server -js`. `shared`: a server this
+ * runtime did not start (stop() leaves it running).
  */
-export async function resolveNats(natsUrl: string | undefined): Promise<LocalService> {
-  if (natsUrl) return { url: natsUrl, stop: async () => {} };
-  if (await canConnect('127.0.0.1', 4222)) return { url: 'nats://127.0.0.1:4222', stop: async () => {} };
-  return startNatsServer();
+export async function resolveNats(natsUrl: string | undefined): Promise<LocalService & { shared: boolean }> {
+  if (natsUrl) return { url: natsUrl, shared: true, stop: async () => {} };
+  if (await canConnect(DEFAULT_NATS.host, DEFAULT_NATS.port))
+    return { url: DEFAULT_NATS.url, shared: true, stop: async () => {} };
+  return { ...(await startNatsServer()), shared: false };
 }

@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { streamDefinitions } from '../nats/streams.ts';
-import { ensureStreams } from '../../shared/nats.ts';
+import { ensureStreams, type EnsureStreamsResult } from '../../shared/nats.ts';
 import { LOCAL_STRIPE_API_KEY, type LocalConfig } from './config.ts';
 import { DEMO_CATALOGUE } from './demo-catalogue.ts';
 import { faultInjector, randomFaultSeed, type FaultInjector } from './faults.ts';
 import { LOCAL_JWT_AUDIENCE, LOCAL_JWT_ISSUER, localJwtAuthorizer } from './auth.ts';
+import { apiDocsRoutes } from './api-docs.ts';
 import { startHttpGateway } from './http-gateway.ts';
 import { startLambdaEndpoint } from './lambda-endpoint.ts';
 import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
@@ -47,6 +48,13 @@ export interface LocalRuntimeOptions {
 export interface LocalRuntime {
   readonly apiUrl: string;
   readonly natsUrl: string;
+  /**
+   * `true`: a server this runtime did not start (`NATS_URL`, or one already on 127.0.0.1:4222),
+   * shared with whatever else uses it and left running on stop. `false`: its own `nats-server`.
+   */
+  readonly natsShared: boolean;
+  /** What start-up did to the JetStream streams (ORDERS, INVENTORY, PAYMENTS). */
+  readonly natsStreams: EnsureStreamsResult;
   readonly dynamodbEndpoint: string;
   readonly stripeUrl: string;
   readonly stepFunctionsUrl: string;
@@ -169,9 +177,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       endpoint: dynamodb.url,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    const [streamArns] = await Promise.all([
+    // A shared server's streams that differ are never changed silently (NATS_UPDATE_STREAMS).
+    const [streamArns, natsStreams] = await Promise.all([
       createTables(dynamoClient, templateTables(template), tablePrefix),
-      ensureStreams(nats.url, streamDefinitions(1)),
+      ensureStreams(nats.url, streamDefinitions(1), { update: config.NATS_UPDATE_STREAMS }),
     ]);
 
     // The endpoint needs the handlers and the handlers need the endpoint's URL: bind late.
@@ -192,16 +201,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         },
       ],
       // Saga tasks only: the Lambda faults are injected here, not on the HTTP API or the stream pollers.
+      // A failed task prints its one line from the Lambda host, as Lambda's own log would show it.
       invoke: async (arn, payload, task) => {
         if (!loaded.lambdas) throw new Error('handlers are not loaded yet');
-        try {
-          return await loaded.lambdas.invokeTask(arn, payload, task);
-        } catch (error) {
-          // As Lambda's own log would show it; the state machine decides whether it retries.
-          const execution = task.executionArn.split(':').at(-1);
-          log(`task ${task.stateName} failed (execution ${execution}): ${String(error)}`);
-          throw error;
-        }
+        return loaded.lambdas.invokeTask(arn, payload, task);
       },
       region: REGION,
       accountId: ACCOUNT,
@@ -228,6 +231,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       region: REGION,
       accountId: ACCOUNT,
       faults,
+      log,
       baseEnvironment: {
         ...awsEnvironment,
         AWS_ENDPOINT_URL_SFN: stepFunctions.url,
@@ -260,8 +264,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         reportBatchItemFailures: source.reportBatchItemFailures,
         maximumRetryAttempts: source.maximumRetryAttempts,
         invoke: (event) => host.invoke(source.functionId, event),
-        onError: (error, attempt) =>
-          log(`stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`),
+        // A failed invocation has printed its line (lambda-host.ts); this is the rest: reported batch
+        // item failures, and the Streams API's own.
+        onError: (error, attempt) => {
+          if (!host.reported(error))
+            log(
+              `stream ${source.tableId} → ${source.functionId}: attempt ${attempt} failed: ${String(error)}`,
+            );
+        },
         onDiscard: (records) =>
           log(`stream ${source.tableId}: gave up on ${records.length} record(s) after retries`),
       });
@@ -280,7 +290,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             'detail-type': 'Scheduled Event',
             time: new Date().toISOString(),
           })
-          .catch((error: unknown) => log(`scheduled ${schedule.functionId} failed: ${String(error)}`))
+          .catch((error: unknown) => {
+            if (!host.reported(error)) log(`scheduled ${schedule.functionId} failed: ${String(error)}`);
+          })
           .finally(() => (running = false));
       }, schedule.intervalSeconds * 1000);
       stops.push(async () => clearInterval(timer));
@@ -293,10 +305,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       routes: topology.routes,
       lambdas: host,
       port: config.PORT,
+      staticRoutes: apiDocsRoutes(),
       ...(config.LOCAL_AUTH === 'jwt' && jwt
         ? { jwtAuthorizer: localJwtAuthorizer({ secret: config.LOCAL_JWT_SECRET, ...jwt }) }
         : {}),
-      onError: (error) => log(`handler failed: ${String(error)}`),
+      onError: (error) => {
+        if (!host.reported(error)) log(`HTTP gateway: ${String(error)}`);
+      },
     });
     stops.push(() => gateway.close());
     stripe.setWebhookUrl(`${gateway.url}/payments/webhook`);
@@ -335,6 +350,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     return {
       apiUrl: gateway.url,
       natsUrl: nats.url,
+      natsShared: nats.shared,
+      natsStreams,
       dynamodbEndpoint: dynamodb.url,
       stripeUrl: stripe.url,
       stepFunctionsUrl: stepFunctions.url,

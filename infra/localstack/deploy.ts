@@ -10,6 +10,13 @@ import { z } from 'zod';
 import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { DEFAULT_WEBHOOK_SECRET, LOCAL_STRIPE_API_KEY } from '../local/config.ts';
+import {
+  configOrExit,
+  EXIT_CODES,
+  exitOnProblems,
+  preflightLocalstack,
+  systemProbes,
+} from '../local/preflight.ts';
 
 /**
  * `npm run deploy:localstack`: the same stack, deployed to a running LocalStack (which needs Docker,
@@ -21,22 +28,48 @@ import { DEFAULT_WEBHOOK_SECRET, LOCAL_STRIPE_API_KEY } from '../local/config.ts
  *
  * NATS_URL and STRIPE_API_URL must be reachable from LocalStack's Lambda containers; run the
  * emulator with `STRIPE_EMULATOR_HOST=0.0.0.0 STRIPE_WEBHOOK_URL=<API>/payments/webhook npm run stripe:emulator`.
+ * Exit codes as `npm start`'s: 2 a bad knob, 3 LocalStack not answering, 1 a failed step (its
+ * output above says why).
  */
-const config = parseConfig(
-  z
-    .object({
-      LOCALSTACK_URL: z.url().default('http://localhost:4566'),
-      AWS_REGION: z.string().default('us-east-1'),
-      NATS_URL: z.string().min(1, 'NATS_URL must name a NATS server reachable from LocalStack'),
-      STRIPE_API_URL: z.url().optional(),
-      STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
-      STRIPE_WEBHOOK_SECRET: WebhookSecretSettingSchema.default(DEFAULT_WEBHOOK_SECRET),
-    })
-    .refine((env) => env.STRIPE_API_URL || env.STRIPE_SECRET_KEY, {
-      message:
-        'without STRIPE_API_URL (the emulator) the functions call Stripe itself: set STRIPE_SECRET_KEY to a test key',
-    }),
+const PREFIX = 'deploy:localstack';
+const config = configOrExit(PREFIX, () =>
+  parseConfig(
+    z
+      .object({
+        LOCALSTACK_URL: z.url().default('http://localhost:4566'),
+        AWS_REGION: z.string().default('us-east-1'),
+        NATS_URL: z
+          .string({
+            message:
+              'set it to a NATS server reachable from LocalStack, e.g. nats://host.docker.internal:4222',
+          })
+          .min(1, 'set it to a NATS server reachable from LocalStack, e.g. nats://host.docker.internal:4222'),
+        STRIPE_API_URL: z.url().optional(),
+        STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
+        STRIPE_WEBHOOK_SECRET: WebhookSecretSettingSchema.default(DEFAULT_WEBHOOK_SECRET),
+      })
+      .refine((env) => env.STRIPE_API_URL || env.STRIPE_SECRET_KEY, {
+        message:
+          'without STRIPE_API_URL (the emulator) the functions call Stripe itself: set STRIPE_SECRET_KEY to a test key',
+      }),
+  ),
 );
+exitOnProblems(PREFIX, await preflightLocalstack(config, systemProbes));
+
+/** A step that failed: one line (the CDK CLI has printed its own output above), no stack trace. */
+function fail(step: string, error: unknown): never {
+  const status = (error as { status?: unknown }).status;
+  console.error(
+    `${PREFIX}: ${step} failed: ${
+      typeof status === 'number'
+        ? `exit ${status} (its output is above)`
+        : error instanceof Error
+          ? error.message
+          : String(error)
+    }`,
+  );
+  process.exit(EXIT_CODES.failure);
+}
 const stripeKey = config.STRIPE_SECRET_KEY ?? LOCAL_STRIPE_API_KEY;
 
 // A profile or session token would make the CDK CLI resolve another account than LocalStack's.
@@ -72,15 +105,29 @@ const SecretString = JSON.stringify({
 });
 let secretArn: string;
 try {
-  secretArn = (await secrets.send(new CreateSecretCommand({ Name: 'order-saga/stripe', SecretString }))).ARN!;
+  try {
+    secretArn = (await secrets.send(new CreateSecretCommand({ Name: 'order-saga/stripe', SecretString })))
+      .ARN!;
+  } catch (error) {
+    if (!(error instanceof ResourceExistsException)) throw error;
+    secretArn = (
+      await secrets.send(new PutSecretValueCommand({ SecretId: 'order-saga/stripe', SecretString }))
+    ).ARN!;
+  }
 } catch (error) {
-  if (!(error instanceof ResourceExistsException)) throw error;
-  secretArn = (await secrets.send(new PutSecretValueCommand({ SecretId: 'order-saga/stripe', SecretString })))
-    .ARN!;
+  fail(`storing the Stripe keys in LocalStack's Secrets Manager (${config.LOCALSTACK_URL})`, error);
+} finally {
+  secrets.destroy();
 }
 
 mkdirSync('.tmp', { recursive: true });
-const cdk = (...args: string[]) => execFileSync('npx', ['cdk', ...args], { stdio: 'inherit', env });
+const cdk = (...args: string[]) => {
+  try {
+    execFileSync('npx', ['cdk', ...args], { stdio: 'inherit', env });
+  } catch (error) {
+    fail(`cdk ${args[0]}`, error);
+  }
+};
 cdk('bootstrap', `aws://000000000000/${config.AWS_REGION}`);
 cdk(
   'deploy',
