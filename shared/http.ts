@@ -3,7 +3,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { z } from 'zod';
 import { ClientError, MAX_BODY_BYTES, ValidationError, type ErrorDetail } from './errors.ts';
 import { callerOf, type Caller } from './caller.ts';
-import { logger } from './logger.ts';
+import { logger, orderLogKeys } from './logger.ts';
 
 export { MAX_BODY_BYTES } from './errors.ts';
 
@@ -120,6 +120,7 @@ export function httpRoute<
   Q extends Schema = z.ZodUnknown,
 >(spec: RouteSpec<B, P, Q>, run: (request: RouteRequest<B, P, Q>) => Promise<RouteResponse>): HttpHandler {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+    .use(orderLogKeys())
     .use(httpErrors())
     .handler(async (event) => {
       const rawBody = decodeBody(event);

@@ -61,3 +61,34 @@ export const logger: Logger = new Proxy(processLogger, {
     return Reflect.set(current(), property, value);
   },
 });
+
+/** The order an invocation is about, where its event names one (a saga command, a path or query). */
+function orderIdOf(event: unknown): string | undefined {
+  if (typeof event !== 'object' || event === null) return undefined;
+  const { orderId, pathParameters, queryStringParameters } = event as {
+    orderId?: unknown;
+    pathParameters?: { orderId?: unknown } | null;
+    queryStringParameters?: { orderId?: unknown } | null;
+  };
+  const found = orderId ?? pathParameters?.orderId ?? queryStringParameters?.orderId;
+  return typeof found === 'string' && found.length > 0 ? found : undefined;
+}
+
+/**
+ * A middy middleware: every line an invocation logs carries the order it is about (`orderId`), on
+ * AWS as locally; the key is removed when the invocation ends, so a warm function's next
+ * invocation starts clean. A failed invocation needs no line of its own here: Lambda's runtime
+ * logs the error it returns (and the local Lambda host prints one line for it).
+ */
+export function orderLogKeys() {
+  const clear = () => logger.removeKeys(['orderId']);
+  return {
+    before: (request: { event: unknown }) => {
+      clear(); // in case an earlier invocation ended where no later middleware ran
+      const orderId = orderIdOf(request.event);
+      if (orderId) logger.appendKeys({ orderId });
+    },
+    after: clear,
+    onError: clear,
+  };
+}

@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { orderLogKeys } from '../../shared/logger.ts';
 import { dynamoDocumentClient } from '../../shared/aws.ts';
 import { applyStep } from './apply-saga-step.ts';
 import { ordersConfig } from './config.ts';
@@ -12,13 +13,15 @@ const apply = applyStep({
 });
 
 /** Saga task: moves the order one step (reserved, payment pending, completed, compensating, cancelled). */
-export const handler = middy().handler(async (event: unknown) => {
-  const order = await apply(SagaStepSchema.parse(event));
-  return {
-    orderId: order.orderId,
-    status: order.status,
-    sagaState: order.sagaState,
-    // Always present (null without one): the saga reads it with a JSONPath, which fails on a missing key.
-    cancellationReason: order.cancellationReason ?? null,
-  };
-});
+export const handler = middy()
+  .use(orderLogKeys())
+  .handler(async (event: unknown) => {
+    const order = await apply(SagaStepSchema.parse(event));
+    return {
+      orderId: order.orderId,
+      status: order.status,
+      sagaState: order.sagaState,
+      // Always present (null without one): the saga reads it with a JSONPath, which fails on a missing key.
+      cancellationReason: order.cancellationReason ?? null,
+    };
+  });

@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { orderLogKeys } from '../../shared/logger.ts';
 import { paymentDeps } from './deps.ts';
 import { CancelPaymentCommandSchema } from './payment.ts';
 import { cancelPayment } from './payments.ts';
@@ -6,6 +7,6 @@ import { cancelPayment } from './payments.ts';
 const cancel = cancelPayment(await paymentDeps());
 
 /** Saga compensation: cancel the PaymentIntent, or refund it if it was paid. */
-export const handler = middy().handler(async (event: unknown) =>
-  cancel(CancelPaymentCommandSchema.parse(event)),
-);
+export const handler = middy()
+  .use(orderLogKeys())
+  .handler(async (event: unknown) => cancel(CancelPaymentCommandSchema.parse(event)));

@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { orderLogKeys } from '../../shared/logger.ts';
 import { paymentDeps } from './deps.ts';
 import { CreatePaymentCommandSchema } from './payment.ts';
 import { createPayment } from './payments.ts';
@@ -6,6 +7,6 @@ import { createPayment } from './payments.ts';
 const create = createPayment(await paymentDeps());
 
 /** Saga step: create the payment and its PaymentIntent; answers the intent and its client secret. */
-export const handler = middy().handler(async (event: unknown) =>
-  create(CreatePaymentCommandSchema.parse(event)),
-);
+export const handler = middy()
+  .use(orderLogKeys())
+  .handler(async (event: unknown) => create(CreatePaymentCommandSchema.parse(event)));

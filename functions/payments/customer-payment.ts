@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { orderLogKeys } from '../../shared/logger.ts';
 import { paymentDeps } from './deps.ts';
 import { CustomerPaymentRequestSchema, type CheckoutView } from './payment.ts';
 import { cancelForCustomer, checkoutFor, type CustomerCancelOutcome } from './payments.ts';
@@ -12,10 +13,10 @@ const checkout = checkoutFor(deps);
  * cancel it (Stripe decides the race with a success), or read what the customer needs to confirm
  * it: the client secret, and the decline of their last attempt (`clientSecret`: a CheckoutView).
  */
-export const handler = middy().handler(
-  async (event: unknown): Promise<{ outcome: CustomerCancelOutcome } | CheckoutView> => {
+export const handler = middy()
+  .use(orderLogKeys())
+  .handler(async (event: unknown): Promise<{ outcome: CustomerCancelOutcome } | CheckoutView> => {
     const request = CustomerPaymentRequestSchema.parse(event);
     if (request.action === 'cancel') return { outcome: await cancel(request.orderId) };
     return checkout(request.orderId);
-  },
-);
+  });

@@ -122,6 +122,25 @@ function stripeEventPut(tableName: string, stripeEventId: string, now: Date): Tr
   };
 }
 
+/**
+ * Writes a change of the payment (item 0) with the Stripe event that caused it (item 1), once:
+ * `duplicate` when that event was applied already, `stale` when the change's condition failed.
+ */
+async function applyWithStripeEvent(
+  client: DynamoDBDocumentClient,
+  items: [TransactItem, TransactItem],
+): Promise<'applied' | 'duplicate' | 'stale'> {
+  try {
+    await transactWrite(client, items);
+    return 'applied';
+  } catch (error) {
+    if (!(error instanceof TransactionCancelledError)) throw error;
+    if (error.reasons[1]?.code === 'ConditionalCheckFailed') return 'duplicate';
+    if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
+    throw error;
+  }
+}
+
 export function dynamoPaymentRepository(
   client: DynamoDBDocumentClient,
   tableName: string,
@@ -227,7 +246,7 @@ export function dynamoPaymentRepository(
     },
 
     async recordRefundFailure(orderId, paymentIntentId, refundId, reason, now, stripeEventId) {
-      const items: TransactItem[] = [
+      const items: [TransactItem, TransactItem] = [
         {
           Update: {
             TableName: tableName,
@@ -245,20 +264,12 @@ export function dynamoPaymentRepository(
         },
         stripeEventPut(tableName, stripeEventId, now),
       ];
-      try {
-        await transactWrite(client, items);
-        return 'applied';
-      } catch (error) {
-        if (!(error instanceof TransactionCancelledError)) throw error;
-        if (error.reasons[1]?.code === 'ConditionalCheckFailed') return 'duplicate';
-        if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
-        throw error;
-      }
+      return applyWithStripeEvent(client, items);
     },
 
     async recordDecline(orderId, paymentIntentId, decline, now, stripeEventId) {
       const { lastError, lastErrorAt, stripeStatus } = decline;
-      const items: TransactItem[] = [
+      const items: [TransactItem, TransactItem] = [
         {
           Update: {
             TableName: tableName,
@@ -283,15 +294,7 @@ export function dynamoPaymentRepository(
         },
         stripeEventPut(tableName, stripeEventId, now),
       ];
-      try {
-        await transactWrite(client, items);
-        return 'applied';
-      } catch (error) {
-        if (!(error instanceof TransactionCancelledError)) throw error;
-        if (error.reasons[1]?.code === 'ConditionalCheckFailed') return 'duplicate';
-        if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
-        throw error;
-      }
+      return applyWithStripeEvent(client, items);
     },
 
     async recordStripeEvent(stripeEventId, now) {

@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { orderLogKeys } from '../../shared/logger.ts';
 import { paymentDeps } from './deps.ts';
 import { RequestPaymentCommandSchema } from './payment.ts';
 import { requestPayment } from './payments.ts';
@@ -6,6 +7,6 @@ import { requestPayment } from './payments.ts';
 const request = requestPayment(await paymentDeps());
 
 /** Saga callback step (waitForTaskToken): store the token, confirm with the order's payment method; the webhook reports the outcome. */
-export const handler = middy().handler(async (event: unknown) =>
-  request(RequestPaymentCommandSchema.parse(event)),
-);
+export const handler = middy()
+  .use(orderLogKeys())
+  .handler(async (event: unknown) => request(RequestPaymentCommandSchema.parse(event)));
