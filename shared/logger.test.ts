@@ -30,12 +30,14 @@ afterEach(() => vi.restoreAllMocks());
 
 describe('orderLogKeys', () => {
   const handler = middy<{ fail?: boolean }>()
-    .use(orderLogKeys())
+    .use(orderLogKeys({ logFailures: true }))
     .handler(async (event) => {
       logger.info('working');
       if (event.fail) throw new Error('boom');
       return 'ok';
     });
+  /** As on AWS: no local log scope. */
+  const invokeOnAws = (event: object) => handler(event as never, { functionName: 'ReserveStock' } as Context);
   const invoke = (event: object) =>
     withLogScope({ serviceName: 'inventory', logLevel: 'INFO' }, () =>
       handler(event as never, {} as Context),
@@ -56,5 +58,21 @@ describe('orderLogKeys', () => {
     await linesOf(() => invoke({ orderId: 'o-3', fail: true }));
     const next = await linesOf(() => invoke({}));
     expect(next[0]).not.toHaveProperty('orderId');
+  });
+
+  it('on AWS logs one line for an invocation that fails, with its function, order and error', async () => {
+    const lines = await linesOf(() => invokeOnAws({ orderId: 'o-4', fail: true }));
+    expect(lines.map((line) => line.message)).toEqual(['working', 'invocation failed']);
+    expect(lines[1]).toMatchObject({
+      level: 'ERROR',
+      orderId: 'o-4',
+      function_name: 'ReserveStock',
+      error: expect.objectContaining({ message: 'boom' }),
+    });
+  });
+
+  it('leaves that line to the local Lambda host inside its log scope', async () => {
+    const lines = await linesOf(() => invoke({ orderId: 'o-5', fail: true }));
+    expect(lines.map((line) => line.message)).toEqual(['working']);
   });
 });

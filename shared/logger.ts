@@ -77,18 +77,28 @@ function orderIdOf(event: unknown): string | undefined {
 /**
  * A middy middleware: every line an invocation logs carries the order it is about (`orderId`), on
  * AWS as locally; the key is removed when the invocation ends, so a warm function's next
- * invocation starts clean. A failed invocation needs no line of its own here: Lambda's runtime
- * logs the error it returns (and the local Lambda host prints one line for it).
+ * invocation starts clean. With `logFailures` (the saga tasks and other non-HTTP handlers; the
+ * HTTP edge logs its own 500s), an invocation that throws logs one line with its function, order
+ * and error, for CloudWatch, whose own runtime line names no order. Inside the local runtime's log
+ * scope the Lambda host prints that line instead, so it is not written twice.
  */
-export function orderLogKeys() {
+export function orderLogKeys(options: { logFailures?: boolean } = {}) {
   const clear = () => logger.removeKeys(['orderId']);
   return {
-    before: (request: { event: unknown }) => {
+    before: (request: { event: unknown; context: { functionName?: string } }) => {
       clear(); // in case an earlier invocation ended where no later middleware ran
       const orderId = orderIdOf(request.event);
       if (orderId) logger.appendKeys({ orderId });
     },
     after: clear,
-    onError: clear,
+    onError: (request: { error: unknown; context: { functionName?: string } }) => {
+      if (options.logFailures && !scopes.getStore()) {
+        logger.error('invocation failed', {
+          function_name: request.context?.functionName,
+          error: request.error,
+        });
+      }
+      clear();
+    },
   };
 }
