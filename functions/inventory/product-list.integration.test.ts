@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
-import { synthesizeTemplate } from '../../infra/local/template.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { HttpHandler } from '../../shared/http.ts';
+import { serviceTable } from '../../tests/support/service-table.ts';
 import { dynamoInventoryRepository, type InventoryRepository } from './inventory-repository.ts';
 import { reserveStock } from './reservations.ts';
 
@@ -19,26 +18,13 @@ let inventory: InventoryRepository;
 let listProducts: HttpHandler;
 
 beforeAll(async () => {
-  const endpoint = inject('dynamodbEndpoint');
-  raw = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  const prefix = `it-cat-${randomUUID().slice(0, 6)}-`;
-  const tables = templateTables(await synthesizeTemplate({})).filter((t) =>
-    t.logicalId.startsWith('Inventory'),
-  );
-  await createTables(raw, tables, prefix);
-  const table = tableName(tables[0]!.logicalId, prefix);
-  inventory = dynamoInventoryRepository(DynamoDBDocumentClient.from(raw), table);
-
-  vi.stubEnv('INVENTORY_TABLE_NAME', table);
-  vi.stubEnv('RESERVATION_TTL_SECONDS', '900');
-  vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', endpoint);
-  vi.stubEnv('AWS_REGION', 'us-east-1');
-  vi.stubEnv('AWS_ACCESS_KEY_ID', 'local');
-  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'local');
+  let client: DynamoDBDocumentClient;
+  let table: string;
+  ({ raw, client, table } = await serviceTable('Inventory', (table) => ({
+    INVENTORY_TABLE_NAME: table,
+    RESERVATION_TTL_SECONDS: '900',
+  })));
+  inventory = dynamoInventoryRepository(client, table);
   ({ handler: listProducts } = await import('./list-products.ts'));
 });
 

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startLambdaEndpoint, type LambdaEndpoint } from '../../infra/local/lambda-endpoint.ts';
-import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
-import { synthesizeTemplate } from '../../infra/local/template.ts';
 import type { HttpHandler } from '../../shared/http.ts';
+import { serviceTable } from '../../tests/support/service-table.ts';
 import { applyStep } from './apply-saga-step.ts';
 import type { SagaStep } from './order.ts';
 import { dynamoOrderRepository, type OrderRepository } from './order-repository.ts';
@@ -31,26 +30,10 @@ const answerAsPayments = (payload: { action: string }) =>
 let paymentsAnswer: (payload: { action: string }) => unknown = answerAsPayments;
 
 beforeAll(async () => {
-  const endpoint = inject('dynamodbEndpoint');
-  raw = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  const prefix = `it-ord-${randomUUID().slice(0, 6)}-`;
-  const orderTables = templateTables(await synthesizeTemplate({})).filter((t) =>
-    t.logicalId.startsWith('Orders'),
-  );
-  expect(orderTables).toHaveLength(1);
-  await createTables(raw, orderTables, prefix);
-  const table = tableName(orderTables[0]!.logicalId, prefix);
-  orders = dynamoOrderRepository(DynamoDBDocumentClient.from(raw), table);
-
-  vi.stubEnv('ORDERS_TABLE_NAME', table);
-  vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', endpoint);
-  vi.stubEnv('AWS_REGION', 'us-east-1');
-  vi.stubEnv('AWS_ACCESS_KEY_ID', 'local');
-  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'local');
+  let client: DynamoDBDocumentClient;
+  let table: string;
+  ({ raw, client, table } = await serviceTable('Orders', (table) => ({ ORDERS_TABLE_NAME: table })));
+  orders = dynamoOrderRepository(client, table);
   // Nothing listens there: the saga cannot start, which POST /orders reports with a 202 all the same.
   vi.stubEnv('AWS_ENDPOINT_URL_SFN', 'http://127.0.0.1:9');
   vi.stubEnv('STATE_MACHINE_ARN', 'arn:aws:states:us-east-1:000000000000:stateMachine:saga');

@@ -23,6 +23,15 @@ const STRIPE_EVENT_RETENTION_SECONDS = 30 * 24 * 3600;
 
 export type TransitionResult = 'applied' | 'stale' | 'duplicate';
 
+/** What a payment begins with: the saga's order, its money, and (from the payment step) its task. */
+export interface BeginPayment {
+  orderId: string;
+  amount: number;
+  currency: string;
+  taskToken?: string;
+  confirmedBy?: Payment['confirmedBy'];
+}
+
 export interface PaymentRepository {
   get(orderId: string): Promise<Payment | undefined>;
   findByPaymentIntent(paymentIntentId: string): Promise<Payment | undefined>;
@@ -30,16 +39,7 @@ export interface PaymentRepository {
    * Creates the payment (amount and currency are fixed by the first call), or returns the existing
    * one; with a task token, hands it that token, and `confirmedBy` when given. Returns it as stored.
    */
-  begin(
-    command: {
-      orderId: string;
-      amount: number;
-      currency: string;
-      taskToken?: string;
-      confirmedBy?: Payment['confirmedBy'];
-    },
-    now: Date,
-  ): Promise<Payment>;
+  begin(command: BeginPayment, now: Date): Promise<Payment>;
   /**
    * Moves the status forward with its event; `stripeEventId` is recorded in the same transaction.
    * `from` narrows the statuses it may move from (default: every one `ALLOWED_FROM` permits).

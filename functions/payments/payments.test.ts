@@ -12,7 +12,7 @@ import {
   type PaymentStatus,
   type RequestPaymentCommand,
 } from './payment.ts';
-import type { PaymentRepository, TransitionResult } from './payment-repository.ts';
+import type { BeginPayment, PaymentRepository, TransitionResult } from './payment-repository.ts';
 import {
   applyStripeEvent,
   cancelForCustomer,
@@ -49,16 +49,7 @@ class InMemoryPayments implements PaymentRepository {
     return payment ? structuredClone(payment) : undefined;
   }
 
-  async begin(
-    command: {
-      orderId: string;
-      amount: number;
-      currency: string;
-      taskToken?: string;
-      confirmedBy?: Payment['confirmedBy'];
-    },
-    now: Date,
-  ) {
+  async begin(command: BeginPayment, now: Date) {
     const existing = this.payments.get(command.orderId);
     const token = {
       ...(command.taskToken ? { taskToken: command.taskToken } : {}),

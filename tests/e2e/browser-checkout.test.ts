@@ -7,6 +7,7 @@ import {
   dynamoPaymentRepository,
   type PaymentRepository,
 } from '../../functions/payments/payment-repository.ts';
+import { faultInjector } from '../../infra/local/faults.ts';
 import type { LocalRuntime } from '../../infra/local/runtime.ts';
 import { countOf, waitForEvents } from '../support/nats-events.ts';
 import { pollUntil } from '../support/poll.ts';
@@ -27,9 +28,14 @@ let runtime: LocalRuntime;
 let store: Shop;
 let payments: PaymentRepository;
 let dynamodb: DynamoDBClient;
+/** No faults unless a test sets some (and puts them back). */
+const faults = faultInjector({ spec: {}, seed: 20261202, log: () => {} });
 
 beforeAll(async () => {
-  runtime = await startTestRuntime({ config: { PAYMENT_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) } });
+  runtime = await startTestRuntime({
+    config: { PAYMENT_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) },
+    faults,
+  });
   store = shop(runtime);
   dynamodb = new DynamoDBClient({
     endpoint: runtime.dynamodbEndpoint,
@@ -171,5 +177,28 @@ describe('a browser checkout whose first card is declined', () => {
       cancellationReason: 'PAYMENT_TIMEOUT',
       lastError: { declineCode: 'insufficient_funds' },
     });
+  }, 60_000);
+
+  it('with every webhook lost (a Stripe delivery outage), the second card still completes the order at the timeout: money kept once', async () => {
+    const { sku, orderId, paymentIntentId, clientSecret } = await waitingOrder(1);
+    faults.set({ 'webhook.drop': 1 });
+    try {
+      await confirmInBrowser(paymentIntentId, clientSecret, 'pm_card_chargeDeclined');
+      const paid = await confirmInBrowser(paymentIntentId, clientSecret, 'pm_card_visa');
+      expect(paid).toMatchObject({ status: 'succeeded' });
+      // No webhook told anyone: the saga waits, then asks Stripe, which holds the truth.
+      expect(await store.getOrder(orderId)).toMatchObject({ sagaState: 'PAYMENT_PENDING' });
+      const settled = await store.settled(orderId, (TIMEOUT_SECONDS + 30) * 1000);
+      expect(settled).toMatchObject({ status: 'COMPLETED', sagaState: 'COMPLETED' });
+      expect(faults.counts()['webhook.drop']).toBeGreaterThanOrEqual(2);
+    } finally {
+      faults.set({});
+    }
+    expect(await store.getProduct(sku)).toMatchObject({ available: 9, reserved: 0 });
+    const money = await store.moneyAtStripe(orderId);
+    expect(money.intents).toEqual([
+      { id: paymentIntentId, status: 'succeeded', amount: UNIT_PRICE, refunded: 0 },
+    ]);
+    expect(money.kept).toBe(UNIT_PRICE);
   }, 60_000);
 });
