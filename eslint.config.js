@@ -26,7 +26,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['shared/nats.ts', 'infra/**/*.ts', 'tests/**/*.ts'],
+    // A downstream example imports nats.js itself, as its readers' services will.
+    files: ['shared/nats.ts', 'infra/**/*.ts', 'tests/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
 );

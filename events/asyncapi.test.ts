@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { streamDefinitions } from '../infra/nats/streams.ts';
 import { checkSchema } from '../tests/support/json-schema.ts';
 import { buildAsyncApiDocument, channelIdOf } from './asyncapi.ts';
+import { sequenceEvents } from '../shared/outbox/write.ts';
 import { createEvent } from './envelope.ts';
 import { STREAMS, SUBJECTS, type Subject } from './subjects.ts';
 
@@ -49,54 +50,57 @@ describe('the AsyncAPI document', () => {
         retention: 'limits',
         storage: 'file',
         maxAgeMs: 24 * 3600 * 1000,
-        duplicateWindowMs: 2 * 60 * 1000,
+        duplicateWindowMs: 10 * 60 * 1000,
         replicas: { local: 1, cluster: 3 },
       });
     }
   });
 
-  it('accepts events built with createEvent, Nats-Msg-Id header included', () => {
-    const events = [
-      createEvent('order.created', {
-        source: 'order-saga/orders',
-        subject: orderId,
-        data: {
-          orderId,
-          customerId: 'c-1',
-          items: [{ sku: 'sku-1', quantity: 3 }],
-          currency: 'EUR',
-          status: 'PENDING',
-          sagaState: 'STARTED',
-        },
-      }),
-      createEvent('order.cancelled', {
-        source: 'order-saga/orders',
-        subject: orderId,
-        data: { orderId, status: 'CANCELLED', sagaState: 'COMPENSATED' },
-      }),
-      createEvent('inventory.out_of_stock', {
-        source: 'order-saga/inventory',
-        subject: orderId,
-        data: { orderId, reason: 'UNKNOWN_PRODUCT', skus: ['nope'] },
-      }),
-      createEvent('inventory.low_stock', {
-        source: 'order-saga/inventory',
-        subject: 'sku-1',
-        data: { sku: 'sku-1', available: 2, threshold: 5 },
-      }),
-      createEvent('payment.failed', {
-        source: 'order-saga/payments',
-        subject: orderId,
-        data: {
-          orderId,
-          paymentIntentId: 'pi_1',
-          amount: 1200,
-          currency: 'usd',
-          reason: 'DECLINED',
-          failureCode: 'x',
-        },
-      }),
-    ];
+  it('accepts events built with createEvent and sequenced, Nats-Msg-Id header included', () => {
+    const events = sequenceEvents(
+      [
+        createEvent('order.created', {
+          source: 'order-saga/orders',
+          subject: orderId,
+          data: {
+            orderId,
+            customerId: 'c-1',
+            items: [{ sku: 'sku-1', quantity: 3 }],
+            currency: 'EUR',
+            status: 'PENDING',
+            sagaState: 'STARTED',
+          },
+        }),
+        createEvent('order.cancelled', {
+          source: 'order-saga/orders',
+          subject: orderId,
+          data: { orderId, status: 'CANCELLED', sagaState: 'COMPENSATED' },
+        }),
+        createEvent('inventory.out_of_stock', {
+          source: 'order-saga/inventory',
+          subject: orderId,
+          data: { orderId, reason: 'UNKNOWN_PRODUCT', skus: ['nope'] },
+        }),
+        createEvent('inventory.low_stock', {
+          source: 'order-saga/inventory',
+          subject: 'sku-1',
+          data: { sku: 'sku-1', available: 2, threshold: 5 },
+        }),
+        createEvent('payment.failed', {
+          source: 'order-saga/payments',
+          subject: orderId,
+          data: {
+            orderId,
+            paymentIntentId: 'pi_1',
+            amount: 1200,
+            currency: 'usd',
+            reason: 'DECLINED',
+            failureCode: 'x',
+          },
+        }),
+      ],
+      0,
+    );
     for (const event of events) {
       const message = messageFor(event.type);
       // Through JSON, as the bridge publishes it.

@@ -1,7 +1,13 @@
 import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
 import { streamDefinitions, type StreamDefinition } from '../infra/nats/streams.ts';
-import { CloudEventSchema, createEvent, EVENT_DATA_SCHEMAS, type EventData } from './envelope.ts';
+import {
+  CloudEventSchema,
+  createEvent,
+  EVENT_DATA_SCHEMAS,
+  formatSequence,
+  type EventData,
+} from './envelope.ts';
 import { STREAMS, SUBJECTS, type StreamName, type Subject } from './subjects.ts';
 
 /*
@@ -32,6 +38,8 @@ const ENVELOPE_FIELDS: Record<string, string> = {
   time: 'When the producing service made the state change this event reports (ISO 8601, UTC).',
   subject: 'The orderId the event is about; for `inventory.low_stock` the sku.',
   datacontenttype: '`data` is JSON.',
+  sequence:
+    'CloudEvents `sequence` extension: the position of this event among the events its `source` wrote for its `subject`, from 1, zero-padded to 12 digits. Consumers order by it and drop duplicates by (`source`, `subject`, `sequence`), however late a redelivery comes; two events of one state change are consecutive (`order.status_changed` first).',
   data: 'The event data; its schema depends on `type`. Consumers should ignore fields they do not know.',
 };
 
@@ -206,13 +214,16 @@ export function payloadSchemaOf(subject: Subject): JsonSchema {
 function exampleEvent(subject: Subject) {
   const stream = streamOf(subject);
   const data = EXAMPLE_DATA[subject] as EventData<Subject>;
-  return createEvent(subject, {
-    source: SERVICE_OF[stream].source,
-    subject: subject === 'inventory.low_stock' ? EXAMPLE_DATA['inventory.low_stock'].sku : ORDER_ID,
-    data,
-    time: EXAMPLE_TIME,
-    id: `6e0f5a1c-0000-4000-8000-${String(SUBJECTS.indexOf(subject)).padStart(12, '0')}`,
-  });
+  return {
+    ...createEvent(subject, {
+      source: SERVICE_OF[stream].source,
+      subject: subject === 'inventory.low_stock' ? EXAMPLE_DATA['inventory.low_stock'].sku : ORDER_ID,
+      data,
+      time: EXAMPLE_TIME,
+      id: `6e0f5a1c-0000-4000-8000-${String(SUBJECTS.indexOf(subject)).padStart(12, '0')}`,
+    }),
+    sequence: formatSequence(3),
+  };
 }
 
 const minutes = (ms: number) => `${ms / 60_000} min`;

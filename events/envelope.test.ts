@@ -4,6 +4,7 @@ import { ZodError } from 'zod';
 import {
   CloudEventSchema,
   createEvent,
+  formatSequence,
   EVENT_DATA_SCHEMAS,
   parseEvent,
   type CloudEvent,
@@ -71,7 +72,10 @@ const T0 = new Date('2025-01-01T00:00:00.000Z');
 
 function sample<S extends Subject>(type: S): CloudEvent<S> {
   const subject = type === 'inventory.low_stock' ? 'mug' : 'order-1';
-  return createEvent(type, { source: 'test', subject, data: SAMPLE_DATA[type], time: T0 });
+  return {
+    ...createEvent(type, { source: 'test', subject, data: SAMPLE_DATA[type], time: T0 }),
+    sequence: formatSequence(1),
+  };
 }
 
 /** What a consumer sees: the event after a trip through JSON. */

@@ -40,6 +40,15 @@ export const EVENT_DATA_SCHEMAS = {
 
 export type EventData<S extends Subject> = z.infer<(typeof EVENT_DATA_SCHEMAS)[S]>;
 
+/**
+ * The CloudEvents `sequence` extension: the event's position among the events its `source` wrote
+ * for its `subject`, from 1, zero-padded to 12 digits so that it sorts as text too.
+ */
+export const SequenceSchema = z.string().regex(/^\d{12}$/, 'a 12-digit decimal string');
+
+/** `7` → `000000000007`. */
+export const formatSequence = (position: number): string => String(position).padStart(12, '0');
+
 /** A CloudEvents 1.0 JSON document; `type` is the NATS subject, `subject` the orderId (or sku). */
 export const CloudEventSchema = z
   .object({
@@ -50,6 +59,7 @@ export const CloudEventSchema = z
     time: z.iso.datetime(),
     subject: z.string().min(1),
     datacontenttype: z.literal('application/json'),
+    sequence: SequenceSchema,
     data: z.record(z.string(), z.unknown()),
   })
   .superRefine((event, ctx) => {
@@ -67,11 +77,17 @@ export type CloudEvent<S extends Subject = Subject> = Omit<
   data: EventData<S>;
 };
 
-/** Builds a validated CloudEvent. Throws when `data` does not match the subject's schema. */
+/**
+ * An event as a producer builds it, before the outbox gives it its `sequence` in the transaction
+ * that writes it.
+ */
+export type NewEvent<S extends Subject = Subject> = Omit<CloudEvent<S>, 'sequence'>;
+
+/** Builds a validated event, without its sequence. Throws when `data` does not match the subject's schema. */
 export function createEvent<S extends Subject>(
   type: S,
   options: { source: string; subject: string; data: EventData<S>; time?: Date; id?: string },
-): CloudEvent<S> {
+): NewEvent<S> {
   const data = EVENT_DATA_SCHEMAS[type].parse(options.data) as EventData<S>;
   return {
     specversion: '1.0',

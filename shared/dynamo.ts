@@ -2,7 +2,6 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CloudEvent } from '../events/envelope.ts';
 import { ConcurrentChangeError } from './saga.ts';
 
 type TransactItems = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>;
@@ -64,33 +63,4 @@ export async function transactWrite(
       await sleep(Math.random() * 25 * 2 ** attempt);
     }
   }
-}
-
-/** Outbox items stay this long after the bridge has published them (the table's TTL removes them). */
-const OUTBOX_RETENTION_SECONDS = 7 * 24 * 3600;
-
-/** The marker the bridge's stream filter selects on. */
-export const OUTBOX_KIND = 'event';
-
-/**
- * The outbox item for one domain event. It shares the partition key of the aggregate it reports:
- * DynamoDB Streams documents order per item, and items of one partition key share a stream shard,
- * so one aggregate's events arrive in commit order (docs/architecture.md has the caveats).
- */
-export function outboxPut(tableName: string, partitionKey: string, event: CloudEvent): TransactItem {
-  return {
-    Put: {
-      TableName: tableName,
-      Item: {
-        pk: partitionKey,
-        sk: `EVENT#${event.time}#${event.id}`,
-        kind: OUTBOX_KIND,
-        eventId: event.id,
-        eventType: event.type,
-        event: JSON.stringify(event),
-        expiresAt: Math.floor(Date.parse(event.time) / 1000) + OUTBOX_RETENTION_SECONDS,
-      },
-      ConditionExpression: 'attribute_not_exists(pk)',
-    },
-  };
 }

@@ -70,7 +70,7 @@ describe('streamDifferences', () => {
   const asDefined = {
     subjects: ['order.*'],
     max_age: nanos(24 * HOUR_MS),
-    duplicate_window: nanos(120_000),
+    duplicate_window: nanos(600_000),
     num_replicas: 1,
     storage: 'file',
     retention: 'limits',
@@ -93,7 +93,7 @@ describe('streamDifferences', () => {
     ).toEqual([
       'stream ORDERS: subjects is order.*, orders.> on the server, the definition says order.*',
       'stream ORDERS: max age is unlimited on the server, the definition says 24h',
-      'stream ORDERS: duplicate window is 90s on the server, the definition says 2m',
+      'stream ORDERS: duplicate window is 90s on the server, the definition says 10m',
       'stream ORDERS: replicas is 3 on the server, the definition says 1',
       'stream ORDERS: storage is memory on the server, the definition says file',
       'stream ORDERS: retention is workqueue on the server, the definition says limits',

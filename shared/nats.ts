@@ -6,34 +6,95 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from '@nats-io/jetstream';
-import { millis, nanos, type NatsConnection } from '@nats-io/nats-core';
+import {
+  credsAuthenticator,
+  millis,
+  nanos,
+  nkeyAuthenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import type { CloudEvent } from '../events/envelope.ts';
 import type { StreamDefinition } from '../infra/nats/streams.ts';
+import { natsServers, type NatsAccess } from './nats-access.ts';
 
 /*
  * The only module that talks to NATS. Everything else publishes CloudEvents through `EventPublisher`
  * and declares streams as plain `StreamDefinition`s.
  */
 
+/** One message for a stream: its subject, its id (`Nats-Msg-Id`) and its body exactly as stored. */
+export interface OutgoingMessage {
+  subject: string;
+  id: string;
+  body: string;
+}
+
+export interface PubAck {
+  stream: string;
+  seq: number;
+  duplicate: boolean;
+}
+
 export interface EventPublisher {
-  /** Publishes and waits for the stream's PubAck. Duplicates (same id within the window) are dropped by the server. */
-  publish(event: CloudEvent): Promise<{ stream: string; seq: number; duplicate: boolean }>;
+  /**
+   * Publishes and waits (at most the publisher's `timeoutMs`) for the stream's PubAck. Calls may
+   * overlap: messages leave in call order on the one connection. A duplicate (same id within the
+   * stream's window) is acknowledged with `duplicate: true` and not stored again.
+   */
+  publish(message: OutgoingMessage): Promise<PubAck>;
+  /** A round trip to the server within `timeoutMs`: false when it does not answer in time. */
+  isAlive(timeoutMs: number): Promise<boolean>;
+  /** The connection is closed for good (it will not reconnect): make a new publisher. */
+  isClosed(): boolean;
   close(): Promise<void>;
 }
 
 export interface EventPublisherOptions {
-  servers: string | string[];
   /** How long to wait for a PubAck before the publish counts as failed (default 5 s). */
   timeoutMs?: number;
+  /** How often the client pings an idle server; two missed pongs mark the connection dead (default 10 s). */
+  pingIntervalMs?: number;
+  /** How long the first connect may take (default 5 s). */
+  connectTimeoutMs?: number;
   name?: string;
 }
 
-export async function connectEventPublisher(options: EventPublisherOptions): Promise<EventPublisher> {
+/** The library's options for an access: servers, authenticator, TLS pinned to the given CA. */
+export function connectionOptions(access: NatsAccess | string | string[]): ConnectionOptions {
+  const resolved: NatsAccess =
+    typeof access === 'string'
+      ? { servers: natsServers(access) }
+      : Array.isArray(access)
+        ? { servers: access }
+        : access;
+  const options: ConnectionOptions = { servers: resolved.servers };
+  if (resolved.credentials) {
+    const text = resolved.credentials.trim();
+    options.authenticator = text.includes('BEGIN NATS USER JWT')
+      ? credsAuthenticator(new TextEncoder().encode(text))
+      : nkeyAuthenticator(new TextEncoder().encode(text));
+  }
+  if (resolved.user !== undefined) {
+    options.user = resolved.user;
+    options.pass = resolved.password;
+  }
+  if (resolved.tlsCa) options.tls = { ca: resolved.tlsCa };
+  return options;
+}
+
+export async function connectEventPublisher(
+  access: NatsAccess | string | string[],
+  options: EventPublisherOptions = {},
+): Promise<EventPublisher> {
   const connection = await connect({
-    servers: options.servers,
+    ...connectionOptions(access),
     name: options.name ?? 'order-saga',
+    timeout: options.connectTimeoutMs ?? 5_000,
     maxReconnectAttempts: -1,
+    reconnectTimeWait: 1_000,
+    pingInterval: options.pingIntervalMs ?? 10_000,
+    maxPingOut: 2,
   });
   const js = jetstream(connection, { timeout: options.timeoutMs ?? 5_000 });
   return publisherFor(connection, js);
@@ -41,12 +102,26 @@ export async function connectEventPublisher(options: EventPublisherOptions): Pro
 
 function publisherFor(connection: NatsConnection, js: JetStreamClient): EventPublisher {
   return {
-    async publish(event) {
-      const ack = await js.publish(event.type, JSON.stringify(event), { msgID: event.id });
+    async publish({ subject, id, body }) {
+      const ack = await js.publish(subject, body, { msgID: id });
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     },
+    async isAlive(timeoutMs) {
+      if (connection.isClosed()) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      try {
+        return await Promise.race([connection.flush().then(() => true as const), timedOut]);
+      } catch {
+        return false;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    isClosed: () => connection.isClosed(),
     async close() {
-      await connection.drain();
+      if (connection.isClosed()) return;
+      await connection.close();
     },
   };
 }
@@ -199,12 +274,12 @@ async function readStreams(jsm: JetStreamManager, definitions: StreamDefinition[
  * reached within `timeoutMs` (default 2 s) or has no JetStream.
  */
 export async function checkStreams(
-  servers: string | string[],
+  access: NatsAccess | string | string[],
   definitions: StreamDefinition[],
   options: { timeoutMs?: number } = {},
 ): Promise<StreamDifference[]> {
   const connection = await connect({
-    servers,
+    ...connectionOptions(access),
     name: 'order-saga-check',
     timeout: options.timeoutMs ?? 2000,
     maxReconnectAttempts: 0,
@@ -223,11 +298,11 @@ export async function checkStreams(
  * number of times.
  */
 export async function ensureStreams(
-  servers: string | string[],
+  access: NatsAccess | string | string[],
   definitions: StreamDefinition[],
   options: EnsureStreamsOptions = {},
 ): Promise<EnsureStreamsResult> {
-  const connection = await connect({ servers, name: 'order-saga-setup' });
+  const connection = await connect({ ...connectionOptions(access), name: 'order-saga-setup' });
   try {
     const jsm = await jetstreamManager(connection);
     // Read everything first: a refusal must leave the server exactly as it was.

@@ -13,6 +13,7 @@ export function buildApp(
   const issuer = app.node.tryGetContext('jwtIssuer') as string | undefined;
   const audience = app.node.tryGetContext('jwtAudience') as string | undefined;
   const stripeApiUrl = app.node.tryGetContext('stripeApiUrl') as string | undefined;
+  const natsSecretArn = app.node.tryGetContext('natsSecretArn') as string | undefined;
   const stack = new OrderSagaStack(app, STACK_NAME, {
     settings: settingsFrom(env),
     ephemeral: app.node.tryGetContext('ephemeral') === 'true' || app.node.tryGetContext('ephemeral') === true,
@@ -26,6 +27,7 @@ export function buildApp(
         }
       : {}),
     ...(stripeApiUrl ? { stripeApiUrl } : {}),
+    ...(natsSecretArn ? { natsSecretArn } : {}),
     env: { account: env.CDK_DEFAULT_ACCOUNT, region: env.CDK_DEFAULT_REGION },
   });
   return { app, stack };

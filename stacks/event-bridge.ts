@@ -1,8 +1,9 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { outboxFilterPattern } from '../shared/outbox.ts';
+import { outboxFilterPattern } from '../shared/outbox/read.ts';
 import { ServiceFunction } from './service-function.ts';
 import { streamFailureQueue, tableStreamSource } from './stream-source.ts';
 
@@ -10,12 +11,19 @@ export interface EventBridgeProps {
   tables: ITable[];
   /** Comma-separated NATS server URLs of the JetStream cluster. */
   natsUrl: string;
+  /**
+   * A Secrets Manager secret with the bridge's NATS credentials and the cluster's CA, as JSON
+   * `{"credentials"?, "user"?, "password"?, "tlsCa"?}` (docs/nats.md); without it the bridge
+   * connects with neither (a NATS reachable only from inside the VPC, say).
+   */
+  natsSecretArn?: string;
 }
 
 /**
  * Outbox → NATS: one bridge function reading every service table's stream, filtered to outbox
- * items, reporting partial batch failures. Batches that still fail after the retries are described
- * in a dead-letter queue (the events themselves stay in the tables for 7 days, for replay).
+ * items, reporting partial batch failures, retrying until a record would age out of the stream. A
+ * batch still failing then is described in a dead-letter queue; the events themselves stay in the
+ * tables for 7 days, and `npm run events:replay` republishes them.
  */
 export class EventBridge extends Construct {
   readonly function: ServiceFunction;
@@ -28,9 +36,14 @@ export class EventBridge extends Construct {
       entry: 'functions/bridge/publish-events.ts',
       service: 'bridge',
       description: 'DynamoDB Streams outbox → NATS JetStream',
-      environment: { NATS_URL: props.natsUrl },
+      environment: {
+        NATS_URL: props.natsUrl,
+        ...(props.natsSecretArn ? { NATS_SECRET_ARN: props.natsSecretArn } : {}),
+      },
       timeout: Duration.seconds(60),
     });
+    if (props.natsSecretArn)
+      Secret.fromSecretCompleteArn(this, 'NatsSecret', props.natsSecretArn).grantRead(this.function.function);
     for (const table of props.tables) {
       this.function.function.addEventSource(
         tableStreamSource(table, { filter: outboxFilterPattern(), onFailure: this.deadLetters }),

@@ -487,6 +487,37 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
+    it('every stream reader retries without a count, until a record is an hour from aging out of the stream', () => {
+      const mappings = resources(template, 'AWS::Lambda::EventSourceMapping');
+      expect(mappings).toHaveLength(5);
+      for (const [id, mapping] of mappings) {
+        expect(mapping.Properties.MaximumRetryAttempts, id).toBe(-1);
+        expect(mapping.Properties.MaximumRecordAgeInSeconds, id).toBe(23 * 3600);
+        expect(mapping.Properties.BisectBatchOnFunctionError, id).toBe(false);
+      }
+    });
+
+    it("alarms when the bridge's oldest record has waited 5 minutes, long before it would age out", () => {
+      const bridgeName = { Ref: functionIdFor(template, 'functions/bridge/publish-events.ts') };
+      const [[, alarm]] = resources(template, 'AWS::CloudWatch::Alarm').filter(
+        ([, candidate]) => candidate.Properties.MetricName === 'IteratorAge',
+      ) as [[string, Resource]];
+      expect(alarm.Properties).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Statistic: 'Maximum',
+        Threshold: 5 * 60 * 1000,
+        Dimensions: [{ Name: 'FunctionName', Value: bridgeName }],
+      });
+    });
+
+    it('connects with neither credentials nor a secret when no natsSecretArn is given', () => {
+      const bridge = template.toJSON().Resources[
+        functionIdFor(template, 'functions/bridge/publish-events.ts')
+      ] as Resource;
+      const { Variables } = bridge.Properties.Environment as { Variables: Json };
+      expect(Variables.NATS_SECRET_ARN).toBeUndefined();
+    });
+
     /** The one stream mapping of a function: the table it reads, and its filter patterns. */
     function streamMappingOf(entry: string) {
       const functionId = functionIdFor(template, entry);
@@ -729,6 +760,24 @@ describe('OrderSagaStack for a LocalStack run', () => {
         ?.Variables;
       expect(variables?.STRIPE_API_URL).toBeUndefined();
     }
+  });
+
+  it('hands the bridge, and only the bridge, the NATS secret named by natsSecretArn', () => {
+    const arn = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:order-saga-nats-AbCdEf';
+    const template = synth({}, { natsSecretArn: arn });
+    const bridgeId = functionIdFor(template, 'functions/bridge/publish-events.ts');
+    for (const [id, fn] of resources(template, 'AWS::Lambda::Function')) {
+      const variables = (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+        ?.Variables;
+      expect(variables?.NATS_SECRET_ARN, id).toBe(id === bridgeId ? arn : undefined);
+    }
+    const statements = statementsOf(template, roleIdOf(template, bridgeId));
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Action: expect.arrayContaining(['secretsmanager:GetSecretValue']),
+        Resource: arn,
+      }),
+    );
   });
 
   it('outputs the three table names', () => {

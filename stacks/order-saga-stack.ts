@@ -4,7 +4,7 @@ import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-clo
 import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { outboxFilterPattern } from '../shared/outbox.ts';
+import { outboxFilterPattern } from '../shared/outbox/read.ts';
 import { EventBridge } from './event-bridge.ts';
 import { OrderSagaHttpApi } from './http-api.ts';
 import { InventoryService } from './inventory-service.ts';
@@ -12,7 +12,12 @@ import { OrdersService } from './orders-service.ts';
 import { PaymentsService } from './payments-service.ts';
 import { SagaStateMachine } from './saga-state-machine.ts';
 import { ServiceFunction } from './service-function.ts';
-import { streamFailureQueue, tableStreamSource } from './stream-source.ts';
+import {
+  ITERATOR_AGE_ALARM,
+  MAX_RECORD_AGE,
+  streamFailureQueue,
+  tableStreamSource,
+} from './stream-source.ts';
 import type { Settings } from './settings.ts';
 
 export interface OrderSagaStackProps extends StackProps {
@@ -22,6 +27,8 @@ export interface OrderSagaStackProps extends StackProps {
   jwt?: { issuer: string; audience: string[]; adminScope: string };
   /** Point the payment functions at a Stripe emulator (LocalStack runs); never set in production. */
   stripeApiUrl?: string;
+  /** The Secrets Manager secret with the bridge's NATS credentials and CA (docs/nats.md). */
+  natsSecretArn?: string;
 }
 
 /** Composes the services; every dependency between them is a grant or an environment variable here. */
@@ -115,6 +122,7 @@ export class OrderSagaStack extends Stack {
     const bridge = new EventBridge(this, 'Bridge', {
       tables: [orders.table, inventory.table, payments.table],
       natsUrl: natsUrl.valueAsString,
+      ...(props.natsSecretArn ? { natsSecretArn: props.natsSecretArn } : {}),
     });
 
     // Every committed order.created starts its saga, even when the request could not.
@@ -251,8 +259,19 @@ export class OrderSagaStack extends Stack {
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+    new Alarm(this, 'BridgeIteratorAge', {
+      alarmDescription: `The oldest outbox record waits for NATS for ${ITERATOR_AGE_ALARM.toMinutes()} min or more: NATS unreachable, refusing the bridge, or a stream without a leader. Records keep their place and flow once NATS answers; at ${MAX_RECORD_AGE.toHours()} h they go to the dead letters (docs/operations.md)`,
+      metric: bridge.function.function.metric('IteratorAge', {
+        statistic: 'Maximum',
+        period: Duration.minutes(1),
+      }),
+      threshold: ITERATOR_AGE_ALARM.toMilliseconds(),
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
     new Alarm(this, 'BridgeDeadLetters', {
-      alarmDescription: 'Outbox batches could not be published to NATS',
+      alarmDescription: `Outbox records waited ${MAX_RECORD_AGE.toHours()} h and were not published: replay them (npm run events:replay -- --since TIME)`,
       metric: bridge.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
       threshold: 1,
       evaluationPeriods: 1,

@@ -7,9 +7,18 @@ import type { Construct } from 'constructs';
 
 /**
  * How every function here reads a table's stream: from the oldest record, in order (one batch per
- * shard at a time), partial batch failures, 100 retries within 24 h, then a description of the
- * records on an SQS queue (which the stack alarms on). Only the records `filter` selects arrive.
+ * shard at a time), partial batch failures, retried without a count for as long as the stream keeps
+ * the record (24 h; `MAX_RECORD_AGE` stops an hour short, so that a record is described on the SQS
+ * queue, which the stack alarms on, instead of trimmed unseen). An outage of NATS, Step Functions or
+ * DynamoDB therefore holds records in place, in order, and they flow when it ends; the iterator-age
+ * alarm pages long before the hour. Only the records `filter` selects arrive.
  */
+/** DynamoDB Streams keeps a record 24 h: give up an hour before, where the give-up is seen. */
+export const MAX_RECORD_AGE = Duration.hours(23);
+
+/** The age of the oldest unread record at which a person is paged (long before MAX_RECORD_AGE). */
+export const ITERATOR_AGE_ALARM = Duration.minutes(5);
+
 export function tableStreamSource(
   table: ITable,
   options: { filter: Record<string, unknown>; onFailure: Queue; batchSize?: number },
@@ -20,8 +29,8 @@ export function tableStreamSource(
     maxBatchingWindow: Duration.millis(0),
     reportBatchItemFailures: true,
     bisectBatchOnError: false,
-    retryAttempts: 100,
-    maxRecordAge: Duration.hours(24),
+    retryAttempts: -1,
+    maxRecordAge: MAX_RECORD_AGE,
     parallelizationFactor: 1,
     onFailure: new SqsDlq(options.onFailure),
     filters: [FilterCriteria.filter(options.filter)],

@@ -1,183 +1,238 @@
-import { marshall } from '@aws-sdk/util-dynamodb';
-import type { AttributeValue as LambdaAttributeValue, DynamoDBRecord } from 'aws-lambda';
+import type { Context, DynamoDBRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createEvent, type CloudEvent } from '../../events/envelope.ts';
-import type { EventPublisher } from '../../shared/nats.ts';
-import { eventFromRecord } from '../../shared/outbox.ts';
-import { forwardEvents } from './forward-events.ts';
+import type { EventPublisher, OutgoingMessage } from '../../shared/nats.ts';
+import { storedEventOfRecord } from '../../shared/outbox/read.ts';
+import { sequenceEvents } from '../../shared/outbox/write.ts';
+import { outboxRecord } from '../../tests/support/outbox-records.ts';
+import { eventBridge, type BridgeOptions } from './forward-events.ts';
 
-function orderEvent(orderId: string, status: 'PENDING' | 'STOCK_RESERVED' = 'PENDING'): CloudEvent {
-  return createEvent('order.status_changed', {
-    source: 'order-saga/orders',
-    subject: orderId,
-    data: { orderId, status, sagaState: 'STARTED', previousStatus: 'PENDING', previousSagaState: 'STARTED' },
-  });
+/*
+ * The bridge against a publisher that records what it was sent: ordering per aggregate, pipelining
+ * across aggregates, hold-back of one failed aggregate only, forwarding what was written, time, and
+ * the kept connection's check. tests/e2e/bridge-outages.test.ts runs it against real nats-servers.
+ */
+
+function orderEvents(orderId: string, count: number): CloudEvent[] {
+  const events = Array.from({ length: count }, (_, index) =>
+    createEvent('order.status_changed', {
+      source: 'order-saga/orders',
+      subject: orderId,
+      data: {
+        orderId,
+        status: 'PENDING',
+        sagaState: 'STARTED',
+        previousStatus: 'PENDING',
+        previousSagaState: 'STARTED',
+      },
+      id: `${orderId}-event-${index + 1}`,
+    }),
+  );
+  return sequenceEvents(events, 0);
 }
 
-let sequence = 0;
-
-/** A record as Lambda delivers it from a DynamoDB stream, with `item` as its new image. */
-function streamRecord(item: Record<string, unknown>): DynamoDBRecord {
-  sequence += 1;
-  const sequenceNumber = String(100_000 + sequence);
-  return {
-    eventID: `event-${sequence}`,
-    eventName: 'INSERT',
-    eventSource: 'aws:dynamodb',
-    awsRegion: 'us-east-1',
-    dynamodb: {
-      Keys: marshall({ pk: item.pk, sk: item.sk }) as Record<string, LambdaAttributeValue>,
-      NewImage: marshall(item, { removeUndefinedValues: true }) as Record<string, LambdaAttributeValue>,
-      SequenceNumber: sequenceNumber,
-      SizeBytes: 100,
-      StreamViewType: 'NEW_AND_OLD_IMAGES',
-    },
-  };
-}
-
-/** The outbox item shared/dynamo.ts writes, as it appears in the stream. */
-function outboxRecord(event: CloudEvent, overrides: Record<string, unknown> = {}): DynamoDBRecord {
-  return streamRecord({
-    pk: `ORDER#${event.subject}`,
-    sk: `EVENT#${event.time}#${event.id}`,
-    kind: 'event',
-    eventId: event.id,
-    eventType: event.type,
-    event: JSON.stringify(event),
-    expiresAt: Math.floor(Date.parse(event.time) / 1000) + 7 * 24 * 3600,
-    ...overrides,
-  });
-}
-
-/** Records every publish; fails the ones whose event id is in `failing`. */
-function fakePublisher(failing: ReadonlySet<string> = new Set()) {
-  const published: CloudEvent[] = [];
-  const attempted: string[] = [];
+/** Records every publish; fails the ids in `failing`; each PubAck comes after `delayMs`. */
+function fakePublisher(options: { failing?: ReadonlySet<string>; delayMs?: number; alive?: boolean } = {}) {
+  const sent: OutgoingMessage[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let closed = false;
   const publisher: EventPublisher = {
-    async publish(event) {
-      attempted.push(event.id);
-      if (failing.has(event.id)) throw new Error('no PubAck within 5000 ms');
-      published.push(event);
-      return { stream: 'ORDERS', seq: published.length, duplicate: false };
+    async publish(message) {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, options.delayMs ?? 1));
+      inFlight -= 1;
+      if (options.failing?.has(message.id)) throw new Error('no PubAck within 5000 ms');
+      sent.push(message);
+      return { stream: 'ORDERS', seq: sent.length, duplicate: false };
     },
-    async close() {},
+    isAlive: async () => options.alive ?? true,
+    isClosed: () => closed,
+    close: async () => {
+      closed = true;
+    },
   };
-  return { publisher, published, attempted };
+  return { publisher, sent, maxInFlight: () => maxInFlight };
 }
 
-function recordingErrors() {
-  const errors: Array<{ error: unknown; eventID: string | undefined }> = [];
-  return {
-    errors,
-    onError: (error: unknown, record: DynamoDBRecord) => errors.push({ error, eventID: record.eventID }),
-  };
+function bridgeWith(publishers: EventPublisher[], extra: Partial<BridgeOptions> = {}) {
+  const errors: string[] = [];
+  const skipped: string[] = [];
+  const reconnects: string[] = [];
+  let connects = 0;
+  const bridge = eventBridge({
+    connect: async () => {
+      const next = publishers[connects++];
+      if (!next) throw new Error('connection refused');
+      return next;
+    },
+    onError: (_error, record) => errors.push(record.eventID!),
+    onUnpublishable: (_error, record) => skipped.push(record.eventID!),
+    onReconnect: (why) => reconnects.push(why),
+    ...extra,
+  });
+  return { bridge, errors, skipped, reconnects, connects: () => connects };
 }
 
+const idsOf = (messages: OutgoingMessage[], orderId: string) =>
+  messages.filter((message) => JSON.parse(message.body).subject === orderId).map((message) => message.id);
+const failedOf = (response: { batchItemFailures: Array<{ itemIdentifier: string }> }) =>
+  response.batchItemFailures.map((failure) => failure.itemIdentifier).sort();
 const sequenceOf = (record: DynamoDBRecord) => record.dynamodb!.SequenceNumber!;
 
-describe('forwardEvents', () => {
-  it('publishes every outbox event in stream order and reports no failures', async () => {
-    const events = [orderEvent('o-1'), orderEvent('o-1', 'STOCK_RESERVED'), orderEvent('o-2')];
-    const { publisher, published } = fakePublisher();
-    const { errors, onError } = recordingErrors();
-    const response = await forwardEvents(publisher, onError)(events.map((event) => outboxRecord(event)));
-    expect(response).toEqual({ batchItemFailures: [] });
-    expect(published).toEqual(events);
+/** Interleaves the orders' events as one stream shard would hold them. */
+function interleaved(...orders: CloudEvent[][]): Array<{ event: CloudEvent; record: DynamoDBRecord }> {
+  const out: Array<{ event: CloudEvent; record: DynamoDBRecord }> = [];
+  for (let index = 0; index < Math.max(...orders.map((events) => events.length)); index++)
+    for (const events of orders) {
+      const event = events[index];
+      if (event) out.push({ event, record: outboxRecord(event) });
+    }
+  return out;
+}
+
+describe('the bridge', () => {
+  it("publishes every event, each aggregate's in order, many aggregates' at once", async () => {
+    const orders = Array.from({ length: 10 }, (_, index) => orderEvents(`o-${index}`, 4));
+    const batch = interleaved(...orders);
+    const fake = fakePublisher({ delayMs: 5 });
+    const { bridge, errors } = bridgeWith([fake.publisher]);
+
+    const response = await bridge.handle({ Records: batch.map(({ record }) => record) });
+
+    expect(response.batchItemFailures).toEqual([]);
     expect(errors).toEqual([]);
+    for (const events of orders)
+      expect(idsOf(fake.sent, events[0]!.subject)).toEqual(events.map((event) => event.id));
+    expect(fake.maxInFlight()).toBeGreaterThan(1);
+    expect(fake.maxInFlight()).toBeLessThanOrEqual(orders.length);
   });
 
-  it('an empty batch succeeds without publishing', async () => {
-    const { publisher, published } = fakePublisher();
-    expect(await forwardEvents(publisher, () => {})([])).toEqual({ batchItemFailures: [] });
-    expect(published).toEqual([]);
+  it("holds back a failed aggregate's later events and publishes the other aggregates'", async () => {
+    const [a, b] = [orderEvents('o-a', 3), orderEvents('o-b', 3)];
+    const batch = interleaved(a, b);
+    const fake = fakePublisher({ failing: new Set([a[1]!.id]) });
+    const { bridge, errors } = bridgeWith([fake.publisher]);
+
+    const response = await bridge.handle({ Records: batch.map(({ record }) => record) });
+
+    expect(idsOf(fake.sent, 'o-a')).toEqual([a[0]!.id]);
+    expect(idsOf(fake.sent, 'o-b')).toEqual(b.map((event) => event.id));
+    const failedRecords = batch.filter(({ event }) => event.id === a[1]!.id || event.id === a[2]!.id);
+    expect(failedOf(response)).toEqual(failedRecords.map(({ record }) => sequenceOf(record)).sort());
+    expect(errors).toEqual([failedRecords[0]!.record.eventID]); // the held-back one is not an error
   });
 
-  it('stops at the first failed publish and reports it and every later record', async () => {
-    const events = [
-      orderEvent('o-1'),
-      orderEvent('o-1', 'STOCK_RESERVED'),
-      orderEvent('o-2'),
-      orderEvent('o-3'),
-    ];
-    const records = events.map((event) => outboxRecord(event));
-    const { publisher, published, attempted } = fakePublisher(new Set([events[1]!.id]));
-    const { errors, onError } = recordingErrors();
+  it('on the retry, sends only what was not acknowledged yet', async () => {
+    const [a, b] = [orderEvents('o-a', 2), orderEvents('o-b', 2)];
+    const batch = interleaved(a, b);
+    const failing = new Set([a[0]!.id]);
+    const fake = fakePublisher({ failing });
+    const { bridge } = bridgeWith([fake.publisher]);
+    const first = await bridge.handle({ Records: batch.map(({ record }) => record) });
+    failing.clear();
 
-    const response = await forwardEvents(publisher, onError)(records);
-
-    expect(response.batchItemFailures).toEqual(
-      records.slice(1).map((r) => ({ itemIdentifier: sequenceOf(r) })),
+    // Lambda retries from the earliest failure: every record from there on comes again.
+    const from = batch.findIndex(({ record }) =>
+      first.batchItemFailures.some((f) => f.itemIdentifier === sequenceOf(record)),
     );
-    expect(published).toEqual([events[0]]);
-    // Nothing after the failure is even attempted, so one order's events never overtake each other.
-    expect(attempted).toEqual([events[0]!.id, events[1]!.id]);
-    expect(errors).toHaveLength(1);
-    expect(errors[0]?.eventID).toBe(records[1]!.eventID);
-    expect(String(errors[0]?.error)).toContain('PubAck');
-  });
+    const retry = await bridge.handle({ Records: batch.slice(from).map(({ record }) => record) });
 
-  it('a record without an outbox event fails and is reported, never skipped', async () => {
-    const good = orderEvent('o-1');
-    const notOutbox = streamRecord({ pk: 'ORDER#o-1', sk: 'ORDER', kind: 'order', status: 'PENDING' });
-    const later = orderEvent('o-2');
-    const records = [outboxRecord(good), notOutbox, outboxRecord(later)];
-    const { publisher, published } = fakePublisher();
-    const { errors, onError } = recordingErrors();
-
-    const response = await forwardEvents(publisher, onError)(records);
-
-    expect(response.batchItemFailures).toEqual(
-      records.slice(1).map((r) => ({ itemIdentifier: sequenceOf(r) })),
+    expect(retry.batchItemFailures).toEqual([]);
+    expect(fake.sent.map((message) => message.id).sort()).toEqual(
+      [...a, ...b].map((event) => event.id).sort(),
     );
-    expect(published).toEqual([good]);
-    expect(errors.map((e) => e.eventID)).toEqual([notOutbox.eventID]);
   });
 
-  it('a record without a new image fails and is reported', async () => {
-    const removed: DynamoDBRecord = { ...outboxRecord(orderEvent('o-1')), eventName: 'REMOVE' };
-    delete removed.dynamodb!.NewImage;
-    const { publisher, published } = fakePublisher();
-    const response = await forwardEvents(publisher, () => {})([removed]);
-    expect(response.batchItemFailures).toEqual([{ itemIdentifier: sequenceOf(removed) }]);
-    expect(published).toEqual([]);
+  it('forwards an event written under an older schema exactly as it was stored', async () => {
+    const [event] = orderEvents('o-old', 1);
+    // `data` as an earlier version wrote it: a field since renamed, another since required missing.
+    const stored = JSON.stringify({ ...event, data: { orderId: 'o-old', state: 'PENDING' } });
+    const fake = fakePublisher();
+    const { bridge } = bridgeWith([fake.publisher]);
+
+    const response = await bridge.handle({ Records: [outboxRecord(event!, { event: stored })] });
+
+    expect(response.batchItemFailures).toEqual([]);
+    expect(fake.sent).toEqual([{ subject: 'order.status_changed', id: event!.id, body: stored }]);
   });
 
-  it.each([
-    ['not JSON', '{"specversion":'],
-    ['an unknown type', (e: CloudEvent) => JSON.stringify({ ...e, type: 'order.shipped' })],
-    [
-      'data that breaks its schema',
-      (e: CloudEvent) => JSON.stringify({ ...e, data: { orderId: e.subject } }),
-    ],
-    ['a wrong specversion', (e: CloudEvent) => JSON.stringify({ ...e, specversion: '0.3' })],
-    ['a non-ISO time', (e: CloudEvent) => JSON.stringify({ ...e, time: 'yesterday' })],
-  ])('an outbox event with %s fails and is reported', async (_what, corrupt) => {
-    const event = orderEvent('o-1');
-    const body = typeof corrupt === 'string' ? corrupt : corrupt(event);
-    const bad = outboxRecord(event, { event: body });
-    const next = outboxRecord(orderEvent('o-1', 'STOCK_RESERVED'));
-    const { publisher, published } = fakePublisher();
-    const { errors, onError } = recordingErrors();
+  it('skips, and reports, a record that holds no publishable event; the rest go on', async () => {
+    const [event] = orderEvents('o-1', 1);
+    const broken = outboxRecord(event!, { event: '{"not": "a cloud event"' });
+    const good = outboxRecord(orderEvents('o-1', 1)[0]!);
+    const fake = fakePublisher();
+    const { bridge, skipped } = bridgeWith([fake.publisher]);
 
-    const response = await forwardEvents(publisher, onError)([bad, next]);
+    const response = await bridge.handle({ Records: [broken, good] });
 
-    expect(response.batchItemFailures).toEqual([
-      { itemIdentifier: sequenceOf(bad) },
-      { itemIdentifier: sequenceOf(next) },
-    ]);
-    expect(published).toEqual([]);
+    expect(response.batchItemFailures).toEqual([]);
+    expect(skipped).toEqual([broken.eventID]);
+    expect(fake.sent).toHaveLength(1);
+  });
+
+  it('does not start publishes it has no time left for, and reports them for the retry', async () => {
+    const records = orderEvents('o-1', 3).map((event) => outboxRecord(event));
+    const fake = fakePublisher();
+    const notReached: number[] = [];
+    const { bridge } = bridgeWith([fake.publisher], {
+      reserveMs: 5_000,
+      onNotReached: (late) => notReached.push(late.length),
+    });
+    const context = { getRemainingTimeInMillis: () => 4_000 } as Context;
+
+    const response = await bridge.handle({ Records: records }, context);
+
+    expect(fake.sent).toEqual([]);
+    expect(failedOf(response)).toEqual(records.map(sequenceOf).sort());
+    expect(notReached).toEqual([1]); // the first was not reached; the others were held back behind it
+  });
+
+  it('replaces a kept connection that does not answer, before publishing on it', async () => {
+    const dead = fakePublisher({ alive: false });
+    const fresh = fakePublisher();
+    const { bridge, reconnects } = bridgeWith([dead.publisher, fresh.publisher]);
+    await bridge.handle({ Records: [] }); // nothing to do: no connection needed
+    await bridge.handle({ Records: [outboxRecord(orderEvents('o-1', 1)[0]!)] }); // connects `dead`
+
+    const response = await bridge.handle({ Records: [outboxRecord(orderEvents('o-2', 1)[0]!)] });
+
+    expect(response.batchItemFailures).toEqual([]);
+    expect(reconnects).toEqual(['no answer within 1000 ms']);
+    expect(fresh.sent).toHaveLength(1);
+  });
+
+  it('keeps every record in place while NATS cannot be reached', async () => {
+    const records = orderEvents('o-1', 2).map((event) => outboxRecord(event));
+    const { bridge, errors } = bridgeWith([]);
+
+    const response = await bridge.handle({ Records: records });
+
+    expect(failedOf(response)).toEqual(records.map(sequenceOf).sort());
     expect(errors).toHaveLength(1);
   });
 });
 
-describe('eventFromRecord', () => {
-  it('returns the stored CloudEvent exactly', () => {
-    const event = orderEvent('o-9');
-    expect(eventFromRecord(outboxRecord(event))).toEqual(event);
+describe('storedEventOfRecord', () => {
+  it('reads the envelope and keeps the body byte for byte', () => {
+    const [event] = orderEvents('o-1', 1);
+    const stored = storedEventOfRecord(outboxRecord(event!));
+    expect(stored).toMatchObject({
+      aggregate: 'ORDER#o-1',
+      id: event!.id,
+      type: 'order.status_changed',
+      subject: 'o-1',
+      sequence: '000000000001',
+    });
+    expect(stored.body).toBe(JSON.stringify(event));
   });
 
-  it('rejects an outbox item whose event attribute is not a string', () => {
-    const event = orderEvent('o-9');
-    expect(() => eventFromRecord(outboxRecord(event, { event }))).toThrow(/not an outbox event/);
+  it('refuses a record that is not an outbox event', () => {
+    const [event] = orderEvents('o-1', 1);
+    expect(() => storedEventOfRecord(outboxRecord(event!, { kind: 'order' }))).toThrow(/not an outbox event/);
+    expect(() =>
+      storedEventOfRecord(outboxRecord(event!, { event: JSON.stringify({ ...event, type: 'audit.x' }) })),
+    ).toThrow(/no subject of ours/);
   });
 });

@@ -1,27 +1,115 @@
-import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { EventPublisher } from '../../shared/nats.ts';
-import { eventFromRecord } from '../../shared/outbox.ts';
+import { MalformedOutboxItemError, storedEventOfRecord, type StoredEvent } from '../../shared/outbox/read.ts';
+import { orderedStreamRunner } from '../../shared/stream-runner.ts';
 
-/**
- * Publishes each record's event in stream order and stops at the first failure: that record and
- * every later one are reported, so Lambda checkpoints before it and retries from there, and one
- * aggregate's events never overtake each other. A publish whose PubAck was lost is sent again on
- * retry and dropped by JetStream's duplicate window (Nats-Msg-Id = event id).
+/*
+ * The bridge: outbox records from the tables' streams → NATS JetStream, exactly as they were
+ * committed. Every record's publish waits for its PubAck; one aggregate's records go one after
+ * another (the ordered stream runner), different aggregates' at once, so many publishes are in
+ * flight on the one connection. A record that fails holds back only its own aggregate's later
+ * records; Lambda retries from the earliest failure, and what had been published after it again is
+ * dropped by JetStream's duplicate window (Nats-Msg-Id = event id) or, while this instance lives,
+ * not even sent (it remembers the ids it has had acknowledged).
  */
-export const forwardEvents =
-  (publisher: EventPublisher, onError: (error: unknown, record: DynamoDBRecord) => void) =>
-  async (records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> => {
-    for (const [index, record] of records.entries()) {
+
+export interface BridgeOptions {
+  /** Opens a new connection (called at the first batch, and whenever the last one is found dead). */
+  connect: () => Promise<EventPublisher>;
+  /**
+   * The round trip that checks a kept connection at the start of an invocation: a connection that
+   * died while Lambda was frozen is found here, at once, not by a publish waiting out its PubAck.
+   */
+  aliveTimeoutMs?: number;
+  /** Stop starting publishes when less than this much of the invocation remains (default 5 s). */
+  reserveMs?: number;
+  onError: (error: unknown, record: DynamoDBRecord) => void;
+  /** A record that can never be published (no outbox event in it): skipped, and said loudly here. */
+  onUnpublishable: (error: MalformedOutboxItemError, record: DynamoDBRecord) => void;
+  onNotReached?: (records: DynamoDBRecord[]) => void;
+  /** A connection was replaced; `why` says what was wrong with it. */
+  onReconnect?: (why: string) => void;
+}
+
+/** Ids this instance has had acknowledged, newest last; bounded. */
+class RecentIds {
+  readonly #ids = new Set<string>();
+  readonly #limit: number;
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+  has(id: string): boolean {
+    return this.#ids.has(id);
+  }
+  add(id: string): void {
+    this.#ids.add(id);
+    if (this.#ids.size > this.#limit) this.#ids.delete(this.#ids.values().next().value!);
+  }
+}
+
+export function eventBridge(options: BridgeOptions) {
+  const aliveTimeoutMs = options.aliveTimeoutMs ?? 1_000;
+  let publisher: EventPublisher | undefined;
+  const published = new RecentIds(10_000);
+
+  /** A connection this invocation can use: the kept one if it answers, else a new one. */
+  async function connection(): Promise<EventPublisher> {
+    if (publisher && !publisher.isClosed() && (await publisher.isAlive(aliveTimeoutMs))) return publisher;
+    if (publisher) {
+      const dead = publisher;
+      options.onReconnect?.(
+        dead.isClosed() ? 'the connection was closed' : `no answer within ${aliveTimeoutMs} ms`,
+      );
+      publisher = undefined;
+      void dead.close().catch(() => {}); // never wait on a dead connection
+    }
+    publisher = await options.connect();
+    return publisher;
+  }
+
+  const publishRecord = (current: () => EventPublisher) => async (record: DynamoDBRecord) => {
+    let event: StoredEvent;
+    try {
+      event = storedEventOfRecord(record);
+    } catch (error) {
+      if (!(error instanceof MalformedOutboxItemError)) throw error;
+      options.onUnpublishable(error, record);
+      return;
+    }
+    if (published.has(event.id)) return;
+    await current().publish({ subject: event.type, id: event.id, body: event.body });
+    published.add(event.id);
+  };
+
+  let active: EventPublisher | undefined;
+  const run = orderedStreamRunner(
+    publishRecord(() => active!),
+    {
+      onError: options.onError,
+      ...(options.onNotReached ? { onNotReached: options.onNotReached } : {}),
+      ...(options.reserveMs === undefined ? {} : { reserveMs: options.reserveMs }),
+    },
+  );
+
+  return {
+    async handle(event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> {
+      if (event.Records.length === 0) return { batchItemFailures: [] };
       try {
-        await publisher.publish(eventFromRecord(record));
+        active = await connection();
       } catch (error) {
-        onError(error, record);
+        // NATS does not answer: every record keeps its place, and Lambda tries again.
+        for (const record of event.Records.slice(0, 1)) options.onError(error, record);
         return {
-          batchItemFailures: records
-            .slice(index)
-            .map((failed) => ({ itemIdentifier: failed.dynamodb?.SequenceNumber ?? '' })),
+          batchItemFailures: event.Records.map((record) => ({
+            itemIdentifier: record.dynamodb?.SequenceNumber ?? '',
+          })),
         };
       }
-    }
-    return { batchItemFailures: [] };
+      return run(event, context);
+    },
+    async close(): Promise<void> {
+      await publisher?.close();
+      publisher = undefined;
+    },
   };
+}

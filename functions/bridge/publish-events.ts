@@ -1,36 +1,70 @@
 import middy from '@middy/core';
-import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { parseConfig } from '../../shared/config.ts';
 import { logger } from '../../shared/logger.ts';
-import { connectEventPublisher, type EventPublisher } from '../../shared/nats.ts';
-import { forwardEvents } from './forward-events.ts';
+import {
+  describeNatsAccess,
+  natsAccessFromEnv,
+  natsAccessFromSecret,
+  type NatsAccess,
+} from '../../shared/nats-access.ts';
+import { connectEventPublisher } from '../../shared/nats.ts';
+import { eventBridge } from './forward-events.ts';
 
 const config = parseConfig(
   z.object({
-    NATS_URL: z
-      .string()
-      .min(1)
-      .transform((urls) => urls.split(',').map((url) => url.trim())),
+    NATS_URL: z.string().min(1),
+    /** On AWS: a Secrets Manager secret with the NATS credentials and CA (docs/nats.md). */
+    NATS_SECRET_ARN: z.string().startsWith('arn:').optional(),
+    /** Locally: the files the connection reads (a `.creds` or NKEY seed file; the CA's PEM). */
+    NATS_CREDS: z.string().min(1).optional(),
+    NATS_TLS_CA: z.string().min(1).optional(),
     NATS_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+    NATS_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
   }),
 );
 
-let publisher: Promise<EventPublisher> | undefined;
-function connected(): Promise<EventPublisher> {
-  publisher ??= connectEventPublisher({
-    servers: config.NATS_URL,
-    timeoutMs: config.NATS_PUBLISH_TIMEOUT_MS,
-  }).catch((error: unknown) => {
-    publisher = undefined; // try again on the next batch
-    throw error;
-  });
-  return publisher;
+/** Locally the environment names the files (NATS_CREDS, NATS_TLS_CA); on AWS the secret holds them. */
+async function access(): Promise<NatsAccess> {
+  if (!config.NATS_SECRET_ARN) {
+    const { NATS_URL, NATS_CREDS, NATS_TLS_CA } = config;
+    return natsAccessFromEnv({ NATS_URL, NATS_CREDS, NATS_TLS_CA });
+  }
+  const secret = await getSecret(config.NATS_SECRET_ARN, { maxAge: 3600 });
+  if (typeof secret !== 'string') throw new Error('the NATS secret is not a string');
+  return natsAccessFromSecret(config.NATS_URL, secret);
 }
 
+const bridge = eventBridge({
+  connect: async () => {
+    const resolved = await access();
+    const publisher = await connectEventPublisher(resolved, {
+      timeoutMs: config.NATS_PUBLISH_TIMEOUT_MS,
+      pingIntervalMs: 5_000,
+      name: 'order-saga-bridge',
+    });
+    logger.info('connected to NATS', { nats: describeNatsAccess(resolved) });
+    return publisher;
+  },
+  aliveTimeoutMs: config.NATS_ALIVE_TIMEOUT_MS,
+  onError: (error, record) => logger.error('could not publish event', { error, eventID: record.eventID }),
+  onUnpublishable: (error, record) =>
+    logger.error('skipped a stream record that holds no publishable event; it stays in its table', {
+      error,
+      eventID: record.eventID,
+      keys: record.dynamodb?.Keys,
+    }),
+  onNotReached: (records) =>
+    logger.warn('ran out of time: records left for the retry', {
+      notReached: records.length,
+      first: records[0]?.dynamodb?.SequenceNumber,
+    }),
+  onReconnect: (why) => logger.warn('replacing the NATS connection', { why }),
+});
+
 /** DynamoDB Streams (outbox items only, by filter) → NATS JetStream, with partial batch failures. */
-export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(async (event) =>
-  forwardEvents(await connected(), (error, record) =>
-    logger.error('could not publish event', { error, eventID: record.eventID }),
-  )(event.Records),
+export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(
+  (event: DynamoDBStreamEvent, context: Context) => bridge.handle(event, context),
 );

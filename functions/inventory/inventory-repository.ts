@@ -9,13 +9,9 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { CloudEvent } from '../../events/envelope.ts';
-import {
-  outboxPut,
-  transactWrite,
-  TransactionCancelledError,
-  type TransactItem,
-} from '../../shared/dynamo.ts';
+import type { NewEvent } from '../../events/envelope.ts';
+import { transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import { advanceSequence, lastSequenceOf, outboxPut, sequenceEvents } from '../../shared/outbox/write.ts';
 import { ConcurrentChangeError } from '../../shared/saga.ts';
 import {
   linesOf,
@@ -34,12 +30,14 @@ import {
  * Inventory table layout (pk, sk); docs/architecture.md has the same with the reasons:
  *   PRODUCT#<sku>            PRODUCT                   stock of one SKU: available, reserved, and the
  *                                                      ledger sold, stocked (available + reserved + sold)
- *   PRODUCT#<sku>            EVENT#<time>#<eventId>    outbox events about the SKU (low stock)
+ *   PRODUCT#<sku>            EVENT#<time>#<eventId>    outbox events about the SKU (low stock); the product
+ *                                                      item's `eventSequence` is the last sequence they used
  *   PRODUCT#<sku>            ADJUSTMENT#<key>          a stock adjustment's Idempotency-Key (24 h), written
  *                                                      in the adjustment's own transaction
  *   RESERVATION#<orderId>    RESERVATION               one order's hold on every line: the record of truth
  *   RESERVATION#<orderId>    LINE#<sku>                one line of it, for the by-SKU index (a projection)
- *   RESERVATION#<orderId>    EVENT#<time>#<eventId>    outbox events of that reservation
+ *   RESERVATION#<orderId>    EVENT#<time>#<eventId>    outbox events of that reservation (and its
+ *                                                      `eventSequence`, as for products)
  *
  * GSI `active-by-expiry` (activeShard, activeUntil) is sparse: only ACTIVE reservations carry the
  * attributes, spread over SWEEP_SHARDS partitions, so the sweeper reads exactly what may need
@@ -160,23 +158,18 @@ export interface InventoryRepository {
   /** Several reservations by order, read consistently; absent orders are missing from the map. */
   getReservations(orderIds: string[]): Promise<Map<string, Reservation>>;
   /** Holds every line and records the reservation, all or nothing. */
-  reserve(reservation: Reservation, event: CloudEvent): Promise<ReserveWriteResult>;
+  reserve(reservation: Reservation, event: NewEvent): Promise<ReserveWriteResult>;
   /** Records a rejected attempt so that a retry answers the same without a second event. */
-  reject(reservation: Reservation, event: CloudEvent): Promise<boolean>;
+  reject(reservation: Reservation, event: NewEvent): Promise<boolean>;
   /** ACTIVE → CONFIRMED while unexpired; false when the reservation was no longer ACTIVE and unexpired. */
   confirm(reservation: Reservation, now: Date): Promise<boolean>;
   /** ACTIVE → RELEASED or EXPIRED, returning the stock; false when it was no longer ACTIVE. */
-  release(
-    reservation: Reservation,
-    to: 'RELEASED' | 'EXPIRED',
-    event: CloudEvent,
-    now: Date,
-  ): Promise<boolean>;
+  release(reservation: Reservation, to: 'RELEASED' | 'EXPIRED', event: NewEvent, now: Date): Promise<boolean>;
   /**
    * An ACTIVE reservation that DynamoDB's TTL deleted before the sweeper released it: puts it back as
    * EXPIRED and returns its stock, once. False when it was already put back.
    */
-  restoreExpired(reservation: Reservation, event: CloudEvent, now: Date): Promise<boolean>;
+  restoreExpired(reservation: Reservation, event: NewEvent, now: Date): Promise<boolean>;
   /** ACTIVE reservations of one sweeper shard whose hold ended at or before `now`, oldest first. */
   listExpired(
     shard: number,
@@ -193,7 +186,7 @@ export interface InventoryRepository {
     cursor?: PageKey,
   ): Promise<{ lines: ReservationLine[]; cursor?: PageKey }>;
   /** Records a low-stock event in the SKU's outbox; false when that very event is recorded already. */
-  recordLowStock(event: CloudEvent): Promise<boolean>;
+  recordLowStock(event: NewEvent): Promise<boolean>;
 }
 
 function strip<T>(item: Record<string, unknown>): T {
@@ -284,26 +277,42 @@ export function dynamoInventoryRepository(
   async function closeReservation(
     reservation: Reservation,
     now: Date,
-    change: { to: ReservationStatus; holdCondition?: string; stock: StockMove; event?: CloudEvent },
+    change: { to: ReservationStatus; holdCondition?: string; stock: StockMove; event?: NewEvent },
   ): Promise<boolean> {
+    // The ACTIVE guard already makes this the one close; the sequence guard keeps the count exact.
+    const last = lastSequenceOf(reservation as unknown as Record<string, unknown>);
+    const sequence = change.event ? advanceSequence(last, 1) : undefined;
     return firstItemHolds([
       {
         Update: {
           TableName: tableName,
           Key: reservationKey(reservation.orderId),
-          UpdateExpression: 'SET #status = :to, updatedAt = :now REMOVE activeShard, activeUntil, expiresAt',
-          ConditionExpression: ['#status = :active', change.holdCondition].filter(Boolean).join(' AND '),
-          ExpressionAttributeNames: { '#status': 'status' },
+          UpdateExpression:
+            `SET #status = :to, updatedAt = :now${sequence ? `, ${sequence.set}` : ''} ` +
+            'REMOVE activeShard, activeUntil, expiresAt',
+          ConditionExpression: ['#status = :active', change.holdCondition, sequence?.condition]
+            .filter(Boolean)
+            .join(' AND '),
+          ExpressionAttributeNames: { '#status': 'status', ...sequence?.names },
           ExpressionAttributeValues: {
             ':to': change.to,
             ':active': 'ACTIVE',
             ':now': now.toISOString(),
             ...(change.holdCondition ? { ':nowSeconds': epochSeconds(now) } : {}),
+            ...sequence?.values,
           },
         },
       },
       ...productLines(reservation.lines, change.stock, 'reserved >= :q'),
-      ...(change.event ? [outboxPut(tableName, reservationKey(reservation.orderId).pk, change.event)] : []),
+      ...(change.event
+        ? [
+            outboxPut(
+              tableName,
+              reservationKey(reservation.orderId).pk,
+              sequenceEvents([change.event], last)[0]!,
+            ),
+          ]
+        : []),
     ]);
   }
 
@@ -597,11 +606,12 @@ export function dynamoInventoryRepository(
               ...reservation,
               activeShard: sweepShardOf(reservation.orderId),
               activeUntil: reservation.holdUntil,
+              eventSequence: 1,
             },
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         },
-        outboxPut(tableName, reservationKey(reservation.orderId).pk, event),
+        outboxPut(tableName, reservationKey(reservation.orderId).pk, sequenceEvents([event], 0)[0]!),
       ];
       try {
         await transactWrite(client, items);
@@ -628,11 +638,16 @@ export function dynamoInventoryRepository(
           {
             Put: {
               TableName: tableName,
-              Item: { ...reservationKey(reservation.orderId), kind: 'reservation', ...reservation },
+              Item: {
+                ...reservationKey(reservation.orderId),
+                kind: 'reservation',
+                ...reservation,
+                eventSequence: 1,
+              },
               ConditionExpression: 'attribute_not_exists(pk)',
             },
           },
-          outboxPut(tableName, reservationKey(reservation.orderId).pk, event),
+          outboxPut(tableName, reservationKey(reservation.orderId).pk, sequenceEvents([event], 0)[0]!),
         ]);
         return true;
       } catch (error) {
@@ -663,6 +678,8 @@ export function dynamoInventoryRepository(
       const { expiresAt: _ttl, ...kept } = strip<Reservation>(
         reservation as unknown as Record<string, unknown>,
       );
+      // The deleted item's sequence carries on: its events are still in the outbox (or were sent).
+      const last = lastSequenceOf(reservation as unknown as Record<string, unknown>);
       return firstItemHolds([
         {
           Put: {
@@ -673,13 +690,14 @@ export function dynamoInventoryRepository(
               ...kept,
               status: 'EXPIRED',
               updatedAt: now.toISOString(),
+              eventSequence: last + 1,
             },
             // The record's absence is the proof that its stock has not come back yet.
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         },
         ...productLines(reservation.lines, returnStock, 'reserved >= :q'),
-        outboxPut(tableName, reservationKey(reservation.orderId).pk, event),
+        outboxPut(tableName, reservationKey(reservation.orderId).pk, sequenceEvents([event], last)[0]!),
       ]);
     },
 
@@ -747,14 +765,42 @@ export function dynamoInventoryRepository(
 
     async recordLowStock(event) {
       // The event's id and time come from the stream record that showed the crossing: a redelivery
-      // writes the same outbox item, which already exists.
-      const { Put } = outboxPut(tableName, productKey(event.subject).pk, event);
-      try {
-        await client.send(new PutCommand(Put!));
-        return true;
-      } catch (error) {
-        if (error instanceof ConditionalCheckFailedException) return false;
-        throw error;
+      // writes the same outbox item, which already exists. The product's sequence is read, then
+      // guarded; a product that moved meanwhile is read again. Its version (the ETag) stays: the
+      // product as a client sees it did not change.
+      const key = productKey(event.subject);
+      for (let attempt = 1; ; attempt++) {
+        const { Item } = await client.send(
+          new GetCommand({
+            TableName: tableName,
+            Key: key,
+            ConsistentRead: true,
+            ProjectionExpression: '#eventSequence',
+            ExpressionAttributeNames: { '#eventSequence': 'eventSequence' },
+          }),
+        );
+        const last = lastSequenceOf(Item);
+        const sequence = advanceSequence(last, 1);
+        try {
+          await transactWrite(client, [
+            outboxPut(tableName, key.pk, sequenceEvents([event], last)[0]!),
+            {
+              Update: {
+                TableName: tableName,
+                Key: key,
+                UpdateExpression: `SET ${sequence.set}`,
+                ConditionExpression: `attribute_exists(pk) AND ${sequence.condition}`,
+                ExpressionAttributeNames: sequence.names,
+                ExpressionAttributeValues: sequence.values,
+              },
+            },
+          ]);
+          return true;
+        } catch (error) {
+          if (!isConditionFailure(error)) throw error;
+          if (error.reasons[0]?.code === 'ConditionalCheckFailed') return false;
+          if (attempt >= 5) throw error;
+        }
       }
     },
   };

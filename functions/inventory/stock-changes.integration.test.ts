@@ -52,7 +52,7 @@ beforeAll(async () => {
     retryDelayMs: 50,
     invoke: async (event) => {
       delivered.push(...event.Records);
-      return react()(event.Records);
+      return react()(event);
     },
     onError: (error) => failures.push(error),
   });
@@ -263,7 +263,7 @@ describe('a reservation deleted by TTL', () => {
     const removal = delivered.find(
       (record) => record.eventName === 'REMOVE' && record.dynamodb?.Keys?.pk?.S === `RESERVATION#${orderId}`,
     )!;
-    const again = await Promise.all([react()([removal]), react()([removal])]);
+    const again = await Promise.all([react()({ Records: [removal] }), react()({ Records: [removal] })]);
     expect(again).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
     expect(await inventory.getProduct(id)).toMatchObject({ available: 6, reserved: 0, version: heldAt + 1 });
     const released = (await outbox(`RESERVATION#${orderId}`)).filter(
@@ -432,8 +432,8 @@ describe('inventory.low_stock', () => {
 
     const changes = delivered.filter((record) => record.dynamodb?.Keys?.pk?.S === `PRODUCT#${id}`);
     expect(changes.length).toBeGreaterThanOrEqual(5);
-    expect(await react()(changes)).toEqual({ batchItemFailures: [] });
-    expect(await react()(changes.slice(2))).toEqual({ batchItemFailures: [] });
+    expect(await react()({ Records: changes })).toEqual({ batchItemFailures: [] });
+    expect(await react()({ Records: changes.slice(2) })).toEqual({ batchItemFailures: [] });
     await poller.drained();
     expect(await alertsOf(id)).toEqual([{ sku: id, available: 3, threshold: 4 }]);
   });

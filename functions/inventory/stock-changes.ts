@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
+import type { DynamoDBRecord } from 'aws-lambda';
 import { createEvent } from '../../events/envelope.ts';
+import { orderedStreamRunner } from '../../shared/stream-runner.ts';
 import { restoreDeletedReservation, type ReservationDeps } from './reservations.ts';
 import { INVENTORY_SOURCE, isLowOnStock, type Product, type Reservation } from './stock.ts';
 
@@ -64,21 +65,15 @@ async function onReservation(deps: StockChangesDeps, record: DynamoDBRecord) {
 }
 
 /**
- * Handles a batch in order. At the first failure it stops and reports that record: Lambda retries
- * from there, so one product's or reservation's changes are never applied out of order.
+ * Handles a batch in order per item (the ordered stream runner): one product's or reservation's
+ * changes are never applied out of order, and a failing one holds back only its own later changes.
  */
-export const reactToStockChanges =
-  (deps: StockChangesDeps) =>
-  async (records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> => {
-    for (const record of records) {
-      try {
-        const sk = record.dynamodb?.Keys?.sk?.S;
-        if (sk === 'PRODUCT') await onProduct(deps, record);
-        else if (sk === 'RESERVATION') await onReservation(deps, record);
-      } catch (error) {
-        deps.onError(error, record);
-        return { batchItemFailures: [{ itemIdentifier: record.dynamodb?.SequenceNumber ?? '' }] };
-      }
-    }
-    return { batchItemFailures: [] };
-  };
+export const reactToStockChanges = (deps: StockChangesDeps) =>
+  orderedStreamRunner(
+    async (record) => {
+      const sk = record.dynamodb?.Keys?.sk?.S;
+      if (sk === 'PRODUCT') await onProduct(deps, record);
+      else if (sk === 'RESERVATION') await onReservation(deps, record);
+    },
+    { onError: deps.onError },
+  );

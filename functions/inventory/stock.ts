@@ -131,6 +131,8 @@ export interface Reservation {
   createdAt: string;
   updatedAt: string;
   rejection?: { reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT'; skus: string[] };
+  /** The last `sequence` of the reservation's events (kept by the repository). */
+  eventSequence?: number;
 }
 
 /** One line of a reservation, stored for the by-SKU index (a projection of the reservation). */

@@ -11,6 +11,4 @@ const react = reactToStockChanges({
 });
 
 /** Inventory table stream (products and reservations, by filter): projections, TTL deletes, low stock. */
-export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(async (event) =>
-  react(event.Records),
-);
+export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(react);

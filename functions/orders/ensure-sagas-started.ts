@@ -1,5 +1,6 @@
-import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
-import { eventFromRecord } from '../../shared/outbox.ts';
+import type { DynamoDBRecord } from 'aws-lambda';
+import { storedEventOfRecord } from '../../shared/outbox/read.ts';
+import { orderedStreamRunner } from '../../shared/stream-runner.ts';
 import type { OrderRepository } from './order-repository.ts';
 import type { SagaStarter } from './saga-starter.ts';
 
@@ -15,21 +16,14 @@ export interface EnsureSagasStartedDeps {
  * Starting is idempotent (the execution is named after the order), so the usual case, where the
  * request already started it, costs one ExecutionAlreadyExists.
  */
-export const ensureSagasStarted =
-  (deps: EnsureSagasStartedDeps) =>
-  async (records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> => {
-    const batchItemFailures: DynamoDBBatchResponse['batchItemFailures'] = [];
-    for (const record of records) {
-      try {
-        const event = eventFromRecord(record);
-        if (event.type !== 'order.created') continue;
-        const order = await deps.orders.get(event.subject);
-        if (!order) throw new Error(`order ${event.subject} of event ${event.id} does not exist`);
-        await deps.saga.start(order);
-      } catch (error) {
-        deps.onError(error, record);
-        batchItemFailures.push({ itemIdentifier: record.dynamodb?.SequenceNumber ?? '' });
-      }
-    }
-    return { batchItemFailures };
-  };
+export const ensureSagasStarted = (deps: EnsureSagasStartedDeps) =>
+  orderedStreamRunner(
+    async (record) => {
+      const event = storedEventOfRecord(record);
+      if (event.type !== 'order.created') return;
+      const order = await deps.orders.get(event.subject);
+      if (!order) throw new Error(`order ${event.subject} of event ${event.id} does not exist`);
+      await deps.saga.start(order);
+    },
+    { onError: deps.onError },
+  );

@@ -1,17 +1,14 @@
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { CloudEvent } from '../../events/envelope.ts';
-import {
-  outboxPut,
-  transactWrite,
-  TransactionCancelledError,
-  type TransactItem,
-} from '../../shared/dynamo.ts';
+import type { NewEvent } from '../../events/envelope.ts';
+import { transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import { outboxPuts, sequenceEvents } from '../../shared/outbox/write.ts';
 import type { Order } from './order.ts';
 
 /*
  * Orders table layout (pk, sk):
  *   ORDER#<orderId>        ORDER                     the order
- *   ORDER#<orderId>        EVENT#<time>#<eventId>    outbox events of that order
+ *   ORDER#<orderId>        EVENT#<time>#<eventId>    outbox events of that order; the order item's
+ *                                                     `eventSequence` is the last sequence they used
  *   IDEMPOTENCY#<customer>#<key>  IDEMPOTENCY        a customer's Idempotency-Key of POST /orders (24 h);
  *                                                     the customer id URI-encoded, so `#` in it cannot
  *                                                     make two customers' keys meet
@@ -35,9 +32,12 @@ export type CreateResult = { created: true } | { created: false; orderId: string
 export interface OrderRepository {
   get(orderId: string): Promise<Order | undefined>;
   /** Writes the order, its `order.created` event and the idempotency claim in one transaction. */
-  create(order: Order, event: CloudEvent, claim?: IdempotencyClaim): Promise<CreateResult>;
-  /** Saves a changed order with its events; false when someone else changed it first. */
-  save(order: Order, events: CloudEvent[]): Promise<boolean>;
+  create(order: Order, event: NewEvent, claim?: IdempotencyClaim): Promise<CreateResult>;
+  /**
+   * Saves a changed order with its events, which take the sequences after the order's
+   * `eventSequence`; false when someone else changed the order first.
+   */
+  save(order: Order, events: NewEvent[]): Promise<boolean>;
 }
 
 function toOrder(item: Record<string, unknown>): Order {
@@ -59,11 +59,11 @@ export function dynamoOrderRepository(client: DynamoDBDocumentClient, tableName:
         {
           Put: {
             TableName: tableName,
-            Item: { ...orderKey(order.orderId), kind: 'order', ...order },
+            Item: { ...orderKey(order.orderId), kind: 'order', ...order, eventSequence: 1 },
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         },
-        outboxPut(tableName, orderKey(order.orderId).pk, event),
+        ...outboxPuts(tableName, orderKey(order.orderId).pk, sequenceEvents([event], 0)),
       ];
       if (claim) {
         items.push({
@@ -97,17 +97,24 @@ export function dynamoOrderRepository(client: DynamoDBDocumentClient, tableName:
     },
 
     async save(order, events) {
+      // The version guard makes the order's sequence the one it was read with.
+      const last = order.eventSequence ?? 0;
       try {
         await transactWrite(client, [
           {
             Put: {
               TableName: tableName,
-              Item: { ...orderKey(order.orderId), kind: 'order', ...order },
+              Item: {
+                ...orderKey(order.orderId),
+                kind: 'order',
+                ...order,
+                eventSequence: last + events.length,
+              },
               ConditionExpression: 'version = :expected',
               ExpressionAttributeValues: { ':expected': order.version - 1 },
             },
           },
-          ...events.map((event) => outboxPut(tableName, orderKey(order.orderId).pk, event)),
+          ...outboxPuts(tableName, orderKey(order.orderId).pk, sequenceEvents(events, last)),
         ]);
         return true;
       } catch (error) {

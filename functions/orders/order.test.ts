@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEvent } from '../../events/envelope.ts';
+import { sequenceEvents } from '../../shared/outbox/write.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import type { Caller } from '../../shared/caller.ts';
 import { ReservationExpiredError, StockUnavailableError } from '../inventory/stock.ts';
@@ -225,7 +226,7 @@ describe('newOrder', () => {
   });
 
   it('emits a valid order.created event about the order', () => {
-    const { event } = newOrder({ ...validRequest, currency: 'gbp' }, 'order-1', T0);
+    const [event] = sequenceEvents([newOrder({ ...validRequest, currency: 'gbp' }, 'order-1', T0).event], 0);
     expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
     expect(event).toMatchObject({
       type: 'order.created',
@@ -409,7 +410,7 @@ describe('applySagaStep', () => {
       currency: 'usd',
       paymentIntentId: 'pi_123',
     });
-    for (const event of events) {
+    for (const event of sequenceEvents(events, 0)) {
       expect(event.subject).toBe('order-1');
       expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
     }

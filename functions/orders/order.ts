@@ -7,7 +7,7 @@ import {
   type OrderStatus,
   type SagaState,
 } from '../../events/common.ts';
-import { createEvent, type CloudEvent } from '../../events/envelope.ts';
+import { createEvent, type NewEvent } from '../../events/envelope.ts';
 import type { Caller } from '../../shared/caller.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import {
@@ -104,6 +104,12 @@ export interface Order {
   updatedAt: string;
   /** Optimistic-lock counter; every stored change increments it. */
   version: number;
+  /**
+   * The last `sequence` the order's events used: 1 for its order.created, then moved by every save
+   * with events (the repository writes it under the version guard). Absent on orders stored before
+   * sequences existed.
+   */
+  eventSequence?: number;
 }
 
 /** Duplicate SKUs are merged into one line, never double-counted; a merged line still obeys the 999 cap. */
@@ -128,7 +134,7 @@ export function newOrder(
   request: PlaceOrderRequest,
   orderId: string,
   now: Date,
-): { order: Order; event: CloudEvent } {
+): { order: Order; event: NewEvent } {
   const at = now.toISOString();
   const order: Order = {
     orderId,
@@ -142,6 +148,7 @@ export function newOrder(
     createdAt: at,
     updatedAt: at,
     version: 1,
+    eventSequence: 1, // its order.created
   };
   const event = createEvent('order.created', {
     source: ORDER_SOURCE,
@@ -305,7 +312,7 @@ function recordPayment(
 }
 
 export type StepOutcome =
-  { changed: false; order: Order } | { changed: true; order: Order; events: CloudEvent[] };
+  { changed: false; order: Order } | { changed: true; order: Order; events: NewEvent[] };
 
 /**
  * Applies one saga step. Repeating a step that already happened is a no-op (`changed: false`),
@@ -370,7 +377,7 @@ export function applySagaStep(order: Order, command: SagaStep, now: Date): StepO
 
   const base = { source: ORDER_SOURCE, subject: order.orderId, time: now };
   const state = { orderId: order.orderId, status: next.status, sagaState: next.sagaState };
-  const events: CloudEvent[] = [
+  const events: NewEvent[] = [
     createEvent('order.status_changed', {
       ...base,
       data: {

@@ -1,47 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { CloudEvent } from '../../events/envelope.ts';
 import { CreateOrderRequestSchema, type Order, type PlaceOrderRequest } from './order.ts';
-import type { CreateResult, IdempotencyClaim, OrderRepository } from './order-repository.ts';
+import { InMemoryOrders } from './in-memory-order-repository.ts';
 import { placeOrder, requestHash } from './place-order.ts';
 import type { SagaStarter } from './saga-starter.ts';
-
-/** The repository contract in memory: order, outbox and idempotency claim commit together or not at all. */
-class InMemoryOrders implements OrderRepository {
-  readonly orders = new Map<string, Order>();
-  readonly outbox: CloudEvent[] = [];
-  readonly claims = new Map<string, { orderId: string; requestHash: string }>();
-
-  async get(orderId: string) {
-    const order = this.orders.get(orderId);
-    return order ? structuredClone(order) : undefined;
-  }
-
-  async create(order: Order, event: CloudEvent, claim?: IdempotencyClaim): Promise<CreateResult> {
-    if (this.orders.has(order.orderId)) throw new Error(`order ${order.orderId} already exists`);
-    const claimKey = claim && JSON.stringify([claim.customerId, claim.key]);
-    const previous = claimKey ? this.claims.get(claimKey) : undefined;
-    if (claim && previous) {
-      return {
-        created: false,
-        orderId: previous.orderId,
-        sameRequest: previous.requestHash === claim.requestHash,
-      };
-    }
-    this.orders.set(order.orderId, structuredClone(order));
-    this.outbox.push(event);
-    if (claim && claimKey)
-      this.claims.set(claimKey, { orderId: order.orderId, requestHash: claim.requestHash });
-    return { created: true };
-  }
-
-  async save(order: Order, events: CloudEvent[]) {
-    const stored = this.orders.get(order.orderId);
-    if (!stored || stored.version !== order.version - 1) return false;
-    this.orders.set(order.orderId, structuredClone(order));
-    this.outbox.push(...events);
-    return true;
-  }
-}
 
 class RecordingSaga implements SagaStarter {
   readonly started: string[] = [];
@@ -86,7 +47,7 @@ describe('placeOrder', () => {
     const { orders, saga, placed } = setup();
     const order = await placed(request(body));
     expect(order).toMatchObject({ orderId: 'order-1', status: 'PENDING', sagaState: 'STARTED' });
-    expect(await orders.get('order-1')).toEqual(order);
+    expect(await orders.get('order-1')).toEqual({ ...order, eventSequence: 1 });
     expect(orders.outbox.map((event) => [event.type, event.subject])).toEqual([['order.created', 'order-1']]);
     expect(saga.started).toEqual(['order-1']);
   });
@@ -103,7 +64,7 @@ describe('placeOrder', () => {
     const { orders, saga, placed } = setup();
     const first = await placed(request(body), 'key-1');
     const again = await placed(request(body), 'key-1');
-    expect(again).toEqual(first);
+    expect(again).toEqual({ ...first, eventSequence: 1 });
     expect(orders.orders.size).toBe(1);
     expect(orders.outbox).toHaveLength(1);
     // Starting again is harmless (the execution is named after the order) and recovers a crash between the two.

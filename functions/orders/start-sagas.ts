@@ -16,6 +16,4 @@ const ensure = ensureSagasStarted({
 });
 
 /** Orders table stream (order.created outbox items, by filter) → the order's saga, started once. */
-export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(async (event) =>
-  ensure(event.Records),
-);
+export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(ensure);

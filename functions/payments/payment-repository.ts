@@ -1,18 +1,15 @@
 import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { CloudEvent } from '../../events/envelope.ts';
-import {
-  outboxPut,
-  transactWrite,
-  TransactionCancelledError,
-  type TransactItem,
-} from '../../shared/dynamo.ts';
+import type { NewEvent } from '../../events/envelope.ts';
+import { transactWrite, TransactionCancelledError, type TransactItem } from '../../shared/dynamo.ts';
+import { advanceSequence, lastSequenceOf, outboxPut, sequenceEvents } from '../../shared/outbox/write.ts';
 import type { PaymentLastError } from '../../shared/saga.ts';
 import { ALLOWED_FROM, type Payment, type PaymentStatus } from './payment.ts';
 
 /*
  * Payments table layout (pk, sk):
  *   PAYMENT#<orderId>        PAYMENT                   the order's payment
- *   PAYMENT#<orderId>        EVENT#<time>#<eventId>    outbox events of that payment
+ *   PAYMENT#<orderId>        EVENT#<time>#<eventId>    outbox events of that payment; the payment item's
+ *                                                     `eventSequence` is the last sequence they used
  *   STRIPE_EVENT#<evt id>    STRIPE_EVENT              a Stripe webhook event already applied (30 days)
  * GSI `by-payment-intent` (paymentIntentId) finds the payment a webhook is about.
  */
@@ -50,7 +47,7 @@ export interface PaymentRepository {
     orderId: string,
     to: PaymentStatus,
     fields: Partial<Payment>,
-    event: CloudEvent | undefined,
+    event: NewEvent | undefined,
     now: Date,
     stripeEventId?: string,
     from?: readonly PaymentStatus[],
@@ -103,7 +100,7 @@ export interface PaymentRepository {
 }
 
 function strip(item: Record<string, unknown>): Payment {
-  const { pk: _pk, sk: _sk, kind: _kind, ...payment } = item;
+  const { pk: _pk, sk: _sk, kind: _kind, eventSequence: _sequence, ...payment } = item;
   return payment as unknown as Payment;
 }
 
@@ -151,11 +148,37 @@ export function dynamoPaymentRepository(
       if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
     });
   };
+  /*
+   * The last event sequence seen of each payment this instance read or wrote: a transition with an
+   * event guards on it, so the usual write needs no read of its own. A stale entry only costs a
+   * retry (the failed condition returns the item as it is). Bounded: a warm Lambda sees many orders.
+   */
+  const lastSequences = new Map<string, number>();
+  const noteSequence = (orderId: string, last: number) => {
+    if (lastSequences.size >= 10_000) lastSequences.clear();
+    lastSequences.set(orderId, last);
+  };
+  const knownSequence = async (orderId: string): Promise<number> => {
+    const known = lastSequences.get(orderId);
+    if (known !== undefined) return known;
+    const { Item } = await client.send(
+      new GetCommand({
+        TableName: tableName,
+        Key: paymentKey(orderId),
+        ConsistentRead: true,
+        ProjectionExpression: '#eventSequence',
+        ExpressionAttributeNames: { '#eventSequence': 'eventSequence' },
+      }),
+    );
+    return lastSequenceOf(Item);
+  };
+
   return {
     async get(orderId) {
       const { Item } = await client.send(
         new GetCommand({ TableName: tableName, Key: paymentKey(orderId), ConsistentRead: true }),
       );
+      if (Item) noteSequence(orderId, lastSequenceOf(Item));
       return Item ? strip(Item) : undefined;
     },
 
@@ -199,11 +222,14 @@ export function dynamoPaymentRepository(
           ReturnValues: 'ALL_NEW',
         }),
       );
+      noteSequence(command.orderId, lastSequenceOf(Attributes));
       return strip(Attributes!);
     },
 
     async transition(orderId, to, fields, event, now, stripeEventId, only, paymentIntentId) {
       const from = only ? ALLOWED_FROM[to].filter((status) => only.includes(status)) : ALLOWED_FROM[to];
+      // No status it may move from (e.g. to CREATING, or `only` naming none allowed): nothing can apply.
+      if (from.length === 0) return 'stale';
       const names: Record<string, string> = { '#status': 'status' };
       const values: Record<string, unknown> = { ':to': to, ':now': now.toISOString() };
       const sets = ['#status = :to', 'updatedAt = :now'];
@@ -213,35 +239,54 @@ export function dynamoPaymentRepository(
         sets.push(`#f${index} = :f${index}`);
       });
       from.forEach((status, index) => (values[`:from${index}`] = status));
-      let condition = `#status IN (${from.map((_, index) => `:from${index}`).join(', ')})`;
+      const conditions = [`#status IN (${from.map((_, index) => `:from${index}`).join(', ')})`];
       if (paymentIntentId !== undefined) {
         names['#intent'] = 'paymentIntentId';
         values[':intent'] = paymentIntentId;
-        condition += ' AND (attribute_not_exists(#intent) OR #intent = :intent)';
+        conditions.push('(attribute_not_exists(#intent) OR #intent = :intent)');
       }
-      const items: TransactItem[] = [
-        {
-          Update: {
-            TableName: tableName,
-            Key: paymentKey(orderId),
-            UpdateExpression: `SET ${sets.join(', ')}`,
-            ConditionExpression: condition,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
+      const statusHolds = (item: Record<string, unknown>) =>
+        from.includes(item.status as PaymentStatus) &&
+        (paymentIntentId === undefined ||
+          item.paymentIntentId === undefined ||
+          item.paymentIntentId === paymentIntentId);
+
+      // With an event, the payment's sequence is guarded too; if only that moved (another event was
+      // written since this instance last saw the payment), try again from where it is now.
+      for (let attempt = 1; ; attempt++) {
+        const last = event ? await knownSequence(orderId) : 0;
+        const sequence = event ? advanceSequence(last, 1) : undefined;
+        const items: TransactItem[] = [
+          {
+            Update: {
+              TableName: tableName,
+              Key: paymentKey(orderId),
+              UpdateExpression: `SET ${[...sets, ...(sequence ? [sequence.set] : [])].join(', ')}`,
+              ConditionExpression: [...conditions, ...(sequence ? [sequence.condition] : [])].join(' AND '),
+              ExpressionAttributeNames: { ...names, ...sequence?.names },
+              ExpressionAttributeValues: { ...values, ...sequence?.values },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            },
           },
-        },
-      ];
-      if (event) items.push(outboxPut(tableName, paymentKey(orderId).pk, event));
-      if (stripeEventId) items.push(stripeEventPut(tableName, stripeEventId, now));
-      try {
-        await transactWrite(client, items);
-        return 'applied';
-      } catch (error) {
-        if (!(error instanceof TransactionCancelledError)) throw error;
-        const eventReason = stripeEventId ? error.reasons[items.length - 1] : undefined;
-        if (eventReason?.code === 'ConditionalCheckFailed') return 'duplicate';
-        if (error.reasons[0]?.code === 'ConditionalCheckFailed') return 'stale';
-        throw error;
+        ];
+        if (event)
+          items.push(outboxPut(tableName, paymentKey(orderId).pk, sequenceEvents([event], last)[0]!));
+        if (stripeEventId) items.push(stripeEventPut(tableName, stripeEventId, now));
+        try {
+          await transactWrite(client, items);
+          if (event) noteSequence(orderId, last + 1);
+          return 'applied';
+        } catch (error) {
+          if (!(error instanceof TransactionCancelledError)) throw error;
+          const eventReason = stripeEventId ? error.reasons[items.length - 1] : undefined;
+          if (eventReason?.code === 'ConditionalCheckFailed') return 'duplicate';
+          const paymentReason = error.reasons[0];
+          if (paymentReason?.code !== 'ConditionalCheckFailed') throw error;
+          const current = paymentReason.item;
+          if (!event || !current || !statusHolds(current)) return 'stale';
+          noteSequence(orderId, lastSequenceOf(current));
+          if (attempt >= 5) throw error;
+        }
       }
     },
 

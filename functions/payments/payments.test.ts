@@ -1,18 +1,9 @@
 import type Stripe from 'stripe';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { parseEvent, type CloudEvent } from '../../events/envelope.ts';
-import type { Subject } from '../../events/subjects.ts';
 import { logger } from '../../shared/logger.ts';
-import { SagaOutcome, type PaymentLastError } from '../../shared/saga.ts';
-import {
-  ALLOWED_FROM,
-  REFUND_FAILED,
-  STRAY_CHARGE_REFUNDED,
-  type Payment,
-  type PaymentStatus,
-  type RequestPaymentCommand,
-} from './payment.ts';
-import type { BeginPayment, PaymentRepository, TransitionResult } from './payment-repository.ts';
+import { SagaOutcome } from '../../shared/saga.ts';
+import { InMemoryPayments } from './in-memory-payment-repository.ts';
+import { REFUND_FAILED, STRAY_CHARGE_REFUNDED, type Payment, type RequestPaymentCommand } from './payment.ts';
 import {
   applyStripeEvent,
   cancelForCustomer,
@@ -29,168 +20,6 @@ import { PaymentProviderUnavailableError, type PaymentGateway } from './stripe-g
 
 const NOW = new Date('2025-01-01T00:00:00.000Z');
 const ORDER = 'order-1';
-
-/**
- * The repository contract in memory: the status only moves forward (ALLOWED_FROM), and the status,
- * its outbox event and the Stripe event id commit together or not at all.
- */
-class InMemoryPayments implements PaymentRepository {
-  readonly payments = new Map<string, Payment>();
-  readonly outbox: CloudEvent[] = [];
-  readonly stripeEvents = new Set<string>();
-
-  async get(orderId: string) {
-    const payment = this.payments.get(orderId);
-    return payment ? structuredClone(payment) : undefined;
-  }
-
-  async findByPaymentIntent(paymentIntentId: string) {
-    const payment = [...this.payments.values()].find((p) => p.paymentIntentId === paymentIntentId);
-    return payment ? structuredClone(payment) : undefined;
-  }
-
-  async begin(command: BeginPayment, now: Date) {
-    const existing = this.payments.get(command.orderId);
-    const token = {
-      ...(command.taskToken ? { taskToken: command.taskToken } : {}),
-      ...(command.confirmedBy ? { confirmedBy: command.confirmedBy } : {}),
-    };
-    const payment: Payment = existing
-      ? { ...existing, ...token, updatedAt: now.toISOString() }
-      : {
-          orderId: command.orderId,
-          amount: command.amount,
-          currency: command.currency,
-          status: 'CREATING',
-          ...token,
-          createdAt: now.toISOString(),
-          updatedAt: now.toISOString(),
-        };
-    this.payments.set(command.orderId, payment);
-    return structuredClone(payment);
-  }
-
-  async transition(
-    orderId: string,
-    to: PaymentStatus,
-    fields: Partial<Payment>,
-    event: CloudEvent | undefined,
-    now: Date,
-    stripeEventId?: string,
-    only?: readonly PaymentStatus[],
-    paymentIntentId?: string,
-  ): Promise<TransitionResult> {
-    if (stripeEventId && this.stripeEvents.has(stripeEventId)) return 'duplicate';
-    const payment = this.payments.get(orderId);
-    const from = only ? ALLOWED_FROM[to].filter((status) => only.includes(status)) : ALLOWED_FROM[to];
-    if (!payment || !from.includes(payment.status)) return 'stale';
-    const recorded = payment.paymentIntentId;
-    if (paymentIntentId !== undefined && recorded !== undefined && recorded !== paymentIntentId)
-      return 'stale';
-    this.payments.set(orderId, { ...payment, ...fields, status: to, updatedAt: now.toISOString() });
-    if (event) this.outbox.push(event);
-    if (stripeEventId) this.stripeEvents.add(stripeEventId);
-    return 'applied';
-  }
-
-  async recordRefundFailure(
-    orderId: string,
-    paymentIntentId: string,
-    refundId: string,
-    reason: string,
-    now: Date,
-    stripeEventId: string,
-  ) {
-    if (this.stripeEvents.has(stripeEventId)) return 'duplicate' as const;
-    const payment = this.payments.get(orderId);
-    if (!payment || payment.paymentIntentId !== paymentIntentId) return 'stale' as const;
-    this.payments.set(orderId, {
-      ...payment,
-      failedRefundId: refundId,
-      refundFailedAt: now.toISOString(),
-      refundFailureReason: reason,
-      updatedAt: now.toISOString(),
-    });
-    this.stripeEvents.add(stripeEventId);
-    return 'applied' as const;
-  }
-
-  async recordDecline(
-    orderId: string,
-    paymentIntentId: string,
-    decline: { lastError: PaymentLastError; lastErrorAt?: string; stripeStatus: string },
-    now: Date,
-    stripeEventId: string,
-  ) {
-    if (this.stripeEvents.has(stripeEventId)) return 'duplicate' as const;
-    const payment = this.payments.get(orderId);
-    if (
-      !payment ||
-      !['CREATING', 'INITIATED'].includes(payment.status) ||
-      payment.paymentIntentId !== paymentIntentId ||
-      (decline.lastErrorAt && payment.lastErrorAt && payment.lastErrorAt > decline.lastErrorAt)
-    )
-      return 'stale' as const;
-    this.payments.set(orderId, { ...payment, ...decline, updatedAt: now.toISOString() });
-    this.stripeEvents.add(stripeEventId);
-    return 'applied' as const;
-  }
-
-  async recordStripeEvent(stripeEventId: string) {
-    if (this.stripeEvents.has(stripeEventId)) return false;
-    this.stripeEvents.add(stripeEventId);
-    return true;
-  }
-
-  async noteCancellationReason(
-    orderId: string,
-    reason: string,
-    now: Date,
-    options?: { keepExisting?: boolean },
-  ) {
-    const payment = this.payments.get(orderId);
-    if (payment && !(options?.keepExisting && payment.cancellationReason))
-      this.payments.set(orderId, { ...payment, cancellationReason: reason, updatedAt: now.toISOString() });
-  }
-
-  async nextIntentAttempt(orderId: string, now: Date) {
-    const payment = this.payments.get(orderId);
-    if (payment && !payment.paymentIntentId)
-      this.payments.set(orderId, {
-        ...payment,
-        intentAttempt: (payment.intentAttempt ?? 0) + 1,
-        updatedAt: now.toISOString(),
-      });
-  }
-
-  async markNotified(orderId: string, taskToken: string) {
-    const payment = this.payments.get(orderId);
-    if (payment?.taskToken === taskToken)
-      this.payments.set(orderId, { ...payment, notifiedToken: taskToken });
-  }
-
-  /** Seeds a payment as a previous run would have left it. */
-  put(payment: Partial<Payment> & Pick<Payment, 'status'>) {
-    this.payments.set(ORDER, {
-      orderId: ORDER,
-      amount: 2500,
-      currency: 'usd',
-      taskToken: 'token-1',
-      createdAt: NOW.toISOString(),
-      updatedAt: NOW.toISOString(),
-      ...payment,
-    });
-  }
-
-  /** Every outbox event, decoded with its contract schema. */
-  events() {
-    return this.outbox.map((event) => parseEvent(event));
-  }
-
-  eventsOf(type: Subject) {
-    return this.events().filter((event) => event.type === type);
-  }
-}
 
 /** Stripe test mode in memory: one intent per order (the gateway's idempotency key), outcomes by payment method. */
 class FakeGateway implements PaymentGateway {
@@ -270,7 +99,16 @@ class RecordingSaga implements SagaNotifier {
 type Context = ReturnType<typeof setup>;
 
 function setup() {
-  const payments = new InMemoryPayments();
+  const payments = new InMemoryPayments({
+    seed: {
+      orderId: ORDER,
+      amount: 2500,
+      currency: 'usd',
+      taskToken: 'token-1',
+      createdAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+    },
+  });
   const gateway = new FakeGateway();
   const saga = new RecordingSaga();
   const deps: PaymentDeps = { payments, gateway, saga, now: () => NOW };
@@ -530,6 +368,27 @@ describe('createPayment', () => {
 });
 
 describe('requestPayment', () => {
+  it("a confirm answered canceled, because the customer cancelled meanwhile, keeps the customer's reason", async () => {
+    // The customer's cancel notes its reason, then cancels the intent at Stripe, between this step's
+    // begin and Stripe's answer to its confirm: Stripe answers `canceled`.
+    const { payments, gateway, saga, request } = setup();
+    gateway.confirmIntent = async () => {
+      await payments.noteCancellationReason(ORDER, 'CUSTOMER_CANCELLED', NOW, { keepExisting: true });
+      return { status: 'canceled' };
+    };
+
+    await request(command({ paymentMethodId: 'pm_card_authenticationRequired' }));
+
+    expect(await payments.get(ORDER)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'CUSTOMER_CANCELLED',
+    });
+    expect(saga.calls).toEqual([expect.objectContaining({ kind: 'fail', error: 'CustomerCancelledError' })]);
+    expect(payments.events().filter((event) => event.type === 'payment.cancelled')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ reason: 'CUSTOMER_CANCELLED' }) }),
+    ]);
+  });
+
   it('stores the task token, creates the intent unconfirmed and records it before confirming it', async () => {
     const { payments, gateway, request } = setup();
     let recordedAtConfirm: Payment | undefined;

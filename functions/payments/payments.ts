@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { z } from 'zod';
 import { OrderIdSchema } from '../../events/common.ts';
-import { createEvent, type CloudEvent, type EventData } from '../../events/envelope.ts';
+import { createEvent, type NewEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
 import { cancellationReasonFor, type PaymentFailureCause, type PaymentLastError } from '../../shared/saga.ts';
 import {
@@ -48,7 +48,7 @@ function paymentEvent<S extends PaymentSubject>(
   paymentIntentId: string,
   extra: Omit<EventData<S>, 'orderId' | 'paymentIntentId' | 'amount' | 'currency'>,
   now: Date,
-): CloudEvent {
+): NewEvent {
   const data = {
     orderId: payment.orderId,
     paymentIntentId,
@@ -216,10 +216,15 @@ export const requestPayment = (deps: PaymentDeps) => async (command: RequestPaym
           ? 'CANCELLED'
           : undefined;
   if (to) {
-    // The payment as begun: settle's writes are conditional, and it rereads before telling the saga.
+    // `canceled` means someone else cancelled the intent meanwhile (the customer, the timeout,
+    // compensation). Each notes its reason before it calls Stripe, so only a read made after Stripe's
+    // answer is sure to hold it: the payment as begun may predate the note, and settle would write
+    // its fallback 'CANCELED' over the customer's reason. Otherwise the payment as begun will do:
+    // settle's writes are conditional, and it rereads before telling the saga.
+    const current = to === 'CANCELLED' ? ((await deps.payments.get(command.orderId)) ?? payment) : payment;
     await settle(
       deps,
-      payment,
+      current,
       {
         id: intent.paymentIntentId,
         object: 'payment_intent',
@@ -718,7 +723,7 @@ async function moveTo(
   orderId: string,
   to: PaymentStatus,
   fields: Partial<Payment>,
-  event: CloudEvent | undefined,
+  event: NewEvent | undefined,
   now: Date,
 ): Promise<void> {
   if ((await deps.payments.transition(orderId, to, fields, event, now)) === 'applied') return;

@@ -87,6 +87,10 @@ export const FaultSeedSettingSchema = parsedBy(parseFaultSeed);
 export const LocalConfigSchema = SettingsSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   NATS_URL: NatsUrlSettingSchema.optional(),
+  /** A `.creds` or NKEY seed file the runtime and the bridge connect to NATS with (docs/nats.md). */
+  NATS_CREDS: z.string().min(1).optional(),
+  /** The PEM file of the CA that signed NATS's certificates: TLS, with only that CA trusted. */
+  NATS_TLS_CA: z.string().min(1).optional(),
   /**
    * `true`: existing JetStream streams whose settings differ from the contract's are updated to it.
    * Default `false`: the start stops and names each difference (shared/nats.ts `ensureStreams`).

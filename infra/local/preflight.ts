@@ -302,14 +302,13 @@ export const systemProbes: PreflightProbes = {
   },
   async streamDifferences(natsUrl) {
     // Loaded only when a server is there to ask.
-    const [{ checkStreams }, { streamDefinitions }] = await Promise.all([
+    const [{ checkStreams }, { streamDefinitions }, { natsAccessFromEnv }] = await Promise.all([
       import('../../shared/nats.ts'),
       import('../nats/streams.ts'),
+      import('../../shared/nats-access.ts'),
     ]);
-    return checkStreams(
-      natsServerAddresses(natsUrl).map((server) => server.url),
-      streamDefinitions(1),
-    );
+    // With the runtime's credentials and CA (NATS_CREDS, NATS_TLS_CA), as it will connect.
+    return checkStreams(natsAccessFromEnv({ ...process.env, NATS_URL: natsUrl }), streamDefinitions(1));
   },
 };
 

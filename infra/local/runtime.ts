@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { streamDefinitions } from '../nats/streams.ts';
+import { natsAccessFromEnv } from '../../shared/nats-access.ts';
 import { ensureStreams, type EnsureStreamsResult } from '../../shared/nats.ts';
 import { LOCAL_STRIPE_API_KEY, type LocalConfig } from './config.ts';
 import { DEMO_CATALOGUE } from './demo-catalogue.ts';
@@ -177,10 +178,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       endpoint: dynamodb.url,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
+    // The runtime and the bridge connect as one user, with the same CA (docs/nats.md).
+    const natsFiles = {
+      ...(config.NATS_CREDS ? { NATS_CREDS: config.NATS_CREDS } : {}),
+      ...(config.NATS_TLS_CA ? { NATS_TLS_CA: config.NATS_TLS_CA } : {}),
+    };
+    const natsAccess = natsAccessFromEnv({ NATS_URL: nats.url, ...natsFiles });
     // A shared server's streams that differ are never changed silently (NATS_UPDATE_STREAMS).
     const [streamArns, natsStreams] = await Promise.all([
       createTables(dynamoClient, templateTables(template), tablePrefix),
-      ensureStreams(nats.url, streamDefinitions(1), { update: config.NATS_UPDATE_STREAMS }),
+      ensureStreams(natsAccess, streamDefinitions(1), { update: config.NATS_UPDATE_STREAMS }),
     ]);
 
     // The endpoint needs the handlers and the handlers need the endpoint's URL: bind late.
@@ -240,6 +247,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         STRIPE_SECRET_KEY: LOCAL_STRIPE_API_KEY,
         STRIPE_WEBHOOK_SECRET: config.STRIPE_WEBHOOK_SECRET,
         POWERTOOLS_LOG_LEVEL: config.LOG_LEVEL,
+        ...natsFiles,
       },
     });
     loaded.lambdas = host;

@@ -1,23 +1,42 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseConfig } from '../../shared/config.ts';
+import { natsAccessFromEnv } from '../../shared/nats-access.ts';
 import { describeStreamDifference, ensureStreams, StreamSettingsDifferError } from '../../shared/nats.ts';
 import { FlagSettingSchema } from '../local/config.ts';
 import { configOrExit, EXIT_CODES } from '../local/preflight.ts';
+import {
+  consumerDefinitions,
+  ConsumerSettingsDifferError,
+  describeConsumerDifference,
+  ensureConsumers,
+} from './consumers.ts';
 import { streamDefinitions } from './streams.ts';
 
 /**
- * Creates the contract's JetStream streams (both variables required):
+ * Creates the contract's JetStream streams, then the downstream services' durable consumers
+ * (consumers.ts), both variables required:
  *   NATS_URL=nats://a:4222,nats://b:4222,nats://c:4222 NATS_REPLICAS=3 npm run nats:setup
  * An existing stream whose settings differ (subjects, max age, duplicate window, replicas, storage,
  * retention) is left alone, and the script names each difference and exits 3, unless `--update`
- * (or NATS_UPDATE_STREAMS=true, as for `npm start`) lets it update them.
+ * (or NATS_UPDATE_STREAMS=true, as for `npm start`) lets it update them. The same goes for an
+ * existing consumer; one whose difference JetStream cannot change in place (deliver or ack policy,
+ * pull instead of push) is deleted and created again only with `--recreate-consumers` as well.
  */
 const PREFIX = 'nats:setup';
-const USAGE = 'usage: NATS_URL=… NATS_REPLICAS=… npm run nats:setup [-- --update]';
+const USAGE = 'usage: NATS_URL=… NATS_REPLICAS=… npm run nats:setup [-- --update [--recreate-consumers]]';
 let update: boolean;
+let recreateConsumers: boolean;
 try {
-  update = parseArgs({ options: { update: { type: 'boolean', default: false } } }).values.update;
+  const { values } = parseArgs({
+    options: {
+      update: { type: 'boolean', default: false },
+      'recreate-consumers': { type: 'boolean', default: false },
+    },
+  });
+  update = values.update;
+  recreateConsumers = values['recreate-consumers'];
+  if (recreateConsumers && !update) throw new Error('--recreate-consumers needs --update');
 } catch (error) {
   console.error(`${PREFIX}: ${error instanceof Error ? error.message : String(error)}; ${USAGE}`);
   process.exit(EXIT_CODES.badConfiguration);
@@ -33,10 +52,11 @@ const config = configOrExit(PREFIX, () =>
   ),
 );
 
-const servers = config.NATS_URL.split(',').map((url) => url.trim());
+// NATS_CREDS / NATS_TLS_CA (docs/nats.md): the admin user's seed and the cluster's CA.
+const access = configOrExit(PREFIX, () => natsAccessFromEnv({ ...process.env, NATS_URL: config.NATS_URL }));
 const definitions = streamDefinitions(config.NATS_REPLICAS);
 try {
-  const result = await ensureStreams(servers, definitions, {
+  const result = await ensureStreams(access, definitions, {
     update: update || config.NATS_UPDATE_STREAMS,
   });
   for (const definition of definitions) {
@@ -58,6 +78,39 @@ try {
     console.error(`${PREFIX}: ${describeStreamDifference(difference)}`);
   console.error(
     `${PREFIX}: nothing was changed; fix: npm run nats:setup -- --update (or NATS_UPDATE_STREAMS=true) updates them to the definitions`,
+  );
+  process.exit(EXIT_CODES.missingPrerequisite);
+}
+
+const consumers = consumerDefinitions();
+try {
+  const result = await ensureConsumers(access, consumers, {
+    update: update || config.NATS_UPDATE_STREAMS,
+    recreate: recreateConsumers,
+  });
+  for (const consumer of consumers) {
+    const what = result.created.includes(consumer.name)
+      ? 'created'
+      : result.updated.includes(consumer.name)
+        ? 'updated'
+        : result.recreated.includes(consumer.name)
+          ? "recreated (it starts again at the stream's first message)"
+          : 'already as defined';
+    console.log(
+      `consumer ${consumer.stream}/${consumer.name}: ${consumer.filterSubject} → ${consumer.deliverSubject}, queue group ${consumer.deliverGroup}: ${what}`,
+    );
+  }
+} catch (error) {
+  if (!(error instanceof ConsumerSettingsDifferError)) {
+    console.error(`${PREFIX}: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(EXIT_CODES.failure);
+  }
+  for (const difference of error.differences)
+    console.error(`${PREFIX}: ${describeConsumerDifference(difference)}`);
+  console.error(
+    error.needsRecreate
+      ? `${PREFIX}: no consumer was changed; fix: npm run nats:setup -- --update --recreate-consumers deletes and recreates those JetStream cannot change (their services then get the stream's events again from its first message) and updates the others`
+      : `${PREFIX}: no consumer was changed; fix: npm run nats:setup -- --update (or NATS_UPDATE_STREAMS=true) updates them to the definitions`,
   );
   process.exit(EXIT_CODES.missingPrerequisite);
 }
