@@ -43,6 +43,8 @@ export interface LocalRuntimeOptions {
   faults?: FaultInjector;
   /** Tests only: every saga Retry waits this long instead of its backoff (attempt counts unchanged). */
   retryDelayMs?: number;
+  /** Tests only: a stream reader's failed batch is retried after this long, every time. */
+  streamRetryDelayMs?: number;
   log?: (line: string) => void;
 }
 
@@ -271,6 +273,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         filterCriteria: { Filters: source.filters },
         reportBatchItemFailures: source.reportBatchItemFailures,
         maximumRetryAttempts: source.maximumRetryAttempts,
+        ...(options.streamRetryDelayMs === undefined
+          ? {}
+          : { retryDelayMs: options.streamRetryDelayMs, maxRetryDelayMs: options.streamRetryDelayMs }),
         invoke: (event) => host.invoke(source.functionId, event),
         // A failed invocation has printed its line (lambda-host.ts); this is the rest: reported batch
         // item failures, and the Streams API's own.

@@ -80,8 +80,10 @@ export interface StreamPollerOptions {
   bisectBatchOnFunctionError?: boolean;
   /** default 100 (idle polling) */
   pollIntervalMs?: number;
-  /** delay before retrying a failed batch, default 500, doubling up to 10 s */
+  /** delay before retrying a failed batch, default 500, doubling up to `maxRetryDelayMs` */
   retryDelayMs?: number;
+  /** the longest delay between retries, default 10 s */
+  maxRetryDelayMs?: number;
   invoke: (event: DynamoDBStreamEvent) => Promise<unknown>;
   /**
    * Failed invocations (attempt = 1 for the first failure of a batch, 2 for its first retry, ...)
@@ -496,6 +498,12 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
   const maxRetries = intInRange('maximumRetryAttempts', options.maximumRetryAttempts ?? -1, -1, 10_000);
   const pollIntervalMs = intInRange('pollIntervalMs', options.pollIntervalMs ?? 100, 1, 3_600_000);
   const retryDelayMs = intInRange('retryDelayMs', options.retryDelayMs ?? 500, 0, 3_600_000);
+  const maxRetryDelayMs = intInRange(
+    'maxRetryDelayMs',
+    options.maxRetryDelayMs ?? MAX_RETRY_DELAY_MS,
+    0,
+    3_600_000,
+  );
   if (options.bisectBatchOnFunctionError) throw new Error('bisectBatchOnFunctionError is not supported');
   const reportFailures = options.reportBatchItemFailures === true;
   const filters = (options.filterCriteria?.Filters ?? []).map((filter) => parseFilterPattern(filter.Pattern));
@@ -528,7 +536,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
   }
 
   function backoff(attempt: number): number {
-    return Math.min(retryDelayMs * 2 ** Math.max(0, attempt - 1), MAX_RETRY_DELAY_MS);
+    return Math.min(retryDelayMs * 2 ** Math.max(0, attempt - 1), maxRetryDelayMs);
   }
 
   function report(error: unknown, attempt: number): void {

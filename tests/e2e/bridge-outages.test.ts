@@ -97,7 +97,17 @@ function expectExactlyOnceInOrder(stored: StoredEvent[], expectedIds: string[]) 
 describe('NATS goes away while orders flow', () => {
   it('holds every event in place, then delivers each exactly once, in order', async () => {
     const nats = await ownNats();
-    const runtime = await startTestRuntime({ config: { NATS_URL: nats.url } });
+    // The stream readers retry every 25 ms here, so the outage outlasts the 100 retries the mappings
+    // used to allow many times over; the attempts are counted from the runtime's log.
+    const attempts: number[] = [];
+    const runtime = await startTestRuntime({
+      config: { NATS_URL: nats.url },
+      streamRetryDelayMs: 25,
+      log: (line) => {
+        const attempt = /→ \S*PublishEvents\S*: attempt (\d+) failed/.exec(line)?.[1];
+        if (attempt) attempts.push(Number(attempt));
+      },
+    });
     cleanups.push(() => runtime.stop());
     const store = shop(runtime);
     const sku = store.sku();
@@ -117,8 +127,13 @@ describe('NATS goes away while orders flow', () => {
     const during = await Promise.all([place(), place(), place()]);
     for (const order of during)
       expect(await store.settled(order.orderId)).toMatchObject({ status: 'COMPLETED' });
-    // Down long enough that the stream readers retried many times over (the mappings have no count).
-    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    // Down until the bridge has retried past the old budget of 100 attempts: nothing is given up on.
+    await pollUntil(
+      'the bridge retried 100 times',
+      async () => Math.max(0, ...attempts),
+      (n) => n > 100,
+      120_000,
+    );
     await nats.start();
 
     const outbox = await outboxOf(runtime);

@@ -31,7 +31,13 @@ export interface Target {
  * with quick webhook retries; `config` overrides the knobs (PAYMENT_TIMEOUT_SECONDS is 8 here).
  */
 export function startTestRuntime(
-  options: { config?: Record<string, string>; faults?: FaultInjector; retryDelayMs?: number } = {},
+  options: {
+    config?: Record<string, string>;
+    faults?: FaultInjector;
+    retryDelayMs?: number;
+    streamRetryDelayMs?: number;
+    log?: (line: string) => void;
+  } = {},
 ): Promise<LocalRuntime> {
   return startLocalRuntime({
     config: localConfigFrom({
@@ -46,7 +52,8 @@ export function startTestRuntime(
     webhookRetry: { maxAttempts: 5, baseDelayMs: 50 },
     ...(options.faults ? { faults: options.faults } : {}),
     ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
-    log: () => {},
+    ...(options.streamRetryDelayMs === undefined ? {} : { streamRetryDelayMs: options.streamRetryDelayMs }),
+    log: options.log ?? (() => {}),
   });
 }
 
