@@ -28,7 +28,7 @@ import { parseSince, subjectMatches, TailUsageError } from './tail.ts';
  * `npm run events:replay`: republishes outbox items (the tables keep them 7 days) to their streams,
  * per aggregate in their original order, with their original ids, sequences and bodies. Before it
  * publishes, it reads which ids the streams already hold and leaves those out, so a replay is
- * idempotent beyond JetStream's 2-minute duplicate window. An event older than a stream's max age
+ * idempotent beyond JetStream's duplicate window. An event older than a stream's max age
  * (24 h) is no longer there and is stored again; consumers drop it by (source, subject, sequence).
  */
 
