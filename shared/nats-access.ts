@@ -37,12 +37,8 @@ const readPemOrFile = (what: string, path: string): string => {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new Error(
-      `${what}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      {
-        cause: error,
-      },
-    );
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError(`${what}: cannot read ${path}: ${code}`, { cause: error });
   }
 };
 
@@ -94,6 +90,10 @@ export function natsAccessFromSecret(urls: string, secretText: string): NatsAcce
   return { servers: natsServers(urls), ...parsed.data };
 }
 
+/** A server URL as it may be shown: `nats://bridge:s3cret@host:4222` → `nats://bridge:***@host:4222`. */
+export const withoutPassword = (server: string): string =>
+  server.replace(/^(\w+:\/\/[^:@/]+):[^@/]*@/, '$1:***@');
+
 /** How a person sees the access in a banner or log line: never a secret, only what kind. */
 export function describeNatsAccess(access: NatsAccess): string {
   const auth = access.credentials
@@ -103,5 +103,5 @@ export function describeNatsAccess(access: NatsAccess): string {
     : access.user
       ? `user ${access.user}`
       : 'no credentials';
-  return `${access.servers.join(', ')} (${auth}, ${access.tlsCa ? 'TLS with pinned CA' : 'no TLS'})`;
+  return `${access.servers.map(withoutPassword).join(', ')} (${auth}, ${access.tlsCa ? 'TLS with pinned CA' : 'no TLS'})`;
 }

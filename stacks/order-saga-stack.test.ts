@@ -497,17 +497,22 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
-    it("alarms when the bridge's oldest record has waited 5 minutes, long before it would age out", () => {
-      const bridgeName = { Ref: functionIdFor(template, 'functions/bridge/publish-events.ts') };
-      const [[, alarm]] = resources(template, 'AWS::CloudWatch::Alarm').filter(
-        ([, candidate]) => candidate.Properties.MetricName === 'IteratorAge',
-      ) as [[string, Resource]];
-      expect(alarm.Properties).toMatchObject({
-        Namespace: 'AWS/Lambda',
-        Statistic: 'Maximum',
-        Threshold: 5 * 60 * 1000,
-        Dimensions: [{ Name: 'FunctionName', Value: bridgeName }],
-      });
+    it("alarms when any stream reader's oldest record has waited 5 minutes, long before it would age out", () => {
+      const alarmed = resources(template, 'AWS::CloudWatch::Alarm')
+        .filter(([, alarm]) => alarm.Properties.MetricName === 'IteratorAge')
+        .map(([, alarm]) => {
+          expect(alarm.Properties).toMatchObject({
+            Namespace: 'AWS/Lambda',
+            Statistic: 'Maximum',
+            Threshold: 5 * 60 * 1000,
+          });
+          return JSON.stringify((alarm.Properties.Dimensions as Json[])[0]!.Value);
+        });
+      const readers = resources(template, 'AWS::Lambda::EventSourceMapping').map(([, mapping]) =>
+        JSON.stringify(mapping.Properties.FunctionName),
+      );
+      expect([...new Set(readers)].sort()).toEqual(alarmed.sort());
+      expect(alarmed).toHaveLength(3);
     });
 
     it('connects with neither credentials nor a secret when no natsSecretArn is given', () => {

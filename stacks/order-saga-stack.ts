@@ -259,17 +259,32 @@ export class OrderSagaStack extends Stack {
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
-    new Alarm(this, 'BridgeIteratorAge', {
-      alarmDescription: `The oldest outbox record waits for NATS for ${ITERATOR_AGE_ALARM.toMinutes()} min or more: NATS unreachable, refusing the bridge, or a stream without a leader. Records keep their place and flow once NATS answers; at ${MAX_RECORD_AGE.toHours()} h they go to the dead letters (docs/operations.md)`,
-      metric: bridge.function.function.metric('IteratorAge', {
-        statistic: 'Maximum',
-        period: Duration.minutes(1),
-      }),
-      threshold: ITERATOR_AGE_ALARM.toMilliseconds(),
-      evaluationPeriods: 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
+    // A stream reader retries a failing record until it is 23 h old, and Lambda restarts a shard
+    // from its earliest failed record: a record that keeps failing holds its shard back. Page early.
+    const readers = {
+      BridgeIteratorAge: [
+        bridge.function.function,
+        'The oldest outbox record waits for NATS: NATS unreachable, refusing the bridge, or a stream without a leader. Records keep their place and flow once NATS answers',
+      ],
+      StartSagasIteratorAge: [
+        orders.startSagas.function,
+        'The oldest order.created waits for its saga to start: Step Functions refusing StartExecution (permissions, throttling, a bad input). Orders on that shard stay unstarted',
+      ],
+      StockChangesIteratorAge: [
+        inventory.trackStockChanges.function,
+        'The oldest product or reservation change waits: reservation lines, expired holds and low-stock alerts are behind',
+      ],
+    } as const;
+    for (const [id, [reader, what]] of Object.entries(readers)) {
+      new Alarm(this, id, {
+        alarmDescription: `${what}. It has waited ${ITERATOR_AGE_ALARM.toMinutes()} min or more; at ${MAX_RECORD_AGE.toHours()} h it goes to the dead letters (docs/operations.md)`,
+        metric: reader.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+        threshold: ITERATOR_AGE_ALARM.toMilliseconds(),
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+    }
     new Alarm(this, 'BridgeDeadLetters', {
       alarmDescription: `Outbox records waited ${MAX_RECORD_AGE.toHours()} h and were not published: replay them (npm run events:replay -- --since TIME)`,
       metric: bridge.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),

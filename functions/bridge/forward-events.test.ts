@@ -124,6 +124,19 @@ describe('the bridge', () => {
     expect(errors).toEqual([failedRecords[0]!.record.eventID]); // the held-back one is not an error
   });
 
+  it("publishes one transaction's two events in sequence order, whichever record came first", async () => {
+    const [statusChanged, completed] = orderEvents('o-1', 2);
+    const other = orderEvents('o-2', 1)[0]!;
+    const fake = fakePublisher();
+    const { bridge } = bridgeWith([fake.publisher]);
+
+    await bridge.handle({
+      Records: [outboxRecord(completed!), outboxRecord(other), outboxRecord(statusChanged!)],
+    });
+
+    expect(idsOf(fake.sent, 'o-1')).toEqual([statusChanged!.id, completed!.id]);
+  });
+
   it('on the retry, sends only what was not acknowledged yet', async () => {
     const [a, b] = [orderEvents('o-a', 2), orderEvents('o-b', 2)];
     const batch = interleaved(a, b);

@@ -47,6 +47,29 @@ class RecentIds {
   }
 }
 
+/**
+ * The batch with each aggregate's records in `sequence` order, in the places its records held. Two
+ * events of one transaction are two items, and DynamoDB Streams documents order per item only: their
+ * records may arrive either way round. Records without a sequence (written before sequences) keep
+ * their stream order.
+ */
+export function inSequencePerAggregate(records: DynamoDBRecord[]): DynamoDBRecord[] {
+  const sequenceOf = (record: DynamoDBRecord) => Number(record.dynamodb?.NewImage?.sequence?.N ?? NaN);
+  const slots = new Map<string, number[]>();
+  records.forEach((record, index) => {
+    const key = record.dynamodb?.Keys?.pk?.S ?? '';
+    slots.set(key, [...(slots.get(key) ?? []), index]);
+  });
+  const ordered = [...records];
+  for (const indexes of slots.values()) {
+    const own = indexes.map((index) => records[index]!);
+    if (own.length < 2 || own.some((record) => Number.isNaN(sequenceOf(record)))) continue;
+    own.sort((a, b) => sequenceOf(a) - sequenceOf(b));
+    indexes.forEach((index, position) => (ordered[index] = own[position]!));
+  }
+  return ordered;
+}
+
 export function eventBridge(options: BridgeOptions) {
   const aliveTimeoutMs = options.aliveTimeoutMs ?? 1_000;
   let publisher: EventPublisher | undefined;
@@ -105,7 +128,7 @@ export function eventBridge(options: BridgeOptions) {
           })),
         };
       }
-      return run(event, context);
+      return run({ Records: inSequencePerAggregate(event.Records) }, context);
     },
     async close(): Promise<void> {
       await publisher?.close();

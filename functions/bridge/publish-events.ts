@@ -21,6 +21,8 @@ const config = parseConfig(
     /** Locally: the files the connection reads (a `.creds` or NKEY seed file; the CA's PEM). */
     NATS_CREDS: z.string().min(1).optional(),
     NATS_TLS_CA: z.string().min(1).optional(),
+    NATS_USER: z.string().min(1).optional(),
+    NATS_PASSWORD: z.string().min(1).optional(),
     NATS_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
     NATS_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
   }),
@@ -29,8 +31,8 @@ const config = parseConfig(
 /** Locally the environment names the files (NATS_CREDS, NATS_TLS_CA); on AWS the secret holds them. */
 async function access(): Promise<NatsAccess> {
   if (!config.NATS_SECRET_ARN) {
-    const { NATS_URL, NATS_CREDS, NATS_TLS_CA } = config;
-    return natsAccessFromEnv({ NATS_URL, NATS_CREDS, NATS_TLS_CA });
+    const { NATS_URL, NATS_CREDS, NATS_TLS_CA, NATS_USER, NATS_PASSWORD } = config;
+    return natsAccessFromEnv({ NATS_URL, NATS_CREDS, NATS_TLS_CA, NATS_USER, NATS_PASSWORD });
   }
   const secret = await getSecret(config.NATS_SECRET_ARN, { maxAge: 3600 });
   if (typeof secret !== 'string') throw new Error('the NATS secret is not a string');

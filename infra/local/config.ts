@@ -91,6 +91,9 @@ export const LocalConfigSchema = SettingsSchema.extend({
   NATS_CREDS: z.string().min(1).optional(),
   /** The PEM file of the CA that signed NATS's certificates: TLS, with only that CA trusted. */
   NATS_TLS_CA: z.string().min(1).optional(),
+  /** User and password to connect to NATS with (instead of NATS_CREDS). */
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
   /**
    * `true`: existing JetStream streams whose settings differ from the contract's are updated to it.
    * Default `false`: the start stops and names each difference (shared/nats.ts `ensureStreams`).

@@ -181,11 +181,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     // The runtime and the bridge connect as one user, with the same CA (docs/nats.md).
-    const natsFiles = {
+    const natsAuth = {
       ...(config.NATS_CREDS ? { NATS_CREDS: config.NATS_CREDS } : {}),
       ...(config.NATS_TLS_CA ? { NATS_TLS_CA: config.NATS_TLS_CA } : {}),
+      ...(config.NATS_USER ? { NATS_USER: config.NATS_USER } : {}),
+      ...(config.NATS_PASSWORD ? { NATS_PASSWORD: config.NATS_PASSWORD } : {}),
     };
-    const natsAccess = natsAccessFromEnv({ NATS_URL: nats.url, ...natsFiles });
+    const natsAccess = natsAccessFromEnv({ NATS_URL: nats.url, ...natsAuth });
     // A shared server's streams that differ are never changed silently (NATS_UPDATE_STREAMS).
     const [streamArns, natsStreams] = await Promise.all([
       createTables(dynamoClient, templateTables(template), tablePrefix),
@@ -249,7 +251,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         STRIPE_SECRET_KEY: LOCAL_STRIPE_API_KEY,
         STRIPE_WEBHOOK_SECRET: config.STRIPE_WEBHOOK_SECRET,
         POWERTOOLS_LOG_LEVEL: config.LOG_LEVEL,
-        ...natsFiles,
+        ...natsAuth,
       },
     });
     loaded.lambdas = host;

@@ -16,7 +16,7 @@ import { connect } from '@nats-io/transport-node';
 import { parseArgs } from 'node:util';
 import { STREAMS, type StreamName } from '../../events/subjects.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { natsAccessFromEnv, type NatsAccess } from '../../shared/nats-access.ts';
+import { natsAccessFromEnv, withoutPassword, type NatsAccess } from '../../shared/nats-access.ts';
 import { connectEventPublisher, connectionOptions, type EventPublisher } from '../../shared/nats.ts';
 import { OUTBOX_KIND } from '../../shared/outbox/layout.ts';
 import { MalformedOutboxItemError, storedEvent, type StoredEvent } from '../../shared/outbox/read.ts';
@@ -426,17 +426,25 @@ export async function streamHoldings(
       idle = setTimeout(() => void messages.close(), idleMs);
     };
     arm();
+    let complete = false;
     try {
       for await (const message of messages) {
         arm();
         const id = message.headers?.get('Nats-Msg-Id');
         if (id) holdings.ids.add(id);
-        if (message.info.pending === 0) break;
+        if (message.info.pending === 0) {
+          complete = true;
+          break;
+        }
       }
     } finally {
       clearTimeout(idle);
       await messages.close();
     }
+    // Closed by the idle timer: only a read that reached the end may decide what is missing, or an
+    // event already stored would be published again.
+    if (!complete && (await consumer.info(true)).num_pending > 0)
+      throw new Error(`stream ${stream} stopped answering before its ids were read to the end; try again`);
     return holdings;
   } finally {
     // The server removes it after its inactive threshold anyway; deleting is only quicker.
@@ -589,7 +597,7 @@ export async function runReplay(
     throw error;
   }
 
-  const url = target.nats.servers.join(', ');
+  const url = target.nats.servers.map(withoutPassword).join(', ');
   const raw = new DynamoDBClient(target.dynamodb);
   let connection: NatsConnection | undefined;
   let publisher: EventPublisher | undefined;

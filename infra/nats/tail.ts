@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseEvent } from '../../events/envelope.ts';
 import { STREAMS, type StreamName } from '../../events/subjects.ts';
-import { natsAccessFromEnv, type NatsAccess } from '../../shared/nats-access.ts';
+import { natsAccessFromEnv, withoutPassword, type NatsAccess } from '../../shared/nats-access.ts';
 import { connectionOptions } from '../../shared/nats.ts';
 import { EXIT_CODES } from '../local/preflight.ts';
 import { DEFAULT_NATS } from '../local/processes.ts';
@@ -338,7 +338,7 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(EXIT_CODES.badConfiguration, error instanceof Error ? error.message : String(error));
   }
-  const url = access.servers.join(', ');
+  const url = access.servers.map(withoutPassword).join(', ');
   let connection: NatsConnection;
   try {
     connection = await connect({
