@@ -5,7 +5,8 @@
  *   NATS_URL=nats://127.0.0.1:4222 node examples/consumer.ts [--consumer fulfilment-orders]
  *
  * Every instance started with the same `--consumer` joins that consumer's queue group: JetStream
- * gives each message to one of them. Each message is decoded with the schemas of `events/`, checked
+ * gives each message to one of them. The example's tracker is in memory, so run one instance, or
+ * keep the tracker where all instances share it (docs/consuming-events.md). Each message is decoded with the schemas of `events/`, checked
  * against the highest `sequence` seen for its (source, subject), handled, and acknowledged.
  * docs/consuming-events.md explains the choices; `startConsumer` and `SequenceTracker` are what a
  * service takes from here.
@@ -17,8 +18,8 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseEvent, type CloudEvent } from '../events/envelope.ts';
 import { consumerDefinitions, type ConsumerDefinition } from '../infra/nats/consumers.ts';
-import { EXIT_CODES } from '../infra/local/preflight.ts';
-import { natsAccessFromEnv } from '../shared/nats-access.ts';
+import { configOrExit, EXIT_CODES } from '../infra/local/preflight.ts';
+import { natsAccessFromEnv, withoutPassword } from '../shared/nats-access.ts';
 import { connectionOptions } from '../shared/nats.ts';
 
 /** Sequences from `from` to `to`, both included. */
@@ -247,7 +248,7 @@ async function main(): Promise<void> {
     process.exit(EXIT_CODES.badConfiguration);
   }
   const definition = consumerDefinitions().find((candidate) => candidate.name === name)!;
-  const access = natsAccessFromEnv(process.env, 'nats://127.0.0.1:4222');
+  const access = configOrExit(prefix, () => natsAccessFromEnv(process.env, 'nats://127.0.0.1:4222'));
   let connection: NatsConnection;
   try {
     connection = await connect({
@@ -257,7 +258,7 @@ async function main(): Promise<void> {
     });
   } catch (error) {
     console.error(
-      `${prefix}: NATS does not answer at ${access.servers.join(', ')} (${reasonOf(error)}); set NATS_URL`,
+      `${prefix}: NATS does not answer at ${access.servers.map(withoutPassword).join(', ')} (${reasonOf(error)}); set NATS_URL`,
     );
     process.exit(EXIT_CODES.missingPrerequisite);
   }

@@ -168,10 +168,16 @@ export function makeCertificates(
 }
 
 if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: { host: { type: 'string', multiple: true } },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ allowPositionals: true, options: { host: { type: 'string', multiple: true } } });
+  } catch (error) {
+    console.error(
+      `nats:certs: ${(error as Error).message}; usage: npm run nats:certs -- [dir] [--host NAME]…`,
+    );
+    process.exit(2);
+  }
+  const { values, positionals } = parsed;
   const dir = positionals[0] ?? DEFAULT_CERT_DIR;
   try {
     const result = makeCertificates(dir, { hosts: values.host ?? [] });

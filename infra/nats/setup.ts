@@ -36,7 +36,6 @@ try {
   });
   update = values.update;
   recreateConsumers = values['recreate-consumers'];
-  if (recreateConsumers && !update) throw new Error('--recreate-consumers needs --update');
 } catch (error) {
   console.error(`${PREFIX}: ${error instanceof Error ? error.message : String(error)}; ${USAGE}`);
   process.exit(EXIT_CODES.badConfiguration);
@@ -51,6 +50,12 @@ const config = configOrExit(PREFIX, () =>
     }),
   ),
 );
+// NATS_UPDATE_STREAMS=true counts as --update, here as everywhere.
+update ||= config.NATS_UPDATE_STREAMS;
+if (recreateConsumers && !update) {
+  console.error(`${PREFIX}: --recreate-consumers needs --update (or NATS_UPDATE_STREAMS=true); ${USAGE}`);
+  process.exit(EXIT_CODES.badConfiguration);
+}
 
 // NATS_CREDS / NATS_TLS_CA (docs/nats.md): the admin user's seed and the cluster's CA.
 const access = configOrExit(PREFIX, () => natsAccessFromEnv({ ...process.env, NATS_URL: config.NATS_URL }));

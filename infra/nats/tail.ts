@@ -408,7 +408,10 @@ async function main(): Promise<void> {
         history.add(stream, message.seq, entry, message.info.pending);
       }
     }),
-  );
+  ).catch((error: unknown) => {
+    // Connection gone for good, consumer deleted under it: one line, not a stack.
+    fail(EXIT_CODES.failure, `stopped following: ${error instanceof Error ? error.message : String(error)}`);
+  });
 }
 
 if (import.meta.main) await main();

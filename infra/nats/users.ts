@@ -93,7 +93,13 @@ export function makeUsers(dir: string = DEFAULT_USERS_DIR): UsersResult {
 }
 
 if (import.meta.main) {
-  const { positionals } = parseArgs({ allowPositionals: true, options: {} });
+  let positionals: string[];
+  try {
+    positionals = parseArgs({ allowPositionals: true, options: {} }).positionals;
+  } catch (error) {
+    console.error(`nats:users: ${(error as Error).message}; usage: npm run nats:users -- [dir]`);
+    process.exit(2);
+  }
   try {
     const result = makeUsers(positionals[0] ?? DEFAULT_USERS_DIR);
     for (const role of roles) {
