@@ -158,8 +158,9 @@ async function processMessage(message: JsMsg, options: ConsumerOptions): Promise
   try {
     event = parseEvent(message.json());
   } catch (error) {
-    // No redelivery makes it valid; JetStream publishes a termination advisory for it.
-    message.term('not a valid event of the contract');
+    // No redelivery makes it valid; JetStream publishes a termination advisory for it. Without a
+    // reason: nats-server before 2.10 ignores `+TERM <reason>`, and the message would stay pending.
+    message.term();
     return { kind: 'undecodable', natsSubject: message.subject, streamSequence: message.seq, error };
   }
   const verdict = options.tracker.check(event);

@@ -28,16 +28,26 @@ const config = parseConfig(
   }),
 );
 
+/**
+ * After NATS refused the credentials, the next connection reads the secret again instead of the
+ * cached copy: rotated credentials take effect at once, not within the cache's hour.
+ */
+let refused = false;
+
 /** Locally the environment names the files (NATS_CREDS, NATS_TLS_CA); on AWS the secret holds them. */
 async function access(): Promise<NatsAccess> {
   if (!config.NATS_SECRET_ARN) {
     const { NATS_URL, NATS_CREDS, NATS_TLS_CA, NATS_USER, NATS_PASSWORD } = config;
     return natsAccessFromEnv({ NATS_URL, NATS_CREDS, NATS_TLS_CA, NATS_USER, NATS_PASSWORD });
   }
-  const secret = await getSecret(config.NATS_SECRET_ARN, { maxAge: 3600 });
+  const secret = await getSecret(config.NATS_SECRET_ARN, { maxAge: 3600, forceFetch: refused });
+  refused = false;
   if (typeof secret !== 'string') throw new Error('the NATS secret is not a string');
   return natsAccessFromSecret(config.NATS_URL, secret);
 }
+
+const isAuthorizationError = (error: unknown) =>
+  error instanceof Error && /authori[sz]ation|authentication/i.test(`${error.name} ${error.message}`);
 
 const bridge = eventBridge({
   connect: async () => {
@@ -46,6 +56,9 @@ const bridge = eventBridge({
       timeoutMs: config.NATS_PUBLISH_TIMEOUT_MS,
       pingIntervalMs: 5_000,
       name: 'order-saga-bridge',
+    }).catch((error: unknown) => {
+      if (isAuthorizationError(error)) refused = true;
+      throw error;
     });
     logger.info('connected to NATS', { nats: describeNatsAccess(resolved) });
     return publisher;

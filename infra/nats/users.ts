@@ -27,9 +27,20 @@ export const NATS_ROLES = {
   bridge: { account: 'ORDER_SAGA', variable: 'ORDER_SAGA_BRIDGE_NKEY' },
   /** Creates and updates streams and consumers (`npm run nats:setup`). */
   admin: { account: 'ORDER_SAGA', variable: 'ORDER_SAGA_ADMIN_NKEY' },
-  /** Reads the streams: pulls from consumers and acknowledges (downstream services, `events:tail`). */
+  /**
+   * A downstream service: joins its durable push consumer's queue group, takes its deliveries and
+   * acks them; cannot create or delete consumers nor publish events (`examples/consumer.ts`).
+   */
+  service: { account: 'ORDER_SAGA', variable: 'ORDER_SAGA_SERVICE_NKEY' },
+  /**
+   * Tail and inspection (`events:tail`), trusted operators only: it creates consumers, and
+   * nats-server lets a consumer deliver anywhere, onto event subjects too. Never a service's role.
+   */
   consumer: { account: 'ORDER_SAGA', variable: 'ORDER_SAGA_CONSUMER_NKEY' },
-  /** `npm run events:replay`: reads which ids the streams hold, republishes the events they lack. */
+  /**
+   * `npm run events:replay`, trusted operators only: reads which ids the streams hold, republishes
+   * the events they lack.
+   */
   replay: { account: 'ORDER_SAGA', variable: 'ORDER_SAGA_REPLAY_NKEY' },
   /** The system account's user, for server monitoring (`nats server report …`). */
   sys: { account: 'SYS', variable: 'SYS_NKEY' },

@@ -39,6 +39,12 @@ import { outboxPuts, sequenceEvents } from '../../shared/outbox/write.ts';
 import { startNatsCluster, supportsSyncInterval, type NatsCluster } from '../support/nats-cluster.ts';
 import { outboxRecord } from '../support/outbox-records.ts';
 import { pollUntil } from '../support/poll.ts';
+import {
+  SequenceTracker,
+  startConsumer,
+  type MessageOutcome,
+  type RunningConsumer,
+} from '../../examples/consumer.ts';
 
 /*
  * The production cluster's configuration (infra/nats/cluster: three nodes, TLS on clients and
@@ -587,31 +593,149 @@ describe('what each user may do', () => {
     }
   });
 
-  it('lets the consumer take and acknowledge what a durable push consumer delivers, and read the stream, but not publish events nor purge', async () => {
-    // A downstream service's consumer, as npm run nats:setup makes them (infra/nats/consumers.ts).
+  it('lets a service (the service user) take, ack and nak what its durable push consumer delivers, in its queue group, through startConsumer', async () => {
+    // A downstream service's consumer, as npm run nats:setup makes them (infra/nats/consumers.ts),
+    // delivering from now on so that the test sees only its own events.
     const admin = await jetstreamManager(await connectAs(cluster.access('admin')));
-    await admin.consumers.add('ORDERS', {
-      durable_name: 'test-readers-orders',
-      deliver_subject: 'deliver.test-readers.orders',
-      deliver_group: 'test-readers',
+    const durable = {
+      stream: 'ORDERS',
+      name: 'test-service-orders',
+      handles: ['order.created', 'order.completed'],
+      maxDeliver: 5,
+    } as const;
+    await admin.consumers.add(durable.stream, {
+      durable_name: durable.name,
+      deliver_subject: 'deliver.test-service.orders',
+      deliver_group: 'test-service',
       filter_subject: 'order.*',
-      deliver_policy: DeliverPolicy.All,
+      deliver_policy: DeliverPolicy.New,
       ack_policy: AckPolicy.Explicit,
       max_ack_pending: 1,
+      max_deliver: durable.maxDeliver,
     });
-    const consumer = await connectAs(cluster.access('consumer'));
-    const delivered = consumer.subscribe('deliver.test-readers.orders', { queue: 'test-readers', max: 1 });
-    for await (const message of delivered) {
-      expect(parseEvent(message.json()).type).toBe('order.created');
-      message.respond(); // the ack, to $JS.ACK.ORDERS.test-readers-orders…
+    // Two instances of the service, as examples/consumer.ts runs them, sharing one tracker.
+    const tracker = new SequenceTracker();
+    const outcomes: Array<{ instance: number; outcome: MessageOutcome }> = [];
+    const serverErrors: string[] = [];
+    let failedOnce = false;
+    const instances: RunningConsumer[] = [];
+    for (const instance of [1, 2]) {
+      const connection = await connectAs(cluster.access('service'));
+      void (async () => {
+        for await (const status of connection.status())
+          if (status.type === 'error') serverErrors.push(String(status.error));
+      })();
+      instances.push(
+        await startConsumer({
+          connection,
+          consumer: durable,
+          tracker,
+          handle: (event) => {
+            // The first delivery of order.completed fails: nak'ed, delivered again a second later.
+            if (event.type === 'order.completed' && !failedOnce) {
+              failedOnce = true;
+              throw new Error('the warehouse is down');
+            }
+          },
+          report: (outcome) => outcomes.push({ instance, outcome }),
+        }),
+      );
     }
-    await pollUntil(
-      'the first message is acknowledged',
-      async () => admin.consumers.info('ORDERS', 'test-readers-orders'),
-      (info) => info.ack_floor.stream_seq === 1 && info.num_ack_pending <= 1,
-      20_000,
-    );
+    try {
+      const orderId = `order-${randomUUID()}`;
+      const events = orderEvents(orderId);
+      const publisher = await connectEventPublisher(cluster.access('bridge'), { timeoutMs: 5_000 });
+      try {
+        // (No undecodable message: startConsumer terminates it with a reason, "+TERM <reason>",
+        // which nats-server 2.9 ignores; it would stay pending until ack wait.)
+        for (const event of events) await publisher.publish(messageOf(event));
+      } finally {
+        await publisher.close();
+      }
+      const lastSeq = (await cluster.streamInfo('ORDERS')).state.last_seq;
+      const info = await pollUntil(
+        'the service acknowledges every message',
+        async () => admin.consumers.info(durable.stream, durable.name),
+        (current) => current.ack_floor.stream_seq === lastSeq && current.num_ack_pending === 0,
+        20_000,
+      );
+      expect(info.num_pending).toBe(0);
+      const kinds = outcomes.map(({ outcome }) =>
+        'event' in outcome ? `${outcome.kind} ${outcome.event.type}` : outcome.kind,
+      );
+      // Every message to one instance of the group: no duplicates, the failed one once more.
+      expect(kinds).toEqual([
+        'handled order.created',
+        'ignored order.status_changed',
+        'ignored order.status_changed',
+        'ignored order.status_changed',
+        'failed order.completed',
+        'handled order.completed',
+      ]);
+      console.info(
+        `nats-cluster: service instances took ${outcomes.map(({ instance }) => instance).join(', ')}`,
+      );
+      expect(serverErrors).toEqual([]);
+    } finally {
+      await Promise.allSettled(instances.map((instance) => instance.stop()));
+      await admin.consumers.delete(durable.stream, durable.name).catch(() => false);
+    }
+  });
 
+  it('refuses the service user creating a consumer (one delivering onto payment.succeeded), deleting one, and publishing events', async () => {
+    const admin = await jetstreamManager(await connectAs(cluster.access('admin')));
+    const { name } = await admin.consumers.add('ORDERS', {
+      durable_name: 'test-service-kept',
+      deliver_subject: 'deliver.test-service-kept.orders',
+      deliver_group: 'test-service-kept',
+      filter_subject: 'order.*',
+      deliver_policy: DeliverPolicy.New,
+      ack_policy: AckPolicy.Explicit,
+    });
+    const counts = async () => ({
+      orders: (await cluster.streamInfo('ORDERS')).state.messages,
+      payments: (await cluster.streamInfo('PAYMENTS')).state.messages,
+    });
+    const before = await counts();
+    const consumersBefore = await consumerNames();
+    const service = await connectAs(cluster.access('service'));
+    // nats-server does not check a push consumer's deliver_subject against its creator's rights
+    // (nats-io/nats-server#8274): with a create, the stream's messages would land on payment.succeeded.
+    const forged = JSON.stringify({
+      stream_name: 'ORDERS',
+      config: {
+        name: 'forged',
+        deliver_subject: 'payment.succeeded',
+        filter_subject: 'order.*',
+        deliver_policy: 'all',
+        ack_policy: 'none',
+      },
+    });
+    const event = messageOf(orderEvents(`order-${randomUUID()}`)[0]!);
+    for (const [subject, body] of [
+      ['$JS.API.CONSUMER.CREATE.ORDERS.forged', forged],
+      ['$JS.API.CONSUMER.CREATE.ORDERS.forged.order.*', forged],
+      ['$JS.API.CONSUMER.CREATE.ORDERS', forged],
+      ['$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.forged', forged],
+      [`$JS.API.CONSUMER.DELETE.ORDERS.${name}`, ''],
+      ['$JS.API.STREAM.PURGE.ORDERS', ''],
+      [event.subject, event.body],
+      // Nor can it forge a delivery to another service.
+      ['deliver.test-service-kept.orders', event.body],
+    ] as const) {
+      const refused = await permissionViolation(service.request(subject, body, { timeout: 5_000 }));
+      expect(refused, subject).toMatchObject({ operation: 'publish', subject });
+    }
+    expect(await counts()).toEqual(before);
+    expect(await consumerNames()).toEqual(consumersBefore);
+    expect((await admin.consumers.info('ORDERS', name)).config.deliver_subject).toBe(
+      'deliver.test-service-kept.orders',
+    );
+    await admin.consumers.delete('ORDERS', name);
+  });
+
+  it('lets the tail/inspection user (consumer) read a stream, but not publish events nor purge', async () => {
+    const consumer = await connectAs(cluster.access('consumer'));
     const stored = await readStream(cluster.access('consumer'), 'ORDERS');
     expect(stored.length).toBe((await cluster.streamInfo('ORDERS')).state.messages);
 
@@ -746,11 +870,11 @@ describe('what each user may do', () => {
     }
   });
 
-  it("refuses consumer and replay the services' durable consumers: they can neither create over one, nor change or delete it", async () => {
+  it("refuses consumer, replay and service the services' durable consumers: they can neither create over one, nor change or delete it", async () => {
     // Every consumer npm run nats:setup makes: accounts.conf must deny exactly these names.
     const definitions = consumerDefinitions();
     await ensureConsumers(cluster.access('admin'), definitions);
-    for (const role of ['consumer', 'replay'] as const) {
+    for (const role of ['consumer', 'replay', 'service'] as const) {
       const connection = await connectAs(cluster.access(role));
       for (const definition of definitions) {
         const { stream, name, filterSubject } = definition;
