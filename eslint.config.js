@@ -18,7 +18,7 @@ export default tseslint.config(
           patterns: [
             {
               group: ['@nats-io/*'],
-              message: 'Only shared/nats.ts talks to NATS directly.',
+              message: 'Services talk to NATS through shared/nats.ts.',
             },
           ],
         },

@@ -60,7 +60,7 @@ export function natsAccessFromEnv(env: Record<string, string | undefined>, fallb
 }
 
 /** The JSON a Secrets Manager secret holds for NATS (every field optional). */
-export const NatsSecretSchema = z
+const NatsSecretSchema = z
   .object({
     credentials: z.string().min(1).optional(),
     user: z.string().min(1).optional(),
@@ -71,8 +71,6 @@ export const NatsSecretSchema = z
   .refine((secret) => (secret.user === undefined) === (secret.password === undefined), {
     message: 'user and password go together',
   });
-
-export type NatsSecret = z.infer<typeof NatsSecretSchema>;
 
 /** Access from the servers in configuration and the secret's JSON text. */
 export function natsAccessFromSecret(urls: string, secretText: string): NatsAccess {

@@ -19,8 +19,10 @@ import type { StreamDefinition } from '../infra/nats/streams.ts';
 import { natsServers, type NatsAccess } from './nats-access.ts';
 
 /*
- * The only module that talks to NATS. Everything else publishes CloudEvents through `EventPublisher`
- * and declares streams as plain `StreamDefinition`s.
+ * The one module the services and the local runtime talk to NATS through: they publish through
+ * `EventPublisher` and declare streams as plain `StreamDefinition`s. The operators' tools in
+ * infra/nats/ (consumers, tail, replay) and examples/ use nats.js directly for what only they need
+ * (eslint allows it there).
  */
 
 /** One message for a stream: its subject, its id (`Nats-Msg-Id`) and its body exactly as stored. */

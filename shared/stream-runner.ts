@@ -27,7 +27,7 @@ export interface StreamRunnerOptions {
 }
 
 /** Thrown for a record behind a failed one of the same aggregate: it did not run. */
-export class HeldBackError extends Error {
+class HeldBackError extends Error {
   constructor() {
     super('held back behind an earlier failed record of the same aggregate');
     this.name = 'HeldBackError';
@@ -35,7 +35,7 @@ export class HeldBackError extends Error {
 }
 
 /** Thrown for a record the invocation had no time left for: it did not run. */
-export class NotReachedError extends Error {
+class NotReachedError extends Error {
   constructor() {
     super('not reached before the invocation ran out of time');
     this.name = 'NotReachedError';
