@@ -2,28 +2,30 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { tracer } from './tracer.ts';
 
 /*
  * AWS SDK clients, built once per execution environment and never with a hard-coded endpoint:
- * the local runtime and LocalStack point them elsewhere with AWS_ENDPOINT_URL_<SERVICE>.
+ * the local runtime and LocalStack point them elsewhere with AWS_ENDPOINT_URL_<SERVICE>. Each is
+ * captured by the Tracer (a subsegment per call on AWS; unchanged where tracing is off).
  */
 let documentClient: DynamoDBDocumentClient | undefined;
 let sfnClient: SFNClient | undefined;
 let lambda: LambdaClient | undefined;
 
 export function dynamoDocumentClient(): DynamoDBDocumentClient {
-  documentClient ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   return documentClient;
 }
 
 export function stepFunctionsClient(): SFNClient {
-  sfnClient ??= new SFNClient({});
+  sfnClient ??= tracer.captureAWSv3Client(new SFNClient({}));
   return sfnClient;
 }
 
 export function lambdaClient(): LambdaClient {
-  lambda ??= new LambdaClient({});
+  lambda ??= tracer.captureAWSv3Client(new LambdaClient({}));
   return lambda;
 }

@@ -3,7 +3,8 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { z } from 'zod';
 import { ClientError, MAX_BODY_BYTES, ValidationError, type ErrorDetail } from './errors.ts';
 import { callerOf, type Caller } from './caller.ts';
-import { logger, orderLogKeys } from './logger.ts';
+import { observability } from './lambda-edge.ts';
+import { logger } from './logger.ts';
 
 export { MAX_BODY_BYTES } from './errors.ts';
 
@@ -111,8 +112,9 @@ export function httpErrors(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayPr
 }
 
 /**
- * An API Gateway HTTP API (payload 2.0) handler: size limit, content type, JSON parsing and
- * schema validation before `run`; errors mapped to the contract's error body after it.
+ * An API Gateway HTTP API (payload 2.0) handler: the Lambda edge (tracing, logger context, metrics,
+ * shared/lambda-edge.ts), then size limit, content type, JSON parsing and schema validation before
+ * `run`; errors mapped to the contract's error body after it.
  */
 export function httpRoute<
   B extends Schema = z.ZodUnknown,
@@ -120,7 +122,7 @@ export function httpRoute<
   Q extends Schema = z.ZodUnknown,
 >(spec: RouteSpec<B, P, Q>, run: (request: RouteRequest<B, P, Q>) => Promise<RouteResponse>): HttpHandler {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-    .use(orderLogKeys())
+    .use(observability({ logFailures: false }))
     .use(httpErrors())
     .handler(async (event) => {
       const rawBody = decodeBody(event);

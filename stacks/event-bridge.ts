@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -17,6 +18,8 @@ export interface EventBridgeProps {
    * connects with neither (a NATS reachable only from inside the VPC, say).
    */
   natsSecretArn?: string;
+  /** The customer-managed KMS key the NATS secret is encrypted with, when not AWS's own. */
+  secretsKey?: IKey;
 }
 
 /**
@@ -36,14 +39,16 @@ export class EventBridge extends Construct {
       entry: 'functions/bridge/publish-events.ts',
       service: 'bridge',
       description: 'DynamoDB Streams outbox → NATS JetStream',
-      environment: {
-        NATS_URL: props.natsUrl,
-        ...(props.natsSecretArn ? { NATS_SECRET_ARN: props.natsSecretArn } : {}),
-      },
+      invokedBy: 'stream',
+      environment: { NATS_URL: props.natsUrl },
       timeout: Duration.seconds(60),
     });
     if (props.natsSecretArn)
-      Secret.fromSecretCompleteArn(this, 'NatsSecret', props.natsSecretArn).grantRead(this.function.function);
+      this.function.readSecret(
+        Secret.fromSecretCompleteArn(this, 'NatsSecret', props.natsSecretArn),
+        'NATS_SECRET_ARN',
+        props.secretsKey,
+      );
     for (const table of props.tables) {
       this.function.function.addEventSource(
         tableStreamSource(table, { filter: outboxFilterPattern(), onFailure: this.deadLetters }),

@@ -1,4 +1,4 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Validations, type RemovalPolicy } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule, type CfnRule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -10,7 +10,7 @@ import {
   RESERVATIONS_BY_SKU_INDEX,
 } from '../functions/inventory/inventory-repository.ts';
 import { STOCK_CHANGES_FILTER } from '../functions/inventory/stock-changes.ts';
-import { SCHEDULE_SECONDS_METADATA, ServiceFunction } from './service-function.ts';
+import { SCHEDULE_SECONDS_METADATA, ServiceFunction, type Invoker } from './service-function.ts';
 import { serviceTable } from './service-table.ts';
 import { streamFailureQueue, tableStreamSource } from './stream-source.ts';
 
@@ -20,6 +20,8 @@ export interface InventoryServiceProps {
   removalPolicy: RemovalPolicy;
   reservationTtlSeconds: number;
   sweepIntervalSeconds: number;
+  /** Reserved concurrency of each saga task (reserve, confirm, release); unset: shared. */
+  taskConcurrency?: number;
 }
 
 /**
@@ -80,49 +82,81 @@ export class InventoryService extends Construct {
       ],
     });
     const environment = { RESERVATION_TTL_SECONDS: String(props.reservationTtlSeconds) };
-    const fn = (name: string, entry: string, description: string, access: 'read' | 'readWrite') =>
-      new ServiceFunction(this, name, { entry, service: 'inventory', description, environment }).bindTable(
-        this.table,
-        TABLE_VARIABLE,
-        access,
-      );
+    const fn = (
+      name: string,
+      entry: string,
+      description: string,
+      access: 'read' | 'readWrite',
+      invokedBy: Invoker,
+      indexes: string[] = [],
+    ) =>
+      new ServiceFunction(this, name, {
+        entry,
+        service: 'inventory',
+        description,
+        environment,
+        invokedBy,
+        ...(invokedBy === 'saga' && props.taskConcurrency
+          ? { reservedConcurrency: props.taskConcurrency }
+          : {}),
+      }).bindTable(this.table, TABLE_VARIABLE, access, indexes);
     this.putProduct = fn(
       'PutProduct',
       'functions/inventory/put-product.ts',
       'PUT /products/{sku}',
       'readWrite',
+      'api',
     );
-    this.getProduct = fn('GetProduct', 'functions/inventory/get-product.ts', 'GET /products/{sku}', 'read');
-    this.listProducts = fn('ListProducts', 'functions/inventory/list-products.ts', 'GET /products', 'read');
+    this.getProduct = fn(
+      'GetProduct',
+      'functions/inventory/get-product.ts',
+      'GET /products/{sku}',
+      'read',
+      'api',
+    );
+    this.listProducts = fn(
+      'ListProducts',
+      'functions/inventory/list-products.ts',
+      'GET /products',
+      'read',
+      'api',
+      [PRODUCTS_BY_SKU_INDEX],
+    );
     this.adjustStock = fn(
       'AdjustStock',
       'functions/inventory/adjust-stock.ts',
       'POST /products/{sku}/stock-adjustments',
       'readWrite',
+      'api',
     );
     this.reserve = fn(
       'ReserveStock',
       'functions/inventory/reserve-stock.ts',
       'Saga task: reserve every line',
       'readWrite',
+      'saga',
     );
     this.confirm = fn(
       'ConfirmStock',
       'functions/inventory/confirm-stock.ts',
       'Saga task: reservation becomes a sale',
       'readWrite',
+      'saga',
     );
     this.release = fn(
       'ReleaseStock',
       'functions/inventory/release-stock.ts',
       'Saga compensation: return stock',
       'readWrite',
+      'saga',
     );
     this.sweeper = fn(
       'SweepReservations',
       'functions/inventory/sweep-reservations.ts',
       'Release expired reservations',
       'readWrite',
+      'schedule',
+      [ACTIVE_BY_EXPIRY_INDEX],
     );
 
     this.listReservations = fn(
@@ -130,12 +164,15 @@ export class InventoryService extends Construct {
       'functions/inventory/list-reservations.ts',
       'GET /inventory/reservations',
       'read',
+      'api',
+      [RESERVATIONS_BY_SKU_INDEX],
     );
     this.trackStockChanges = fn(
       'TrackStockChanges',
       'functions/inventory/track-stock-changes.ts',
       'Inventory stream: reservation line index, TTL deletes, low-stock alerts',
       'readWrite',
+      'stream',
     );
     this.stockChangeFailures = streamFailureQueue(this, 'StockChangeFailures');
     this.trackStockChanges.function.addEventSource(
@@ -147,6 +184,11 @@ export class InventoryService extends Construct {
       description: 'Releases reservations past their time-to-live',
       schedule: Schedule.rate(Duration.minutes(Math.max(1, Math.ceil(props.sweepIntervalSeconds / 60)))),
       targets: [new LambdaFunction(this.sweeper.function, { retryAttempts: 2 })],
+    });
+    Validations.of(this.sweepSchedule).acknowledge({
+      id: 'Serverless-EventBusDLQ',
+      reason:
+        'A sweep that cannot be delivered is replaced by the next one a minute later (each sweeps everything expired); a queue of missed ticks would be noise',
     });
     // The local runtime's timer reads the interval in seconds from the template's Metadata (node
     // metadata would only reach the cloud assembly).

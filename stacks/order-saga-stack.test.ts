@@ -1,9 +1,10 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REFUND_FAILED, STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
 import { z } from 'zod';
 import { PAYMENT_WAIT_FAULTS, RETRY, STEP_OUTCOMES, TASK_COMMANDS, TASK_FAULTS } from '../shared/saga.ts';
+import { METRICS_NAMESPACE, Metric } from '../shared/metric-names.ts';
+import { API_5XX_ALARM, COMPENSATION_RATE_ALARM_PERCENT, COMPENSATION_RATE_MIN_ORDERS } from './alarms.ts';
 import { buildApp } from './app.ts';
 import { ENTRY_METADATA } from './service-function.ts';
 
@@ -47,16 +48,19 @@ function resources(template: Template, type: string): Array<[string, Resource]> 
 
 /**
  * The state machine's ASL. DefinitionString is an Fn::Join of literal JSON and tokens; tokens become
- * readable placeholders (`<fn:LogicalId>` for a function ARN, `aws` for the partition).
+ * readable placeholders (`<version:LogicalId>` for a published version's ARN, `<fn:LogicalId>` for
+ * a function's, `aws` for the partition).
  */
 function definitionOf(template: Template): Definition {
   const [[, machine] = []] = resources(template, 'AWS::StepFunctions::StateMachine');
   const join = (machine?.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'];
+  const types = template.toJSON().Resources as Record<string, Resource>;
   const text = join[1]
     .map((part) => {
       if (typeof part === 'string') return part;
       const token = part as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
       if (token.Ref === 'AWS::Partition') return 'aws';
+      if (token.Ref && types[token.Ref]?.Type === 'AWS::Lambda::Version') return `<version:${token.Ref}>`;
       if (token['Fn::GetAtt']?.[1] === 'Arn') return `<fn:${token['Fn::GetAtt'][0]}>`;
       return `<token:${JSON.stringify(token).replaceAll('"', "'")}>`;
     })
@@ -64,12 +68,19 @@ function definitionOf(template: Template): Definition {
   return JSON.parse(text) as Definition;
 }
 
+/** The function a published version belongs to. */
+function functionOfVersion(template: Template, versionId: string): string | undefined {
+  const version = (template.toJSON().Resources as Record<string, Resource>)[versionId];
+  return (version?.Properties.FunctionName as { Ref?: string } | undefined)?.Ref;
+}
+
 /** The source file of the function a Task invokes, from the function's entry metadata. */
 function entryInvokedBy(template: Template, state: State): string | undefined {
   const target = (
-    state.Resource?.startsWith('<fn:') ? state.Resource : state.Parameters?.FunctionName
+    /^<(fn|version):/.test(state.Resource ?? '') ? state.Resource : state.Parameters?.FunctionName
   ) as string;
-  const logicalId = /^<fn:(.+)>$/.exec(target)?.[1];
+  const version = /^<version:(.+)>$/.exec(target)?.[1];
+  const logicalId = version ? functionOfVersion(template, version) : /^<fn:(.+)>$/.exec(target)?.[1];
   const fn = resources(template, 'AWS::Lambda::Function').find(([id]) => id === logicalId)?.[1];
   return fn?.Metadata?.[ENTRY_METADATA] as string | undefined;
 }
@@ -217,20 +228,31 @@ describe('OrderSagaStack (defaults)', () => {
       expect(environmentOf('functions/bridge/publish-events.ts').Variables.NATS_URL).toEqual({
         Ref: 'NatsUrl',
       });
-      for (const entry of ['request-payment', 'cancel-payment', 'stripe-webhook']) {
-        expect(environmentOf(`functions/payments/${entry}.ts`).Variables.STRIPE_SECRET_ARN).toEqual({
-          Ref: 'StripeSecretArn',
-        });
+      for (const entry of [
+        'create-payment',
+        'request-payment',
+        'resolve-payment',
+        'cancel-payment',
+        'customer-payment',
+        'refund-charge',
+      ]) {
+        const variables = environmentOf(`functions/payments/${entry}.ts`).Variables;
+        expect(variables.STRIPE_API_KEY_SECRET_ARN, entry).toEqual({ Ref: 'StripeApiKeySecretArn' });
+        expect(variables.STRIPE_WEBHOOK_SECRET_ARN, entry).toBeUndefined();
       }
+      const webhook = environmentOf('functions/payments/stripe-webhook.ts').Variables;
+      expect(webhook.STRIPE_WEBHOOK_SECRET_ARN).toEqual({ Ref: 'StripeWebhookSecretArn' });
+      expect(webhook.STRIPE_API_KEY_SECRET_ARN).toBeUndefined();
       expect(environmentOf('functions/orders/create-order.ts').Variables.STATE_MACHINE_ARN).toEqual({
         Ref: stateMachineId,
       });
     });
   });
 
-  it('takes the NATS URL and the Stripe secret as CloudFormation parameters', () => {
+  it('takes the NATS URL and the two Stripe secrets as CloudFormation parameters', () => {
     template.hasParameter('NatsUrl', { Type: 'String' });
-    template.hasParameter('StripeSecretArn', { Type: 'String', NoEcho: true });
+    template.hasParameter('StripeApiKeySecretArn', { Type: 'String', NoEcho: true });
+    template.hasParameter('StripeWebhookSecretArn', { Type: 'String', NoEcho: true });
   });
 
   describe('saga state machine', () => {
@@ -555,38 +577,111 @@ describe('OrderSagaStack (defaults)', () => {
   });
 
   describe('alarms', () => {
-    /** The filter pattern and metric of the metric filter on the function's log group. */
-    function countedFrom(entry: string) {
-      const fn = template.toJSON().Resources[functionIdFor(template, entry)] as Resource;
-      const logGroup = (fn.Properties.LoggingConfig as { LogGroup: unknown }).LogGroup;
-      return resources(template, 'AWS::Logs::MetricFilter')
-        .filter(([, filter]) => JSON.stringify(filter.Properties.LogGroupName) === JSON.stringify(logGroup))
-        .map(([, filter]) => {
-          const [transformation] = filter.Properties.MetricTransformations as Json[];
-          return { pattern: filter.Properties.FilterPattern, metric: transformation!.MetricName };
-        });
-    }
+    const alarms = () => resources(template, 'AWS::CloudWatch::Alarm');
+    const alarmOn = (metricName: string) =>
+      alarms().find(([, alarm]) => alarm.Properties.MetricName === metricName)?.[1].Properties;
 
-    function alarmOn(metricName: string): Json | undefined {
-      return resources(template, 'AWS::CloudWatch::Alarm').find(
-        ([, alarm]) => alarm.Properties.MetricName === metricName,
-      )?.[1].Properties;
-    }
-
-    it('count failed webhook deliveries, refunded stray charges and failed refunds from the webhook logs, and alarm on one', () => {
-      expect(countedFrom('functions/payments/stripe-webhook.ts')).toEqual([
-        { pattern: '{ $.level = "ERROR" }', metric: 'StripeWebhookFailures' },
-        { pattern: `{ $.message = "${STRAY_CHARGE_REFUNDED}" }`, metric: 'StrayChargesRefunded' },
-        { pattern: `{ $.message = "${REFUND_FAILED}" }`, metric: 'RefundsFailed' },
-      ]);
-      for (const metric of ['StripeWebhookFailures', 'StrayChargesRefunded', 'RefundsFailed']) {
+    it("alarm on one failed webhook delivery, refunded stray charge or failed refund, from the webhook's own metrics", () => {
+      expect(resources(template, 'AWS::Logs::MetricFilter')).toEqual([]);
+      for (const metric of [Metric.WebhookFailures, Metric.StrayChargesRefunded, Metric.RefundsFailed]) {
         expect(alarmOn(metric), metric).toMatchObject({
+          Namespace: `${METRICS_NAMESPACE}/OrderSaga`,
+          Dimensions: [{ Name: 'service', Value: 'payments' }],
           Statistic: 'Sum',
           Threshold: 1,
           ComparisonOperator: 'GreaterThanOrEqualToThreshold',
           TreatMissingData: 'notBreaching',
         });
       }
+    });
+
+    it('the functions write their metrics to the namespace the alarms read', () => {
+      for (const [id, fn] of resources(template, 'AWS::Lambda::Function').filter(
+        ([, f]) => f.Metadata?.[ENTRY_METADATA],
+      )) {
+        const variables = (fn.Properties.Environment as { Variables: Json }).Variables;
+        expect(variables.POWERTOOLS_METRICS_NAMESPACE, id).toBe(`${METRICS_NAMESPACE}/OrderSaga`);
+      }
+    });
+
+    it("alarm on the compensation rate, throttling of the saga and the webhook, and the API's 5xx", () => {
+      const byId = Object.fromEntries(alarms().map(([id, alarm]) => [id.replace(/[0-9A-F]{8}$/, ''), alarm]));
+      const rate = byId.AlarmsCompensationRate!.Properties;
+      expect(rate.Threshold).toBe(COMPENSATION_RATE_ALARM_PERCENT);
+      const expressions = (rate.Metrics as Array<{ Expression?: string; MetricStat?: { Metric: Json } }>)
+        .map((m) => m.Expression ?? (m.MetricStat!.Metric.MetricName as string))
+        .sort();
+      expect(expressions).toEqual(
+        [
+          `IF(placed >= ${COMPENSATION_RATE_MIN_ORDERS}, 100 * compensated / placed, 0)`,
+          Metric.OrdersCompensated,
+          Metric.OrdersPlaced,
+        ].sort(),
+      );
+
+      const throttled = byId.AlarmsSagaThrottled!.Properties.Metrics as Array<{
+        MetricStat?: { Metric: { MetricName: string; Dimensions?: Array<{ Value: { Ref: string } }> } };
+      }>;
+      const watched = throttled.flatMap((m) =>
+        m.MetricStat?.Metric.MetricName === 'Throttles'
+          ? [m.MetricStat.Metric.Dimensions![0]!.Value.Ref]
+          : [],
+      );
+      const expected = [
+        ...Object.values(definition.States)
+          .filter((state) => state.Type === 'Task')
+          .map((state) => entryInvokedBy(template, state)!),
+        'functions/payments/stripe-webhook.ts',
+      ].map((entry) => functionIdFor(template, entry));
+      expect(new Set(watched)).toEqual(new Set(expected));
+      expect(throttled.some((m) => m.MetricStat?.Metric.MetricName === 'ExecutionThrottled')).toBe(true);
+
+      expect(byId.AlarmsApi5xx!.Properties).toMatchObject({ MetricName: '5xx', Threshold: API_5XX_ALARM });
+    });
+
+    it('every alarm, and its recovery, goes to the alarm topic', () => {
+      const [[topicId] = []] = resources(template, 'AWS::SNS::Topic');
+      expect(alarms().length).toBe(13);
+      for (const [id, alarm] of alarms()) {
+        expect(alarm.Properties.AlarmActions, id).toEqual([{ Ref: topicId }]);
+        expect(alarm.Properties.OKActions, id).toEqual([{ Ref: topicId }]);
+        expect(alarm.Properties.AlarmDescription, id).toMatch(/docs\/operations\.md#/);
+      }
+    });
+
+    it('the alarm topic is encrypted with a key CloudWatch may use, and takes the subscriptions the deploy names', () => {
+      const [[, topic] = []] = resources(template, 'AWS::SNS::Topic');
+      expect(topic!.Properties.KmsMasterKeyId).toBeDefined();
+      expect(resources(template, 'AWS::SNS::Subscription')).toEqual([]);
+      const subscribed = synth(
+        {},
+        {
+          alarmEmails: 'oncall@example.com, payments@example.com',
+          alarmUrls: 'https://pager.example.com/sns',
+        },
+      );
+      const subscriptions = resources(subscribed, 'AWS::SNS::Subscription').map(([, s]) => [
+        s.Properties.Protocol,
+        s.Properties.Endpoint,
+      ]);
+      expect(subscriptions).toEqual(
+        expect.arrayContaining([
+          ['email', 'oncall@example.com'],
+          ['email', 'payments@example.com'],
+          ['https', 'https://pager.example.com/sns'],
+        ]),
+      );
+      expect(() => synth({}, { alarmEmails: 'not-an-address' })).toThrow(/alarmEmails/);
+      expect(() => synth({}, { alarmUrls: 'http://insecure.example.com' })).toThrow(/alarmUrls/);
+    });
+
+    it("a dashboard shows the business metrics, the platform's and every alarm", () => {
+      const [[, dashboard] = []] = resources(template, 'AWS::CloudWatch::Dashboard');
+      const body = JSON.stringify(dashboard!.Properties.DashboardBody);
+      for (const metric of Object.values(Metric)) expect(body, metric).toContain(metric);
+      for (const platform of ['ExecutionsFailed', 'Throttles', 'IteratorAge', '5xx'])
+        expect(body, platform).toContain(platform);
+      expect(body).toContain('"type\\":\\"alarm\\"');
     });
   });
 
@@ -611,20 +706,25 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
-    it('the state machine may invoke every function its tasks call', () => {
+    it('the state machine invokes published versions, and may invoke nothing else', () => {
       const [, machine] = resources(template, 'AWS::StepFunctions::StateMachine')[0]!;
       const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-      const statements = statementsOf(template, roleId);
-      const entries = new Set(
-        Object.values(definition.States)
-          .filter((state) => state.Type === 'Task')
-          .map((state) => entryInvokedBy(template, state)),
+      const tasks = Object.values(definition.States).filter((state) => state.Type === 'Task');
+      const versions = new Set(
+        tasks.map(
+          (state) => /^<version:(.+)>$/.exec(String(state.Parameters?.FunctionName ?? state.Resource))?.[1],
+        ),
       );
-      expect(entries.size).toBe(8);
-      for (const entry of entries) {
-        const functionArn = { 'Fn::GetAtt': [functionIdFor(template, entry!), 'Arn'] };
-        expect(allows(statements, 'lambda:InvokeFunction', functionArn), entry).toBe(true);
-      }
+      expect(versions.has(undefined)).toBe(false);
+      expect(versions.size).toBe(8);
+      const invokable = statementsOf(template, roleId)
+        .filter((statement) => ([] as string[]).concat(statement.Action).includes('lambda:InvokeFunction'))
+        .flatMap((statement) => ([] as unknown[]).concat(statement.Resource));
+      expect(new Set(invokable.map((resource) => JSON.stringify(resource)))).toEqual(
+        new Set([...versions].map((id) => JSON.stringify({ Ref: id }))),
+      );
+      // Versions outlive the deploy that replaced them: executions in flight still call them.
+      for (const id of versions) expect(template.toJSON().Resources[id!].DeletionPolicy, id).toBe('Retain');
     });
   });
 
@@ -753,7 +853,8 @@ describe('OrderSagaStack for a LocalStack run', () => {
       const entry = String(fn.Metadata?.['order-saga:entry']);
       const variables = (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
         ?.Variables;
-      if (entry.startsWith('functions/payments/')) {
+      // The webhook calls no Stripe API (the refund function refunds for it).
+      if (entry.startsWith('functions/payments/') && entry !== 'functions/payments/stripe-webhook.ts') {
         expect(variables?.STRIPE_API_URL, id).toBe('http://host.docker.internal:12111');
       } else {
         expect(variables?.STRIPE_API_URL, id).toBeUndefined();

@@ -1,25 +1,31 @@
-import { Duration, Stack, type RemovalPolicy } from 'aws-cdk-lib';
-import type { Metric } from 'aws-cdk-lib/aws-cloudwatch';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { FilterPattern, MetricFilter, type IFilterPattern } from 'aws-cdk-lib/aws-logs';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { REFUND_FAILED, STRAY_CHARGE_REFUNDED } from '../functions/payments/payment.ts';
 import { BY_PAYMENT_INTENT_INDEX } from '../functions/payments/payment-repository.ts';
-import { ServiceFunction } from './service-function.ts';
+import { ServiceFunction, type Invoker } from './service-function.ts';
 import { serviceTable } from './service-table.ts';
 
 const TABLE_VARIABLE = 'PAYMENTS_TABLE_NAME';
 
 export interface PaymentsServiceProps {
   removalPolicy: RemovalPolicy;
+  /** The Stripe secret key (`sk_…`): the functions that call Stripe read it, the webhook does not. */
+  apiKeySecret: ISecret;
   /**
-   * Secrets Manager secret holding {"apiKey": "sk_...", "webhookSecret": "whsec_..."}; during a
-   * webhook secret rotation `webhookSecret` lists both, comma-separated (docs/payments.md).
+   * The webhook endpoint's signing secret (`whsec_…`; during a rotation both, comma-separated,
+   * docs/payments.md): the webhook alone reads it.
    */
-  stripeSecret: ISecret;
+  webhookSecret: ISecret;
+  /** The customer-managed KMS key the two secrets are encrypted with, when not AWS's own. */
+  secretsKey?: IKey;
   /** Another Stripe API base (a Stripe emulator, for LocalStack); unset means Stripe itself. */
   stripeApiUrl?: string;
+  /** Reserved concurrency of each saga task; unset: shared. */
+  taskConcurrency?: number;
+  /** Reserved concurrency of the webhook, so a flood of webhooks cannot starve the saga; unset: shared. */
+  webhookConcurrency?: number;
 }
 
 /** The payments service: Stripe PaymentIntents, the webhook, refunds. */
@@ -30,13 +36,8 @@ export class PaymentsService extends Construct {
   readonly resolvePayment: ServiceFunction;
   readonly cancelPayment: ServiceFunction;
   readonly customerPayment: ServiceFunction;
+  readonly refundCharge: ServiceFunction;
   readonly webhook: ServiceFunction;
-  /** Webhook deliveries answered 500 (an ERROR log line each); Stripe retries them for up to 3 days. */
-  readonly webhookFailures: Metric;
-  /** Charges refunded because the payment does not own them: a second intent, or another amount. */
-  readonly strayCharges: Metric;
-  /** Refunds Stripe reported failed (`refund.failed`): the customer has not got the money back. */
-  readonly refundFailures: Metric;
 
   constructor(scope: Construct, id: string, props: PaymentsServiceProps) {
     super(scope, id);
@@ -44,72 +45,69 @@ export class PaymentsService extends Construct {
       removalPolicy: props.removalPolicy,
       indexes: [{ name: BY_PAYMENT_INTENT_INDEX, partitionKey: 'paymentIntentId', include: ['orderId'] }],
     });
-    const environment = {
-      STRIPE_SECRET_ARN: props.stripeSecret.secretArn,
-      ...(props.stripeApiUrl ? { STRIPE_API_URL: props.stripeApiUrl } : {}),
-    };
-    const fn = (name: string, entry: string, description: string) => {
-      const created = new ServiceFunction(this, name, {
+    const environment = props.stripeApiUrl ? { STRIPE_API_URL: props.stripeApiUrl } : undefined;
+    const withApiKey = (name: string, entry: string, description: string, invokedBy: Invoker) =>
+      new ServiceFunction(this, name, {
         entry,
         service: 'payments',
         description,
-        environment,
+        invokedBy,
+        ...(environment ? { environment } : {}),
         timeout: Duration.seconds(30),
-      }).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
-      props.stripeSecret.grantRead(created.function);
-      return created;
-    };
-    this.createPayment = fn(
+        ...(invokedBy === 'saga' && props.taskConcurrency
+          ? { reservedConcurrency: props.taskConcurrency }
+          : {}),
+      }).readSecret(props.apiKeySecret, 'STRIPE_API_KEY_SECRET_ARN', props.secretsKey);
+    this.createPayment = withApiKey(
       'CreatePayment',
       'functions/payments/create-payment.ts',
       'Saga step: create the PaymentIntent, answer its client secret',
-    );
-    this.requestPayment = fn(
+      'saga',
+    ).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
+    this.requestPayment = withApiKey(
       'RequestPayment',
       'functions/payments/request-payment.ts',
       "Saga callback step: confirm with the order's payment method, wait for the webhook",
-    );
-    this.resolvePayment = fn(
+      'saga',
+    ).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
+    this.resolvePayment = withApiKey(
       'ResolvePayment',
       'functions/payments/resolve-payment.ts',
       'Saga step after the payment timeout: ask Stripe whether it was paid, else cancel',
-    );
-    this.cancelPayment = fn(
+      'saga',
+    ).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
+    this.cancelPayment = withApiKey(
       'CancelPayment',
       'functions/payments/cancel-payment.ts',
       'Saga compensation: cancel or refund',
-    );
-    this.customerPayment = fn(
+      'saga',
+    ).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
+    this.customerPayment = withApiKey(
       'CustomerPayment',
       'functions/payments/customer-payment.ts',
       "Invoked by the orders service: cancel the order's PaymentIntent for its customer, or read its client secret",
+      'function',
+    ).bindTable(this.table, TABLE_VARIABLE, 'readWrite');
+    // Stripe only: the webhook records what the refund did.
+    this.refundCharge = withApiKey(
+      'RefundCharge',
+      'functions/payments/refund-charge.ts',
+      "Invoked by the webhook, which holds no API key: refund a PaymentIntent's charge in full, once",
+      'function',
     );
-    this.webhook = fn('StripeWebhook', 'functions/payments/stripe-webhook.ts', 'POST /payments/webhook');
 
-    // Counted from the webhook's structured logs (Powertools JSON), so the code needs no metrics client.
-    const count = (name: string, metricName: string, filterPattern: IFilterPattern) =>
-      new MetricFilter(this, name, {
-        logGroup: this.webhook.logGroup,
-        filterPattern,
-        metricNamespace: `OrderSaga/${Stack.of(this).stackName}`,
-        metricName,
-        metricValue: '1',
-        defaultValue: 0,
-      }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
-    this.webhookFailures = count(
-      'WebhookFailuresFilter',
-      'StripeWebhookFailures',
-      FilterPattern.stringValue('$.level', '=', 'ERROR'),
-    );
-    this.strayCharges = count(
-      'StrayChargesFilter',
-      'StrayChargesRefunded',
-      FilterPattern.stringValue('$.message', '=', STRAY_CHARGE_REFUNDED),
-    );
-    this.refundFailures = count(
-      'RefundFailuresFilter',
-      'RefundsFailed',
-      FilterPattern.stringValue('$.message', '=', REFUND_FAILED),
-    );
+    this.webhook = new ServiceFunction(this, 'StripeWebhook', {
+      entry: 'functions/payments/stripe-webhook.ts',
+      service: 'payments',
+      description: 'POST /payments/webhook',
+      invokedBy: 'api',
+      timeout: Duration.seconds(30),
+      ...(props.webhookConcurrency ? { reservedConcurrency: props.webhookConcurrency } : {}),
+    })
+      .readSecret(props.webhookSecret, 'STRIPE_WEBHOOK_SECRET_ARN', props.secretsKey)
+      .bindTable(this.table, TABLE_VARIABLE, 'readWrite', [BY_PAYMENT_INTENT_INDEX]);
+    // The published version, as the saga's tasks: a deploy never swaps the refund under a delivery.
+    this.refundCharge.version.grantInvoke(this.webhook.function);
+    this.webhook.function.addEnvironment('REFUND_FUNCTION_NAME', this.refundCharge.version.functionArn);
   }
 }

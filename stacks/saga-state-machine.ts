@@ -1,6 +1,6 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import {
   DefinitionBody,
   Errors,
@@ -16,7 +16,12 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { PAYMENT_WAIT_FAULTS, RETRY, STEP_OUTCOMES, TASK_FAULTS } from '../shared/saga.ts';
+import { stageOf } from './stage.ts';
 
+/**
+ * The functions the tasks invoke: published versions (ServiceFunction.version), so that an execution
+ * keeps the code it started with when a deploy publishes new ones.
+ */
 export interface SagaStateMachineProps {
   orderStep: IFunction;
   reserveStock: IFunction;
@@ -52,6 +57,7 @@ type RetryBudget = (typeof RETRY)[keyof typeof RETRY];
  */
 export class SagaStateMachine extends Construct {
   readonly stateMachine: StateMachine;
+  readonly logGroup: LogGroup;
 
   constructor(scope: Construct, id: string, props: SagaStateMachineProps) {
     super(scope, id);
@@ -232,18 +238,23 @@ export class SagaStateMachine extends Construct {
 
     reserve.next(createPayment).next(markPaymentPending).next(requestPayment).next(confirm).next(complete);
 
+    const stage = stageOf(this);
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: stage.logRetention,
+      removalPolicy: stage.removalPolicy,
+    });
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromChainable(reserve),
       tracingEnabled: true,
-      logs: {
-        destination: new LogGroup(this, 'Logs', {
-          retention: RetentionDays.ONE_MONTH,
-          removalPolicy: RemovalPolicy.DESTROY,
-        }),
-        level: LogLevel.ERROR,
-        includeExecutionData: false,
-      },
+      // Every state's entry and exit, without its input and output: those carry customers' orders
+      // and the PaymentIntent's client secret.
+      logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: false },
+    });
+    Validations.of(this.stateMachine).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Vended log delivery (logs:CreateLogDelivery, logs:DescribeResourcePolicies, …) and X-Ray (xray:PutTraceSegments, …) support only "*" as their resource',
     });
   }
 }

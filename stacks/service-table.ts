@@ -24,6 +24,7 @@ export function serviceTable(
     billingMode: BillingMode.PAY_PER_REQUEST,
     stream: StreamViewType.NEW_AND_OLD_IMAGES,
     timeToLiveAttribute: 'expiresAt',
+    // Every stage: a throwaway stage's tables are small, and so is their recovery's price.
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     removalPolicy: options.removalPolicy,
   });

@@ -158,6 +158,23 @@ describe('the bridge', () => {
     );
   });
 
+  it('reports each acknowledged event once, for the metrics: not a failed one, not a repeat on the retry', async () => {
+    const [a, b] = [orderEvents('o-a', 2), orderEvents('o-b', 1)];
+    const batch = interleaved(a, b);
+    const failing = new Set([a[1]!.id]);
+    const published: string[] = [];
+    const { bridge } = bridgeWith([fakePublisher({ failing }).publisher], {
+      onPublished: (record) => published.push(storedEventOfRecord(record).id),
+    });
+    const records = batch.map(({ record }) => record);
+    await bridge.handle({ Records: records });
+    expect(published.sort()).toEqual([a[0]!.id, b[0]!.id].sort());
+
+    failing.clear();
+    await bridge.handle({ Records: records });
+    expect(published.sort()).toEqual([...a, ...b].map((event) => event.id).sort());
+  });
+
   it('forwards an event written under an older schema exactly as it was stored', async () => {
     const [event] = orderEvents('o-old', 1);
     // `data` as an earlier version wrote it: a field since renamed, another since required missing.

@@ -27,6 +27,8 @@ export interface BridgeOptions {
   /** A record that can never be published (no outbox event in it): skipped, and said loudly here. */
   onUnpublishable: (error: MalformedOutboxItemError, record: DynamoDBRecord) => void;
   onNotReached?: (records: DynamoDBRecord[]) => void;
+  /** JetStream acknowledged the record's event (once per event while this instance lives). */
+  onPublished?: (record: DynamoDBRecord, event: StoredEvent) => void;
   /** A connection was replaced; `why` says what was wrong with it. */
   onReconnect?: (why: string) => void;
 }
@@ -102,6 +104,7 @@ export function eventBridge(options: BridgeOptions) {
     if (published.has(event.id)) return;
     await current().publish({ subject: event.type, id: event.id, body: event.body });
     published.add(event.id);
+    options.onPublished?.(record, event);
   };
 
   let active: EventPublisher | undefined;

@@ -1,9 +1,11 @@
-import middy from '@middy/core';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { parseConfig } from '../../shared/config.ts';
+import { eventHandler } from '../../shared/lambda-edge.ts';
 import { logger } from '../../shared/logger.ts';
+import { Metric } from '../../shared/metric-names.ts';
+import { addCount, addDuration } from '../../shared/metrics.ts';
 import {
   describeNatsAccess,
   natsAccessFromEnv,
@@ -65,12 +67,21 @@ const bridge = eventBridge({
   },
   aliveTimeoutMs: config.NATS_ALIVE_TIMEOUT_MS,
   onError: (error, record) => logger.error('could not publish event', { error, eventID: record.eventID }),
-  onUnpublishable: (error, record) =>
+  onUnpublishable: (error, record) => {
     logger.error('skipped a stream record that holds no publishable event; it stays in its table', {
       error,
       eventID: record.eventID,
       keys: record.dynamodb?.Keys,
-    }),
+    });
+    addCount(Metric.BridgeFailures);
+  },
+  onPublished: (_record, event) => {
+    addCount(Metric.EventsPublished);
+    // From the event's own `time` (set in the transaction that committed it, to the millisecond):
+    // the stream record's ApproximateCreationDateTime is too coarse for a lag of milliseconds.
+    const committed = Date.parse(event.time);
+    if (Number.isFinite(committed)) addDuration(Metric.BridgeLag, Math.max(0, Date.now() - committed));
+  },
   onNotReached: (records) =>
     logger.warn('ran out of time: records left for the retry', {
       notReached: records.length,
@@ -79,7 +90,16 @@ const bridge = eventBridge({
   onReconnect: (why) => logger.warn('replacing the NATS connection', { why }),
 });
 
-/** DynamoDB Streams (outbox items only, by filter) → NATS JetStream, with partial batch failures. */
-export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(
-  (event: DynamoDBStreamEvent, context: Context) => bridge.handle(event, context),
+/**
+ * DynamoDB Streams (outbox items only, by filter) → NATS JetStream, with partial batch failures.
+ * Every record left for Lambda's retry (failed, held back behind one that failed, not reached, or
+ * the whole batch while NATS does not answer) counts as a BridgeFailure.
+ */
+export const handler = eventHandler(
+  async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
+    const response = await bridge.handle(event, context);
+    if (response.batchItemFailures.length > 0)
+      addCount(Metric.BridgeFailures, undefined, response.batchItemFailures.length);
+    return response;
+  },
 );

@@ -1,5 +1,4 @@
-import middy from '@middy/core';
-import { orderLogKeys } from '../../shared/logger.ts';
+import { taskHandler } from '../../shared/lambda-edge.ts';
 import { inventoryDeps } from './deps.ts';
 import { releaseStock } from './reservations.ts';
 import { OrderRefSchema } from './stock.ts';
@@ -7,6 +6,4 @@ import { OrderRefSchema } from './stock.ts';
 const release = releaseStock(inventoryDeps());
 
 /** Saga compensation: return the order's reserved stock. */
-export const handler = middy()
-  .use(orderLogKeys())
-  .handler(async (event: unknown) => release(OrderRefSchema.parse(event).orderId));
+export const handler = taskHandler(OrderRefSchema, async ({ orderId }) => release(orderId));

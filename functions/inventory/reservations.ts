@@ -20,6 +20,8 @@ export interface ReservationDeps {
   inventory: InventoryRepository;
   now: () => Date;
   ttlSeconds: number;
+  /** A refusal was recorded (once per order: not when a repeat reads it back); for the metrics. */
+  onRefused?: (reason: 'OUT_OF_STOCK' | 'UNKNOWN_PRODUCT') => void;
 }
 
 /**
@@ -114,7 +116,10 @@ async function reject(
     time: now,
     data: { orderId: command.orderId, reason, skus },
   });
-  if (await deps.inventory.reject(reservation, event)) return outcomeOf(reservation);
+  if (await deps.inventory.reject(reservation, event)) {
+    deps.onRefused?.(reason);
+    return outcomeOf(reservation);
+  }
   const winner = await deps.inventory.getReservation(command.orderId);
   return outcomeOf(winner ?? reservation);
 }

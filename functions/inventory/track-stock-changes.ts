@@ -1,5 +1,5 @@
-import middy from '@middy/core';
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { eventHandler } from '../../shared/lambda-edge.ts';
 import { logger } from '../../shared/logger.ts';
 import { inventoryDeps } from './deps.ts';
 import { reactToStockChanges } from './stock-changes.ts';
@@ -11,4 +11,4 @@ const react = reactToStockChanges({
 });
 
 /** Inventory table stream (products and reservations, by filter): projections, TTL deletes, low stock. */
-export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(react);
+export const handler = eventHandler<DynamoDBStreamEvent, DynamoDBBatchResponse>(react);

@@ -16,6 +16,11 @@ import type { OrderRepository } from './order-repository.ts';
 export interface ApplySagaStepDeps {
   orders: OrderRepository;
   now: () => Date;
+  /**
+   * A step's own write took the order to its final state (COMPLETED, CANCELLED); not called when a
+   * repeated step finds it there already. For the business metrics.
+   */
+  onFinal?: (order: Order) => void;
 }
 
 export class OrderNotFoundError extends Error {
@@ -30,13 +35,15 @@ const MAX_ATTEMPTS = 5;
 /**
  * Reads the order, applies `change` and saves it with its events, conditional on the version it
  * read; when a concurrent writer got there first, it starts over from the fresh order. A change may
- * refuse instead (a value without `changed`), which is returned as it is.
+ * refuse instead (a value without `changed`), which is returned as it is. `saved` hears of the
+ * write, when there was one.
  */
 async function changeOrder<Refusal extends object = never>(
   deps: ApplySagaStepDeps,
   orderId: string,
   change: (order: Order, now: Date) => StepOutcome | Refusal,
   missing: () => Error,
+  saved?: (order: Order) => void,
 ): Promise<Order | Refusal> {
   for (let attempt = 1; ; attempt++) {
     const order = await deps.orders.get(orderId);
@@ -44,7 +51,10 @@ async function changeOrder<Refusal extends object = never>(
     const outcome = change(order, deps.now());
     if (!('changed' in outcome)) return outcome;
     if (!outcome.changed) return outcome.order;
-    if (await deps.orders.save(outcome.order, outcome.events)) return outcome.order;
+    if (await deps.orders.save(outcome.order, outcome.events)) {
+      saved?.(outcome.order);
+      return outcome.order;
+    }
     if (attempt >= MAX_ATTEMPTS) throw new ConcurrentChangeError(`Order ${orderId} kept changing under us`);
   }
 }
@@ -58,6 +68,9 @@ export const applyStep =
       command.orderId,
       (order, now) => applySagaStep(order, command, now),
       () => new OrderNotFoundError(command.orderId),
+      (order) => {
+        if (order.sagaState === 'COMPLETED' || order.sagaState === 'COMPENSATED') deps.onFinal?.(order);
+      },
     );
 
 export type CancelOutcome =

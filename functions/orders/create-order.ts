@@ -6,6 +6,7 @@ import { httpRoute, idempotencyKeyOf } from '../../shared/http.ts';
 import { logger } from '../../shared/logger.ts';
 import { ordersConfig } from './config.ts';
 import { CreateOrderRequestSchema, customerOf, orderView } from './order.ts';
+import { countOrderPlaced } from './order-metrics.ts';
 import { dynamoOrderRepository } from './order-repository.ts';
 import { placeOrder } from './place-order.ts';
 import { stepFunctionsSagaStarter } from './saga-starter.ts';
@@ -42,6 +43,7 @@ export const handler = httpRoute({ body: CreateOrderRequestSchema }, async ({ bo
       'This Idempotency-Key was already used with a different request body.',
     );
   }
+  if (placed.outcome === 'PLACED') countOrderPlaced();
   return {
     statusCode: 202,
     body: orderView(placed.order, caller),

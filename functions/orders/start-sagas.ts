@@ -1,7 +1,7 @@
-import middy from '@middy/core';
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { dynamoDocumentClient, stepFunctionsClient } from '../../shared/aws.ts';
+import { eventHandler } from '../../shared/lambda-edge.ts';
 import { logger } from '../../shared/logger.ts';
 import { ordersConfig } from './config.ts';
 import { ensureSagasStarted } from './ensure-sagas-started.ts';
@@ -16,4 +16,4 @@ const ensure = ensureSagasStarted({
 });
 
 /** Orders table stream (order.created outbox items, by filter) → the order's saga, started once. */
-export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>().handler(ensure);
+export const handler = eventHandler<DynamoDBStreamEvent, DynamoDBBatchResponse>(ensure);

@@ -1,5 +1,4 @@
-import middy from '@middy/core';
-import { orderLogKeys } from '../../shared/logger.ts';
+import { taskHandler } from '../../shared/lambda-edge.ts';
 import { paymentDeps } from './deps.ts';
 import { CancelPaymentCommandSchema } from './payment.ts';
 import { cancelPayment } from './payments.ts';
@@ -7,6 +6,4 @@ import { cancelPayment } from './payments.ts';
 const cancel = cancelPayment(await paymentDeps());
 
 /** Saga compensation: cancel the PaymentIntent, or refund it if it was paid. */
-export const handler = middy()
-  .use(orderLogKeys())
-  .handler(async (event: unknown) => cancel(CancelPaymentCommandSchema.parse(event)));
+export const handler = taskHandler(CancelPaymentCommandSchema, cancel);

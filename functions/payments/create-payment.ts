@@ -1,5 +1,4 @@
-import middy from '@middy/core';
-import { orderLogKeys } from '../../shared/logger.ts';
+import { taskHandler } from '../../shared/lambda-edge.ts';
 import { paymentDeps } from './deps.ts';
 import { CreatePaymentCommandSchema } from './payment.ts';
 import { createPayment } from './payments.ts';
@@ -7,6 +6,4 @@ import { createPayment } from './payments.ts';
 const create = createPayment(await paymentDeps());
 
 /** Saga step: create the payment and its PaymentIntent; answers the intent and its client secret. */
-export const handler = middy()
-  .use(orderLogKeys())
-  .handler(async (event: unknown) => create(CreatePaymentCommandSchema.parse(event)));
+export const handler = taskHandler(CreatePaymentCommandSchema, create);

@@ -1,5 +1,4 @@
-import middy from '@middy/core';
-import { orderLogKeys } from '../../shared/logger.ts';
+import { taskHandler } from '../../shared/lambda-edge.ts';
 import { paymentDeps } from './deps.ts';
 import { CustomerPaymentRequestSchema, type CheckoutView } from './payment.ts';
 import { cancelForCustomer, checkoutFor, type CustomerCancelOutcome } from './payments.ts';
@@ -13,10 +12,10 @@ const checkout = checkoutFor(deps);
  * cancel it (Stripe decides the race with a success), or read what the customer needs to confirm
  * it: the client secret, and the decline of their last attempt (`clientSecret`: a CheckoutView).
  */
-export const handler = middy()
-  .use(orderLogKeys())
-  .handler(async (event: unknown): Promise<{ outcome: CustomerCancelOutcome } | CheckoutView> => {
-    const request = CustomerPaymentRequestSchema.parse(event);
+export const handler = taskHandler(
+  CustomerPaymentRequestSchema,
+  async (request): Promise<{ outcome: CustomerCancelOutcome } | CheckoutView> => {
     if (request.action === 'cancel') return { outcome: await cancel(request.orderId) };
     return checkout(request.orderId);
-  });
+  },
+);

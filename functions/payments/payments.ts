@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { OrderIdSchema } from '../../events/common.ts';
 import { createEvent, type NewEvent, type EventData } from '../../events/envelope.ts';
 import { logger } from '../../shared/logger.ts';
+import { Metric } from '../../shared/metric-names.ts';
+import { addCount, addDuration } from '../../shared/metrics.ts';
 import { cancellationReasonFor, type PaymentFailureCause, type PaymentLastError } from '../../shared/saga.ts';
 import {
   closedOutcome,
@@ -415,6 +417,7 @@ async function handleForeignIntent(
     ...context,
     refundId,
   });
+  addCount(Metric.StrayChargesRefunded);
   return (await deps.payments.recordStripeEvent(stripeEventId, deps.now()))
     ? 'foreign-refunded'
     : 'duplicate';
@@ -546,6 +549,10 @@ async function settle(
     undefined,
     intent.id,
   );
+  // The wait's end: the outcome recorded for a payment still open. Its start is the payment's
+  // creation, when the saga's payment step (CreatePayment, else RequestPayment) asked for it.
+  if (result === 'applied' && !SETTLED.includes(payment.status))
+    addDuration(Metric.PaymentWait, now.getTime() - Date.parse(payment.createdAt));
   let current: Payment | undefined;
   if (result === 'stale') {
     current = await deps.payments.get(payment.orderId);
@@ -604,6 +611,7 @@ async function applyRefundFailure(deps: PaymentDeps, event: { id: string; data: 
     refundId: refund.id,
     reason,
   });
+  addCount(Metric.RefundsFailed);
   return 'refund-failed';
 }
 

@@ -1,5 +1,4 @@
-import middy from '@middy/core';
-import { orderLogKeys } from '../../shared/logger.ts';
+import { taskHandler } from '../../shared/lambda-edge.ts';
 import { paymentDeps } from './deps.ts';
 import { RequestPaymentCommandSchema } from './payment.ts';
 import { requestPayment } from './payments.ts';
@@ -7,6 +6,4 @@ import { requestPayment } from './payments.ts';
 const request = requestPayment(await paymentDeps());
 
 /** Saga callback step (waitForTaskToken): store the token, confirm with the order's payment method; the webhook reports the outcome. */
-export const handler = middy()
-  .use(orderLogKeys())
-  .handler(async (event: unknown) => request(RequestPaymentCommandSchema.parse(event)));
+export const handler = taskHandler(RequestPaymentCommandSchema, request);

@@ -1,5 +1,4 @@
-import middy from '@middy/core';
-import { orderLogKeys } from '../../shared/logger.ts';
+import { taskHandler } from '../../shared/lambda-edge.ts';
 import { paymentDeps } from './deps.ts';
 import { ResolvePaymentCommandSchema } from './payment.ts';
 import { resolvePayment } from './payments.ts';
@@ -7,6 +6,4 @@ import { resolvePayment } from './payments.ts';
 const resolve = resolvePayment(await paymentDeps());
 
 /** Saga step after the payment wait timed out: paid at Stripe completes the order; otherwise cancel. */
-export const handler = middy()
-  .use(orderLogKeys())
-  .handler(async (event: unknown) => resolve(ResolvePaymentCommandSchema.parse(event)));
+export const handler = taskHandler(ResolvePaymentCommandSchema, resolve);

@@ -35,7 +35,7 @@ export interface PaymentGateway {
    * Verifies the signature over the raw body with any of the endpoint's secrets; throws
    * WebhookSignatureError, or InvalidStripeEventError for a verified body that is not JSON.
    */
-  verifyWebhook(rawBody: string, signatureHeader: string | undefined): Stripe.Event;
+  verifyWebhook(rawBody: string, signatureHeader: string | undefined): Stripe.Event | Promise<Stripe.Event>;
 }
 
 export class WebhookSignatureError extends Error {
@@ -291,43 +291,72 @@ export function stripeGateway(options: StripeGatewayOptions): PaymentGateway {
     verifyWebhook(rawBody, signatureHeader) {
       const secrets = options.webhookSecrets ?? [];
       if (secrets.length === 0) throw new Error('this gateway was built without a webhook secret');
-      if (!signatureHeader)
-        throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
-      // The SDK only refuses old timestamps; a signature dated in the future is refused too.
-      const tolerance = options.toleranceSeconds ?? 300;
-      const timestamp = signatureTimestamp(signatureHeader);
-      if (timestamp !== undefined && timestamp - Date.now() / 1000 > tolerance) {
-        throw new WebhookSignatureError(
-          'INVALID_SIGNATURE',
-          'The Stripe-Signature timestamp is in the future.',
-        );
-      }
-      // The SDK accepts a header when any of its v1 signatures matches the secret (Stripe signs with
-      // every active secret while one is rolled); during a rotation every configured secret is tried.
-      const failures: unknown[] = [];
-      for (const secret of secrets) {
-        try {
-          return stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, tolerance);
-        } catch (error) {
-          if (!(error instanceof Stripe.errors.StripeSignatureVerificationError)) {
-            // Verified, but the SDK could not read it: not JSON, or a thin (v2) event notification.
-            throw error instanceof SyntaxError
-              ? new InvalidStripeEventError('INVALID_JSON', 'The webhook body is not JSON.', { cause: error })
-              : new InvalidStripeEventError('VALIDATION_FAILED', 'The webhook body is not a Stripe event.', {
-                  cause: error,
-                });
-          }
-          failures.push(error);
-        }
-      }
-      const stale = failures.some((error) => error instanceof Error && /tolerance/i.test(error.message));
-      throw new WebhookSignatureError(
-        'INVALID_SIGNATURE',
-        stale
-          ? `The Stripe-Signature timestamp is more than ${tolerance} s old.`
-          : 'The Stripe-Signature does not match this body.',
-        { cause: new AggregateError(failures) },
-      );
+      return verifyStripeWebhook(rawBody, signatureHeader, secrets, options.toleranceSeconds);
     },
   };
+}
+
+const DEFAULT_TOLERANCE_SECONDS = 300;
+
+/**
+ * What can be told of a Stripe-Signature header without any secret: it is there, it is dated, that
+ * date is within the tolerance (either way: the SDK only refuses old ones), and it carries a `v1`
+ * signature. The webhook checks this before it fetches its secret, so that a flood of unsigned
+ * requests costs no Secrets Manager call. Throws WebhookSignatureError.
+ */
+export function checkSignatureHeader(
+  signatureHeader: string | undefined,
+  toleranceSeconds = DEFAULT_TOLERANCE_SECONDS,
+  nowMs = Date.now(),
+): asserts signatureHeader is string {
+  if (!signatureHeader)
+    throw new WebhookSignatureError('MISSING_SIGNATURE', 'The Stripe-Signature header is missing.');
+  const timestamp = signatureTimestamp(signatureHeader);
+  const signed = signatureHeader.split(',').some((item) => /^v1=[0-9a-f]+$/i.test(item.trim()));
+  if (timestamp === undefined || !signed)
+    throw new WebhookSignatureError(
+      'INVALID_SIGNATURE',
+      'The Stripe-Signature header is not t=<unix time>,v1=<signature>.',
+    );
+  const age = nowMs / 1000 - timestamp;
+  if (-age > toleranceSeconds)
+    throw new WebhookSignatureError('INVALID_SIGNATURE', 'The Stripe-Signature timestamp is in the future.');
+  if (age > toleranceSeconds)
+    throw new WebhookSignatureError(
+      'INVALID_SIGNATURE',
+      `The Stripe-Signature timestamp is more than ${toleranceSeconds} s old.`,
+    );
+}
+
+/**
+ * Verifies the signature over the raw body with any of the endpoint's secrets (Stripe signs with
+ * every active secret while one is rolled, so during a rotation each is tried); throws
+ * WebhookSignatureError, or InvalidStripeEventError for a verified body that is not an event.
+ */
+export function verifyStripeWebhook(
+  rawBody: string,
+  signatureHeader: string | undefined,
+  secrets: readonly string[],
+  toleranceSeconds = DEFAULT_TOLERANCE_SECONDS,
+): Stripe.Event {
+  checkSignatureHeader(signatureHeader, toleranceSeconds);
+  const failures: unknown[] = [];
+  for (const secret of secrets) {
+    try {
+      return Stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, toleranceSeconds);
+    } catch (error) {
+      if (!(error instanceof Stripe.errors.StripeSignatureVerificationError)) {
+        // Verified, but the SDK could not read it: not JSON, or a thin (v2) event notification.
+        throw error instanceof SyntaxError
+          ? new InvalidStripeEventError('INVALID_JSON', 'The webhook body is not JSON.', { cause: error })
+          : new InvalidStripeEventError('VALIDATION_FAILED', 'The webhook body is not a Stripe event.', {
+              cause: error,
+            });
+      }
+      failures.push(error);
+    }
+  }
+  throw new WebhookSignatureError('INVALID_SIGNATURE', 'The Stripe-Signature does not match this body.', {
+    cause: new AggregateError(failures),
+  });
 }

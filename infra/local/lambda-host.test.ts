@@ -295,3 +295,69 @@ export const handler = async (event) => {
     expect(orderIdOf(null)).toBeUndefined();
   });
 });
+
+describe('metrics through the Lambda host', () => {
+  it("hands each invocation's EMF to onMetrics, with its own function's service and namespace", async () => {
+    const shared = (file: string) =>
+      pathToFileURL(join(import.meta.dirname, '..', '..', 'shared', file)).href;
+    await writeFile(
+      join(root, 'counting.mjs'),
+      `
+import { eventHandler } from ${JSON.stringify(shared('lambda-edge.ts'))};
+import { addCount } from ${JSON.stringify(shared('metrics.ts'))};
+export const handler = eventHandler(async (event) => {
+  addCount('OrdersPlaced');
+  // The slower invocation flushes last: the other's flush must not take its metrics.
+  await new Promise((resolve) => setTimeout(resolve, event.delayMs ?? 0));
+  addCount('OrdersPlaced', { result: event.result });
+  return null;
+});
+`,
+    );
+    const emf: string[] = [];
+    const lambdas = await startLambdaHost({
+      projectRoot: root,
+      functions: [
+        {
+          logicalId: 'CreateOrder',
+          entry: 'counting.mjs',
+          environment: { POWERTOOLS_SERVICE_NAME: 'orders', POWERTOOLS_METRICS_NAMESPACE: 'Test' },
+          timeoutSeconds: 3,
+          memorySize: 128,
+        },
+        {
+          logicalId: 'StripeWebhook',
+          entry: 'counting.mjs',
+          environment: { POWERTOOLS_SERVICE_NAME: 'payments' },
+          timeoutSeconds: 3,
+          memorySize: 128,
+        },
+      ],
+      baseEnvironment: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      region: 'us-east-1',
+      accountId: '000000000000',
+      onMetrics: (line) => emf.push(line),
+    });
+
+    await Promise.all([
+      lambdas.invoke('CreateOrder', { delayMs: 30, result: 'slow' }),
+      lambdas.invoke('StripeWebhook', { result: 'fast' }),
+    ]);
+
+    const documents = emf.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const namespaceOf = (document: Record<string, unknown>) =>
+      (document._aws as { CloudWatchMetrics: Array<{ Namespace: string }> }).CloudWatchMetrics[0]!.Namespace;
+    const of = (service: string) => documents.filter((document) => document.service === service);
+    expect(of('orders')).toEqual([
+      expect.objectContaining({ result: 'slow', OrdersPlaced: 1 }),
+      expect.objectContaining({ OrdersPlaced: [1, 1] }),
+    ]);
+    expect(of('payments')).toEqual([
+      expect.objectContaining({ result: 'fast', OrdersPlaced: 1 }),
+      expect.objectContaining({ OrdersPlaced: [1, 1] }),
+    ]);
+    expect(documents).toHaveLength(4);
+    expect(of('orders').map(namespaceOf)).toEqual(['Test', 'Test']);
+    expect(of('payments').map(namespaceOf)).toEqual(['OrderSaga', 'OrderSaga']);
+  });
+});

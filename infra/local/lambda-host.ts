@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { withLogScope, type LogScope } from '../../shared/logger.ts';
+import { withMetricsScope, type MetricsScope } from '../../shared/metrics.ts';
 import { noFaults, type FaultInjector } from './faults.ts';
 import type { TaskInvocation } from './step-functions.ts';
 import type { FunctionSpec } from './template.ts';
@@ -20,11 +21,17 @@ import type { FunctionSpec } from './template.ts';
  * invocation, whatever called it, prints one line (`log`):
  *   lambda ReserveStock… failed (task ReserveStock, execution 6f0c…, order 6f0c…): Error: …
  *
+ * Metrics: each invocation runs in a metrics scope too (shared/metrics.ts `withMetricsScope`), with
+ * the function's service and POWERTOOLS_METRICS_NAMESPACE, so its EMF documents (what CloudWatch
+ * Logs would read from its stdout) reach `onMetrics` and nobody else's flush; none go to stdout.
+ *
  * Not mirrored: isolation between functions (they share one process, so module state of shared
  * code is shared too, and `process.env` at invocation time is the runtime's plus the shared base
  * variables, not the function's own),
- * memory limits, concurrency limits, and freezing between invocations. Timeouts are enforced by
- * failing the invocation with `Sandbox.Timedout`; the handler's promise is left to settle.
+ * memory limits, concurrency limits, and freezing between invocations; log lines say `cold_start`
+ * true on every invocation, as each invocation's scope has a logger of its own. Timeouts are
+ * enforced by failing the invocation with `Sandbox.Timedout`; the handler's promise is left to
+ * settle.
  *
  * Fault injection (`LOCAL_FAULTS`, faults.ts) applies to saga task invocations only (`invokeTask`, what
  * the Step Functions endpoint calls), never to `invoke` (the HTTP API, stream pollers, schedules):
@@ -61,6 +68,8 @@ export interface LambdaHostOptions {
   faults?: FaultInjector;
   /** Where a failed invocation's one line goes; default stderr. */
   log?: (line: string) => void;
+  /** Receives every EMF document a function flushes, one JSON line each; default: dropped. */
+  onMetrics?: (emf: string) => void;
 }
 
 export class LambdaTimeoutError extends Error {
@@ -156,13 +165,14 @@ async function importWithEnvironment(
   file: string,
   environment: Record<string, string>,
   scope: LogScope,
+  metricsScope: MetricsScope,
 ): Promise<Handler> {
   const saved = process.env;
   process.env = { ...saved, ...environment };
   try {
-    const module = (await withLogScope(scope, () => import(pathToFileURL(file).href))) as {
-      handler?: Handler;
-    };
+    const module = (await withMetricsScope(metricsScope, () =>
+      withLogScope(scope, () => import(pathToFileURL(file).href)),
+    )) as { handler?: Handler };
     if (typeof module.handler !== 'function') throw new Error(`${file} exports no handler`);
     return module.handler;
   } finally {
@@ -173,26 +183,47 @@ async function importWithEnvironment(
 export async function startLambdaHost(options: LambdaHostOptions): Promise<LambdaHost> {
   const functionArn = (logicalId: string) =>
     `arn:aws:lambda:${options.region}:${options.accountId}:function:${logicalId}`;
-  const handlers = new Map<string, { spec: FunctionSpec; handler: Handler; logScope: LogScope }>();
+  const handlers = new Map<
+    string,
+    { spec: FunctionSpec; handler: Handler; logScope: LogScope; metricsScope: MetricsScope }
+  >();
   const log = options.log ?? ((line: string) => console.error(line));
+  // A document the sink cannot take is reported, never the invocation's failure: on AWS a bad EMF
+  // line is only a log line CloudWatch does not turn into metrics.
+  const writeMetrics = (logicalId: string) => (emf: string) => {
+    try {
+      options.onMetrics?.(emf);
+    } catch (error) {
+      log(`lambda ${logicalId}: metrics not recorded: ${String(error)}`);
+    }
+  };
   const reported = new WeakSet<object>();
   // The SDK resolves endpoints and credentials lazily, at the first call, from the process's
   // environment: the variables every function shares must be there too, not only at import.
   Object.assign(process.env, options.baseEnvironment);
   // One at a time: each import swaps process.env for the duration of its module evaluation.
   for (const spec of options.functions) {
-    const environment = {
+    const environment: Record<string, string> = {
       ...spec.environment,
       ...options.baseEnvironment,
       AWS_LAMBDA_FUNCTION_NAME: spec.logicalId,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
     };
     const logScope = logScopeOf(spec, environment);
-    const handler = await importWithEnvironment(join(options.projectRoot, spec.entry), environment, {
-      ...logScope,
-      keys: { function_name: spec.logicalId },
-    });
-    handlers.set(spec.logicalId, { spec, handler, logScope });
+    const metricsScope: MetricsScope = {
+      serviceName: logScope.serviceName,
+      ...(environment.POWERTOOLS_METRICS_NAMESPACE
+        ? { namespace: environment.POWERTOOLS_METRICS_NAMESPACE }
+        : {}),
+      write: writeMetrics(spec.logicalId),
+    };
+    const handler = await importWithEnvironment(
+      join(options.projectRoot, spec.entry),
+      environment,
+      { ...logScope, keys: { function_name: spec.logicalId } },
+      metricsScope,
+    );
+    handlers.set(spec.logicalId, { spec, handler, logScope, metricsScope });
   }
 
   const faults = options.faults ?? noFaults();
@@ -260,7 +291,10 @@ export async function startLambdaHost(options: LambdaHostOptions): Promise<Lambd
     try {
       // Event and result cross a process boundary as JSON on AWS.
       const input: unknown = JSON.parse(JSON.stringify(event ?? null));
-      const result = await Promise.race([withLogScope(scope, () => target.handler(input, context)), timeout]);
+      const invocation = withMetricsScope(target.metricsScope, () =>
+        withLogScope(scope, () => target.handler(input, context)),
+      );
+      const result = await Promise.race([invocation, timeout]);
       return result === undefined ? null : JSON.parse(JSON.stringify(result));
     } finally {
       clearTimeout(timer);

@@ -399,7 +399,7 @@ describe('npm run stripe:emulator and npm run deploy:localstack', () => {
       }),
     );
     expect(result.stderr).toBe(
-      `deploy:localstack: LocalStack does not answer at ${localstack}; fix: start it (it needs Docker): localstack start -d, or docker run --rm -d -p 4566:4566 localstack/localstack; or set LOCALSTACK_URL to where it runs\n`,
+      `deploy:localstack: LocalStack does not answer at ${localstack}; fix: start it (it needs Docker, and current images need LOCALSTACK_AUTH_TOKEN): LOCALSTACK_AUTH_TOKEN=… npm run localstack:start; or set LOCALSTACK_URL to where it runs\n`,
     );
     expect(result.code).toBe(EXIT_CODES.missingPrerequisite);
   });

@@ -266,7 +266,7 @@ export async function preflightLocalstack(
   return [
     {
       reason: `LocalStack does not answer at ${config.LOCALSTACK_URL}`,
-      fix: 'start it (it needs Docker): localstack start -d, or docker run --rm -d -p 4566:4566 localstack/localstack; or set LOCALSTACK_URL to where it runs',
+      fix: 'start it (it needs Docker, and current images need LOCALSTACK_AUTH_TOKEN): LOCALSTACK_AUTH_TOKEN=… npm run localstack:start; or set LOCALSTACK_URL to where it runs',
     },
   ];
 }

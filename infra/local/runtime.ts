@@ -14,12 +14,19 @@ import { apiDocsRoutes } from './api-docs.ts';
 import { startHttpGateway } from './http-gateway.ts';
 import { startLambdaEndpoint } from './lambda-endpoint.ts';
 import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
+import { metricsRoute, prometheusRegistry } from './prometheus.ts';
 import { resolveNats, startDynamoDbLocal, type LocalService } from './processes.ts';
 import { startStepFunctionsEndpoint } from './step-functions.ts';
 import { startStreamPoller, type StreamPoller } from './stream-poller.ts';
 import { startStripeEmulator } from './stripe-emulator.ts';
 import { createTables, tableName, templateTables } from './tables.ts';
-import { readTopology, synthesizeTemplate, type Bindings, type Template } from './template.ts';
+import {
+  readTopology,
+  synthesizeTemplate,
+  type Bindings,
+  type FunctionSpec,
+  type Template,
+} from './template.ts';
 
 const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const REGION = 'us-east-1';
@@ -93,10 +100,18 @@ function bindingsFor(
           return 'amazonaws.com';
         case 'NatsUrl':
           return values.natsUrl;
-        case 'StripeSecretArn':
-          return `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:local-stripe`;
+        case 'StripeApiKeySecretArn':
+          return `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:local-stripe-api-key`;
+        case 'StripeWebhookSecretArn':
+          return `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:local-stripe-webhook`;
       }
       if (typeOf(id) === 'AWS::StepFunctions::StateMachine') return values.stateMachineArn(id);
+      // A published version: locally every version runs the checkout's code.
+      if (typeOf(id) === 'AWS::Lambda::Version') {
+        const functionRef = template.Resources[id]!.Properties?.FunctionName as { Ref?: string } | undefined;
+        if (!functionRef?.Ref) throw new Error(`version ${id} names no function of the stack`);
+        return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionRef.Ref}:$LATEST`;
+      }
       if (typeOf(id) === 'AWS::DynamoDB::Table') return tableName(id, values.tablePrefix);
       if (template.Resources[id] || template.Parameters?.[id]) return id;
       throw new Error(`unknown reference ${id}`);
@@ -116,6 +131,25 @@ function bindingsFor(
       throw new Error(`the local runtime cannot resolve ${id}.${attribute}`);
     },
   };
+}
+
+/**
+ * Hands each function the Stripe secret its stack grants it, and no other, as the value itself:
+ * the functions reading the API key's secret get STRIPE_SECRET_KEY, the webhook (the one reading
+ * the signing secret's) STRIPE_WEBHOOK_SECRET. Secrets Manager is not emulated.
+ */
+function withLocalSecrets(
+  functions: FunctionSpec[],
+  secrets: { apiKey: string; webhookSecret: string },
+): FunctionSpec[] {
+  return functions.map((spec) => ({
+    ...spec,
+    environment: {
+      ...spec.environment,
+      ...(spec.environment.STRIPE_API_KEY_SECRET_ARN ? { STRIPE_SECRET_KEY: secrets.apiKey } : {}),
+      ...(spec.environment.STRIPE_WEBHOOK_SECRET_ARN ? { STRIPE_WEBHOOK_SECRET: secrets.webhookSecret } : {}),
+    },
+  }));
 }
 
 /**
@@ -236,21 +270,27 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     });
     stops.push(() => lambdaApi.close());
 
+    // GET /metrics: the EMF every invocation flushes, as Prometheus series (prometheus.ts).
+    const metrics = prometheusRegistry();
     const host = await startLambdaHost({
       projectRoot: PROJECT_ROOT,
-      functions: topology.functions,
+      functions: withLocalSecrets(topology.functions, {
+        apiKey: LOCAL_STRIPE_API_KEY,
+        webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+      }),
       region: REGION,
       accountId: ACCOUNT,
       faults,
       log,
+      onMetrics: (emf) => metrics.record(emf),
       baseEnvironment: {
         ...awsEnvironment,
         AWS_ENDPOINT_URL_SFN: stepFunctions.url,
         AWS_ENDPOINT_URL_LAMBDA: lambdaApi.url,
         STRIPE_API_URL: stripe.url,
-        STRIPE_SECRET_KEY: LOCAL_STRIPE_API_KEY,
-        STRIPE_WEBHOOK_SECRET: config.STRIPE_WEBHOOK_SECRET,
         POWERTOOLS_LOG_LEVEL: config.LOG_LEVEL,
+        // No X-Ray daemon here: the Tracer stays a pass-through (shared/tracer.ts).
+        POWERTOOLS_TRACE_ENABLED: 'false',
         ...natsAuth,
       },
     });
@@ -320,7 +360,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       routes: topology.routes,
       lambdas: host,
       port: config.PORT,
-      staticRoutes: apiDocsRoutes(),
+      staticRoutes: [...apiDocsRoutes(), metricsRoute(metrics)],
       ...(config.LOCAL_AUTH === 'jwt' && jwt
         ? { jwtAuthorizer: localJwtAuthorizer({ secret: config.LOCAL_JWT_SECRET, ...jwt }) }
         : {}),

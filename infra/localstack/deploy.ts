@@ -4,8 +4,6 @@ import {
   ResourceExistsException,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { z } from 'zod';
 import { WebhookSecretSettingSchema } from '../../functions/payments/webhook-secrets.ts';
 import { parseConfig } from '../../shared/config.ts';
@@ -17,11 +15,15 @@ import {
   preflightLocalstack,
   systemProbes,
 } from '../local/preflight.ts';
+import { deployCommand, outputsFile } from '../aws/commands.ts';
+import { runCdk } from '../aws/run-cdk.ts';
 
 /**
  * `npm run deploy:localstack`: the same stack, deployed to a running LocalStack (which needs Docker,
- * so this path is not exercised on the project's CI machines). It stores the Stripe keys in
- * LocalStack's Secrets Manager, bootstraps, and deploys with throwaway tables.
+ * so this path is not exercised on the project's CI machines; `npm run localstack:start` starts
+ * it, with the LOCALSTACK_AUTH_TOKEN current images need). It stores the two Stripe secrets in
+ * LocalStack's Secrets Manager, bootstraps with cdklocal, and deploys the stage `localstack`
+ * (throwaway tables, no reserved concurrency), writing its outputs to .tmp/outputs-localstack.json.
  *
  *   NATS_URL=nats://host.docker.internal:4222 \
  *   STRIPE_API_URL=http://host.docker.internal:12111 npm run deploy:localstack
@@ -32,6 +34,8 @@ import {
  * output above says why).
  */
 const PREFIX = 'deploy:localstack';
+/** An ephemeral stage of its own: OrderSaga-localstack, everything removed with it. */
+const STAGE = 'localstack';
 const config = configOrExit(PREFIX, () =>
   parseConfig(
     z
@@ -79,19 +83,15 @@ const {
   AWS_SESSION_TOKEN: _token,
   ...inherited
 } = process.env;
-const localstack = new URL(config.LOCALSTACK_URL);
 const env = {
   ...inherited,
+  // cdklocal reads the endpoint from here; the CDK app's own SDK calls (none) would too.
   AWS_ENDPOINT_URL: config.LOCALSTACK_URL,
-  // Asset buckets are addressed virtual-host style; LocalStack's wildcard domain resolves them.
-  AWS_ENDPOINT_URL_S3: `${localstack.protocol}//s3.localhost.localstack.cloud:${localstack.port || '4566'}`,
   AWS_REGION: config.AWS_REGION,
   AWS_ACCESS_KEY_ID: 'test',
   AWS_SECRET_ACCESS_KEY: 'test',
   CDK_DEFAULT_ACCOUNT: '000000000000',
   CDK_DEFAULT_REGION: config.AWS_REGION,
-  CDK_DISABLE_CLI_TELEMETRY: 'true',
-  CDK_DISABLE_VERSION_CHECK: '1',
 };
 
 const secrets = new SecretsManagerClient({
@@ -99,47 +99,49 @@ const secrets = new SecretsManagerClient({
   region: config.AWS_REGION,
   credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
 });
-const SecretString = JSON.stringify({
-  apiKey: stripeKey,
-  webhookSecret: config.STRIPE_WEBHOOK_SECRET,
-});
-let secretArn: string;
-try {
+/** Creates or updates one secret; its ARN. */
+async function storeSecret(Name: string, SecretString: string): Promise<string> {
   try {
-    secretArn = (await secrets.send(new CreateSecretCommand({ Name: 'order-saga/stripe', SecretString })))
-      .ARN!;
+    return (await secrets.send(new CreateSecretCommand({ Name, SecretString }))).ARN!;
   } catch (error) {
     if (!(error instanceof ResourceExistsException)) throw error;
-    secretArn = (
-      await secrets.send(new PutSecretValueCommand({ SecretId: 'order-saga/stripe', SecretString }))
-    ).ARN!;
+    return (await secrets.send(new PutSecretValueCommand({ SecretId: Name, SecretString }))).ARN!;
   }
+}
+// Two secrets, as on AWS: the payment steps read the key, the webhook the signing secret.
+let apiKeySecretArn: string;
+let webhookSecretArn: string;
+try {
+  apiKeySecretArn = await storeSecret('order-saga/stripe-api-key', stripeKey);
+  webhookSecretArn = await storeSecret('order-saga/stripe-webhook', config.STRIPE_WEBHOOK_SECRET);
 } catch (error) {
-  fail(`storing the Stripe keys in LocalStack's Secrets Manager (${config.LOCALSTACK_URL})`, error);
+  fail(`storing the Stripe secrets in LocalStack's Secrets Manager (${config.LOCALSTACK_URL})`, error);
 } finally {
   secrets.destroy();
 }
 
-mkdirSync('.tmp', { recursive: true });
-const cdk = (...args: string[]) => {
-  try {
-    execFileSync('npx', ['cdk', ...args], { stdio: 'inherit', env });
-  } catch (error) {
-    fail(`cdk ${args[0]}`, error);
-  }
-};
-cdk('bootstrap', `aws://000000000000/${config.AWS_REGION}`);
-cdk(
-  'deploy',
-  '--require-approval',
-  'never',
-  '--context',
-  'ephemeral=true',
-  ...(config.STRIPE_API_URL ? ['--context', `stripeApiUrl=${config.STRIPE_API_URL}`] : []),
-  '--parameters',
-  `NatsUrl=${config.NATS_URL}`,
-  '--parameters',
-  `StripeSecretArn=${secretArn}`,
-  '--outputs-file',
-  '.tmp/localstack-outputs.json',
+const command = deployCommand(
+  {
+    STAGE,
+    NATS_URL: config.NATS_URL,
+    STRIPE_API_KEY_SECRET_ARN: apiKeySecretArn,
+    STRIPE_WEBHOOK_SECRET_ARN: webhookSecretArn,
+    // LocalStack's account has no concurrency to reserve.
+    TASK_CONCURRENCY: 'off',
+    WEBHOOK_CONCURRENCY: 'off',
+  },
+  [
+    '--require-approval',
+    'never',
+    ...(config.STRIPE_API_URL ? ['--context', `stripeApiUrl=${config.STRIPE_API_URL}`] : []),
+    ...process.argv.slice(2),
+  ],
 );
+// cdklocal (aws-cdk-local) points the CDK CLI at LocalStack: endpoints, test credentials, buckets.
+const cdklocal = (args: string[], step: string) => {
+  const status = runCdk({ ...command, args }, { binary: 'cdklocal', env });
+  if (status !== 0) fail(step, { status });
+};
+cdklocal(['bootstrap', `aws://000000000000/${config.AWS_REGION}`], 'cdklocal bootstrap');
+cdklocal(command.args, 'cdklocal deploy');
+console.log(`${PREFIX}: ${command.stack} deployed; outputs in ${outputsFile(STAGE)}`);

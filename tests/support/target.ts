@@ -78,8 +78,9 @@ function deployedTarget(): Target {
       E2E_NATS_URL: z.string().min(1),
       // The emulator the stack's stripeApiUrl points at (npm run stripe:emulator), as the tests reach it.
       E2E_STRIPE_URL: z.url().default('http://127.0.0.1:12111'),
-      E2E_OUTPUTS_FILE: z.string().default('.tmp/localstack-outputs.json'),
-      E2E_STACK_NAME: z.string().default('OrderSaga'),
+      E2E_OUTPUTS_FILE: z.string().default('.tmp/outputs-localstack.json'),
+      // Unset: the one stack the file holds (npm run deploy:localstack writes OrderSaga-localstack).
+      E2E_STACK_NAME: z.string().optional(),
     })
     .parse(process.env);
   const outputs = z
@@ -91,17 +92,24 @@ function deployedTarget(): Target {
         PaymentsTableName: z.string(),
       }),
     )
-    .parse(JSON.parse(readFileSync(env.E2E_OUTPUTS_FILE, 'utf8')))[env.E2E_STACK_NAME];
-  if (!outputs) throw new Error(`${env.E2E_OUTPUTS_FILE} has no stack ${env.E2E_STACK_NAME}`);
+    .parse(JSON.parse(readFileSync(env.E2E_OUTPUTS_FILE, 'utf8')));
+  const stacks = Object.keys(outputs);
+  const stackName = env.E2E_STACK_NAME ?? (stacks.length === 1 ? stacks[0]! : undefined);
+  if (!stackName)
+    throw new Error(
+      `${env.E2E_OUTPUTS_FILE} holds ${stacks.length} stacks (${stacks.join(', ')}): set E2E_STACK_NAME`,
+    );
+  const stack = outputs[stackName];
+  if (!stack) throw new Error(`${env.E2E_OUTPUTS_FILE} has no stack ${stackName}`);
   return {
     apiUrl: env.E2E_API_URL.replace(/\/$/, ''),
     natsUrl: env.E2E_NATS_URL,
     stripeUrl: env.E2E_STRIPE_URL,
     dynamodbEndpoint: undefined,
     tableNames: {
-      orders: outputs.OrdersTableName,
-      inventory: outputs.InventoryTableName,
-      payments: outputs.PaymentsTableName,
+      orders: stack.OrdersTableName,
+      inventory: stack.InventoryTableName,
+      payments: stack.PaymentsTableName,
     },
     drained: async () => {},
     stop: async () => {},
