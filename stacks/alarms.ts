@@ -100,7 +100,7 @@ export class SagaAlarms extends Construct {
     const period = Duration.minutes(15);
     alarm(
       'CompensationRate',
-      `More than ${COMPENSATION_RATE_ALARM_PERCENT} % of the orders of 15 minutes (at least ${COMPENSATION_RATE_MIN_ORDERS}) were cancelled by their saga: declines, stock-outs or faults beyond the usual; the dashboard's reasons say which`,
+      `${COMPENSATION_RATE_ALARM_PERCENT} % or more of the orders of 15 minutes (at least ${COMPENSATION_RATE_MIN_ORDERS}) were cancelled by their saga: declines, stock-outs or faults beyond the usual; the dashboard's reasons say which`,
       new MathExpression({
         expression: `IF(placed >= ${COMPENSATION_RATE_MIN_ORDERS}, 100 * compensated / placed, 0)`,
         usingMetrics: {

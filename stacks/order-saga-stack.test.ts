@@ -706,7 +706,7 @@ describe('OrderSagaStack (defaults)', () => {
       }
     });
 
-    it('the state machine invokes published versions, and may invoke nothing else', () => {
+    it('the state machine invokes published versions, and may invoke its task functions (any version) only', () => {
       const [, machine] = resources(template, 'AWS::StepFunctions::StateMachine')[0]!;
       const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
       const tasks = Object.values(definition.States).filter((state) => state.Type === 'Task');
@@ -717,11 +717,23 @@ describe('OrderSagaStack (defaults)', () => {
       );
       expect(versions.has(undefined)).toBe(false);
       expect(versions.size).toBe(8);
-      const invokable = statementsOf(template, roleId)
-        .filter((statement) => ([] as string[]).concat(statement.Action).includes('lambda:InvokeFunction'))
-        .flatMap((statement) => ([] as unknown[]).concat(statement.Resource));
-      expect(new Set(invokable.map((resource) => JSON.stringify(resource)))).toEqual(
-        new Set([...versions].map((id) => JSON.stringify({ Ref: id }))),
+      const invokable = new Set(
+        statementsOf(template, roleId)
+          .filter((statement) => ([] as string[]).concat(statement.Action).includes('lambda:InvokeFunction'))
+          .flatMap((statement) => ([] as unknown[]).concat(statement.Resource))
+          .map((resource) => JSON.stringify(resource)),
+      );
+      // The versions a deploy publishes, and every older one of the same functions: executions
+      // started before a deploy (and redrives of them) still call the version they started with.
+      const functionIds = [...versions].map((id) => functionOfVersion(template, id!)!);
+      expect(invokable).toEqual(
+        new Set([
+          ...[...versions].map((id) => JSON.stringify({ Ref: id })),
+          ...functionIds.map((id) => JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] })),
+          ...functionIds.map((id) =>
+            JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [id, 'Arn'] }, ':*']] }),
+          ),
+        ]),
       );
       // Versions outlive the deploy that replaced them: executions in flight still call them.
       for (const id of versions) expect(template.toJSON().Resources[id!].DeletionPolicy, id).toBe('Retain');

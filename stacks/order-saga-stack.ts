@@ -163,10 +163,8 @@ export class OrderSagaStack extends Stack {
 
     // A customer's cancel reaches the payment at once (Stripe decides the race with a success), and
     // the order asks the payment for the client secret, which never travels through the saga.
-    for (const caller of [orders.cancelOrder.function, orders.getOrder.function]) {
-      payments.customerPayment.version.grantInvoke(caller);
-      caller.addEnvironment('PAYMENTS_FUNCTION_NAME', payments.customerPayment.version.functionArn);
-    }
+    for (const caller of [orders.cancelOrder, orders.getOrder])
+      payments.customerPayment.invokableBy(caller, 'PAYMENTS_FUNCTION_NAME');
     // Which tokens are the back office's (shared/caller.ts): the customer routes see every order for them.
     if (props.jwt) {
       for (const route of [orders.createOrder, orders.getOrder, orders.cancelOrder])

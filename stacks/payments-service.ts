@@ -106,8 +106,6 @@ export class PaymentsService extends Construct {
     })
       .readSecret(props.webhookSecret, 'STRIPE_WEBHOOK_SECRET_ARN', props.secretsKey)
       .bindTable(this.table, TABLE_VARIABLE, 'readWrite', [BY_PAYMENT_INTENT_INDEX]);
-    // The published version, as the saga's tasks: a deploy never swaps the refund under a delivery.
-    this.refundCharge.version.grantInvoke(this.webhook.function);
-    this.webhook.function.addEnvironment('REFUND_FUNCTION_NAME', this.refundCharge.version.functionArn);
+    this.refundCharge.invokableBy(this.webhook, 'REFUND_FUNCTION_NAME');
   }
 }

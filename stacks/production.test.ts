@@ -127,18 +127,32 @@ describe('least privilege', () => {
     }
   });
 
-  it('the webhook refunds through the refund function, invoking its published version only', () => {
-    const [webhookId, webhook] = functions.get(WEBHOOK)!;
+  it('the webhook refunds through the refund function, which it alone may invoke', () => {
+    const [, webhook] = functions.get(WEBHOOK)!;
     const [refundId] = functions.get('functions/payments/refund-charge.ts')!;
-    const invokable = targetsOf(statementsOf(template, roleOf(webhook)), 'lambda:InvokeFunction');
-    expect(invokable).toHaveLength(1);
-    const version = JSON.parse(invokable[0]!) as { Ref: string };
-    const resource = template.toJSON().Resources[version.Ref] as Resource;
-    expect(resource.Type, webhookId).toBe('AWS::Lambda::Version');
-    expect(resource.Properties.FunctionName).toEqual({ Ref: refundId });
+    const refund = { 'Fn::GetAtt': [refundId, 'Arn'] };
+    expect(targetsOf(statementsOf(template, roleOf(webhook)), 'lambda:InvokeFunction')).toEqual([
+      JSON.stringify(refund),
+    ]);
     expect((webhook.Properties.Environment as { Variables: Json }).Variables.REFUND_FUNCTION_NAME).toEqual(
-      version,
+      refund,
     );
+    for (const [entry, [, fn]] of functions) {
+      if (entry === WEBHOOK) continue;
+      expect(targetsOf(statementsOf(template, roleOf(fn)), 'lambda:InvokeFunction'), entry).not.toContain(
+        JSON.stringify(refund),
+      );
+    }
+  });
+
+  it('a function may act on "*" only where AWS has no resource to name: X-Ray, and a stream reader listing streams', () => {
+    for (const [entry, [, fn]] of functions) {
+      const onAnything = statementsOf(template, roleOf(fn))
+        .filter((statement) => ([] as unknown[]).concat(statement.Resource).includes('*'))
+        .flatMap((statement) => ([] as string[]).concat(statement.Action));
+      const allowed = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'dynamodb:ListStreams'];
+      for (const action of onAnything) expect(allowed, `${entry}: ${action} on *`).toContain(action);
+    }
   });
 
   it('each function may touch its own table and only the indexes it queries; readers cannot write', () => {

@@ -1,5 +1,6 @@
-import { Duration, Validations } from 'aws-cdk-lib';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import type { CfnFunction, IFunction, IVersion } from 'aws-cdk-lib/aws-lambda';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import {
   DefinitionBody,
@@ -23,14 +24,14 @@ import { stageOf } from './stage.ts';
  * keeps the code it started with when a deploy publishes new ones.
  */
 export interface SagaStateMachineProps {
-  orderStep: IFunction;
-  reserveStock: IFunction;
-  confirmStock: IFunction;
-  releaseStock: IFunction;
-  createPayment: IFunction;
-  requestPayment: IFunction;
-  resolvePayment: IFunction;
-  cancelPayment: IFunction;
+  orderStep: IVersion;
+  reserveStock: IVersion;
+  confirmStock: IVersion;
+  releaseStock: IVersion;
+  createPayment: IVersion;
+  requestPayment: IVersion;
+  resolvePayment: IVersion;
+  cancelPayment: IVersion;
   /** How long the payment step waits for the payment's outcome before it asks Stripe. */
   paymentTimeoutSeconds: number;
 }
@@ -251,6 +252,32 @@ export class SagaStateMachine extends Construct {
       // and the PaymentIntent's client secret.
       logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: false },
     });
+    // Each task names the version current when its execution started; a deploy publishes new ones
+    // and moves the grant CDK writes to them. An execution started before (or a redrive of one) still
+    // calls the version it started with, and one started before versions existed the function
+    // itself: both stay invocable, or every saga spanning a deploy would be refused its next task.
+    const functions = [
+      ...new Set(
+        Object.values(props)
+          .filter(isVersion)
+          .map((version) => version.lambda),
+      ),
+    ];
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: functions.flatMap((fn) => [fn.functionArn, `${fn.functionArn}:*`]),
+      }),
+    );
+    const stack = Stack.of(this);
+    for (const fn of functions) {
+      const logicalId = stack.resolve(stack.getLogicalId(fn.node.defaultChild as CfnFunction)) as string;
+      Validations.of(this.stateMachine).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`,
+        reason:
+          'Every published version of a saga task: executions started before a deploy keep invoking the version they started with (the version ARNs of older deploys are not known at synth time)',
+      });
+    }
     Validations.of(this.stateMachine).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
@@ -258,3 +285,6 @@ export class SagaStateMachine extends Construct {
     });
   }
 }
+
+const isVersion = (value: unknown): value is IVersion =>
+  typeof value === 'object' && value !== null && 'lambda' in value && 'version' in value;

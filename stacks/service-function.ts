@@ -148,8 +148,9 @@ export class ServiceFunction extends Construct {
     });
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) name no resource: X-Ray supports only "*" for them',
+      reason: `xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) name no resource: X-Ray supports only "*" for them${
+        props.invokedBy === 'stream' ? '; so does dynamodb:ListStreams, which the stream mapping needs' : ''
+      } (stacks/production.test.ts allows no other action on "*")`,
     });
   }
 
@@ -160,6 +161,20 @@ export class ServiceFunction extends Construct {
    */
   get version(): IVersion {
     return this.function.currentVersion;
+  }
+
+  /**
+   * Lets `caller` invoke this function synchronously, by its unqualified name (the code deployed
+   * now): `lambda:InvokeFunction` on this function's ARN only, and the variable naming it. A caller
+   * outside the saga has no execution to keep on one version, and a deploy that swapped the grant to
+   * a new version would refuse its warm instances still naming the old one.
+   */
+  invokableBy(caller: ServiceFunction, variable: string): this {
+    caller.role.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.function.functionArn] }),
+    );
+    caller.function.addEnvironment(variable, this.function.functionArn);
+    return this;
   }
 
   /**

@@ -89,6 +89,23 @@ describe('webhook configuration', () => {
     expect(fetches).toBe(1);
   });
 
+  it('reads a rotated signing secret again after an hour, in a warm function', async () => {
+    const arn = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:rotated-AbCdEf';
+    secrets.set(arn, 'whsec_before');
+    environment({ STRIPE_WEBHOOK_SECRET_ARN: arn });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { gateway } = webhookDeps();
+      expect((await gateway.verifyWebhook(body, signedWith('whsec_before'))).id).toBe('evt_1');
+      secrets.set(arn, 'whsec_after');
+      vi.setSystemTime(Date.now() + 3_601_000);
+      expect((await gateway.verifyWebhook(body, signedWith('whsec_after'))).id).toBe('evt_1');
+      expect(fetches).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('also reads the older JSON layout ({"webhookSecret": …})', async () => {
     const arn = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:stripe-AbCdEf';
     secrets.set(arn, JSON.stringify({ apiKey: 'sk_test_x', webhookSecret: 'whsec_a,whsec_b' }));

@@ -56,7 +56,7 @@ const WebhookConfigSchema = z
 
 /** A secret's value: the plain string, or the named field of a JSON object (the older layout). */
 async function secretValue<T>(arn: string, field: string, schema: z.ZodType<T>): Promise<T> {
-  // A rotated secret reaches a warm function within the hour.
+  // Cached by Powertools for an hour, in this execution environment.
   const raw = await getSecret<string>(arn, { maxAge: 3600 });
   if (typeof raw !== 'string') throw new Error(`secret ${arn} holds no string`);
   const value = raw.trimStart().startsWith('{') ? (JSON.parse(raw) as Record<string, unknown>)[field] : raw;
@@ -101,18 +101,11 @@ const noApiKey = (): never => {
  */
 export function webhookDeps(): PaymentDeps {
   const config = parseConfig(WebhookConfigSchema);
-  let secrets: Promise<readonly string[]> | undefined;
-  const webhookSecrets = () => {
-    if (config.STRIPE_WEBHOOK_SECRET) return Promise.resolve(config.STRIPE_WEBHOOK_SECRET);
-    // A failed fetch is not kept: the next request tries again.
-    secrets ??= secretValue(config.STRIPE_WEBHOOK_SECRET_ARN!, 'webhookSecret', WebhookSecretsSchema).catch(
-      (error: unknown) => {
-        secrets = undefined;
-        throw error;
-      },
-    );
-    return secrets;
-  };
+  // Powertools keeps the value an hour (a rotated secret reaches a warm function within the hour)
+  // and keeps no failure: the next request after a failed fetch tries again.
+  const webhookSecrets = async (): Promise<readonly string[]> =>
+    config.STRIPE_WEBHOOK_SECRET ??
+    secretValue(config.STRIPE_WEBHOOK_SECRET_ARN!, 'webhookSecret', WebhookSecretsSchema);
   const gateway: PaymentGateway = {
     createIntent: noApiKey,
     confirmIntent: noApiKey,

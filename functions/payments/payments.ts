@@ -417,10 +417,10 @@ async function handleForeignIntent(
     ...context,
     refundId,
   });
+  // Counted with the event's record, once: a repeated delivery refunds nothing new (one key at Stripe).
+  if (!(await deps.payments.recordStripeEvent(stripeEventId, deps.now()))) return 'duplicate';
   addCount(Metric.StrayChargesRefunded);
-  return (await deps.payments.recordStripeEvent(stripeEventId, deps.now()))
-    ? 'foreign-refunded'
-    : 'duplicate';
+  return 'foreign-refunded';
 }
 
 /**
