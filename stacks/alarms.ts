@@ -97,18 +97,23 @@ export class SagaAlarms extends Construct {
       1,
     );
 
+    // A customer's own cancel is not a saga going wrong: it is left out of the rate.
     const period = Duration.minutes(15);
     alarm(
       'CompensationRate',
-      `${COMPENSATION_RATE_ALARM_PERCENT} % or more of the orders of 15 minutes (at least ${COMPENSATION_RATE_MIN_ORDERS}) were cancelled by their saga: declines, stock-outs or faults beyond the usual; the dashboard's reasons say which`,
+      `${COMPENSATION_RATE_ALARM_PERCENT} % or more of the orders of 15 minutes (at least ${COMPENSATION_RATE_MIN_ORDERS}) were cancelled by their saga, customers' own cancels aside: declines, stock-outs or faults beyond the usual; the dashboard's reasons say which`,
       new MathExpression({
-        expression: `IF(placed >= ${COMPENSATION_RATE_MIN_ORDERS}, 100 * compensated / placed, 0)`,
+        expression: `IF(placed >= ${COMPENSATION_RATE_MIN_ORDERS}, 100 * (FILL(compensated, 0) - FILL(customers, 0)) / placed, 0)`,
         usingMetrics: {
           placed: businessMetric(this, Name.OrdersPlaced, 'orders', { period }),
           compensated: businessMetric(this, Name.OrdersCompensated, 'orders', { period }),
+          customers: businessMetric(this, Name.OrdersCompensated, 'orders', {
+            period,
+            dimensions: { reason: 'CUSTOMER_CANCELLED' },
+          }),
         },
         period,
-        label: 'Compensated, % of placed',
+        label: 'Compensated by the saga, % of placed',
       }),
       COMPENSATION_RATE_ALARM_PERCENT,
     );
@@ -125,7 +130,10 @@ export class SagaAlarms extends Construct {
       'SagaThrottled',
       "The saga's tasks, the webhook or the state machine were throttled: their reserved concurrency (or the account's) is spent. Sagas are retried, so they run late; raise the reservation or find the flood",
       new MathExpression({
-        expression: Object.keys(throttles).join(' + '),
+        // A series without a point (a task nobody called) would leave the sum without one: FILL.
+        expression: Object.keys(throttles)
+          .map((id) => `FILL(${id}, 0)`)
+          .join(' + '),
         usingMetrics: throttles,
         period: Duration.minutes(5),
         label: 'Throttled invocations',

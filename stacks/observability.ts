@@ -17,18 +17,24 @@ export const metricsNamespace = (scope: IConstruct) => `${METRICS_NAMESPACE}/${S
 
 /**
  * A business metric as the handlers emit it (shared/metric-names.ts): Powertools writes every one
- * with the `service` dimension, and the total without any other.
+ * with the `service` dimension, and the total without any other; `dimensions` selects one line of
+ * a breakdown (e.g. `reason`).
  */
 export function businessMetric(
   scope: IConstruct,
   name: MetricName,
   service: Service,
-  options: { statistic?: string; period?: Duration; label?: string } = {},
+  options: {
+    statistic?: string;
+    period?: Duration;
+    label?: string;
+    dimensions?: Record<string, string>;
+  } = {},
 ): Metric {
   return new Metric({
     namespace: metricsNamespace(scope),
     metricName: name,
-    dimensionsMap: { service },
+    dimensionsMap: { service, ...options.dimensions },
     statistic: options.statistic ?? 'Sum',
     period: options.period ?? Duration.minutes(5),
     ...(options.label ? { label: options.label } : {}),
@@ -79,12 +85,12 @@ export class AlarmTopic extends Construct {
       removalPolicy: stage.removalPolicy,
       ...(stage.ephemeral ? { pendingWindow: Duration.days(7) } : {}),
     });
+    // As AWS documents it for alarms on an encrypted topic; the topic's policy below says whose.
     key.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
     );
     this.topic = new Topic(this, 'Topic', {
@@ -92,6 +98,22 @@ export class AlarmTopic extends Construct {
       masterKey: key,
       enforceSSL: true,
     });
+    // enforceSSL writes a topic policy of its own, which replaces SNS's default one (the account
+    // may publish): without this statement no alarm could publish. This account's alarms only.
+    const stack = Stack.of(this);
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          ArnLike: {
+            'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*`,
+          },
+          StringEquals: { 'aws:SourceAccount': stack.account },
+        },
+      }),
+    );
     if (props.emails.length + props.urls.length === 0) return;
     // A notification SNS could not deliver (a pager endpoint down) is kept, and alarms itself.
     this.undelivered = new Queue(this, 'Undelivered', {

@@ -613,10 +613,21 @@ describe('OrderSagaStack (defaults)', () => {
         .sort();
       expect(expressions).toEqual(
         [
-          `IF(placed >= ${COMPENSATION_RATE_MIN_ORDERS}, 100 * compensated / placed, 0)`,
+          `IF(placed >= ${COMPENSATION_RATE_MIN_ORDERS}, 100 * (FILL(compensated, 0) - FILL(customers, 0)) / placed, 0)`,
+          Metric.OrdersCompensated,
           Metric.OrdersCompensated,
           Metric.OrdersPlaced,
         ].sort(),
+      );
+      // Customers' own cancels are taken out: the breakdown's CUSTOMER_CANCELLED line.
+      const customers = (rate.Metrics as Array<{ Id: string; MetricStat?: { Metric: Json } }>).find(
+        (m) => m.Id === 'customers',
+      );
+      expect(customers?.MetricStat?.Metric.Dimensions).toEqual(
+        expect.arrayContaining([
+          { Name: 'service', Value: 'orders' },
+          { Name: 'reason', Value: 'CUSTOMER_CANCELLED' },
+        ]),
       );
 
       const throttled = byId.AlarmsSagaThrottled!.Properties.Metrics as Array<{
@@ -635,6 +646,9 @@ describe('OrderSagaStack (defaults)', () => {
       ].map((entry) => functionIdFor(template, entry));
       expect(new Set(watched)).toEqual(new Set(expected));
       expect(throttled.some((m) => m.MetricStat?.Metric.MetricName === 'ExecutionThrottled')).toBe(true);
+      // Every term filled with 0: a task nobody called has no point, and a sum with a gap has none.
+      const sum = (throttled as Array<{ Expression?: string }>).find((m) => m.Expression)!.Expression!;
+      expect(sum.split(' + ').every((term) => /^FILL\(\w+, 0\)$/.test(term))).toBe(true);
 
       expect(byId.AlarmsApi5xx!.Properties).toMatchObject({ MetricName: '5xx', Threshold: API_5XX_ALARM });
     });
@@ -650,8 +664,27 @@ describe('OrderSagaStack (defaults)', () => {
     });
 
     it('the alarm topic is encrypted with a key CloudWatch may use, and takes the subscriptions the deploy names', () => {
-      const [[, topic] = []] = resources(template, 'AWS::SNS::Topic');
+      const [[topicId, topic] = []] = resources(template, 'AWS::SNS::Topic');
       expect(topic!.Properties.KmsMasterKeyId).toBeDefined();
+      // enforceSSL's topic policy replaces SNS's default one: CloudWatch must be let in by name.
+      const policies = resources(template, 'AWS::SNS::TopicPolicy').filter(([, p]) =>
+        JSON.stringify(p.Properties.Topics).includes(topicId!),
+      );
+      const statements = policies.flatMap(
+        ([, p]) => (p.Properties.PolicyDocument as { Statement: Array<Json> }).Statement,
+      );
+      expect(statements).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Allow',
+          Principal: { Service: 'cloudwatch.amazonaws.com' },
+          Action: 'sns:Publish',
+        }),
+      );
+      expect(statements).toContainEqual(
+        expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      );
+      const [[, key] = []] = resources(template, 'AWS::KMS::Key');
+      expect(JSON.stringify(key!.Properties.KeyPolicy)).toContain('cloudwatch.amazonaws.com');
       expect(resources(template, 'AWS::SNS::Subscription')).toEqual([]);
       const subscribed = synth(
         {},

@@ -46,14 +46,20 @@ export class PaymentsService extends Construct {
       indexes: [{ name: BY_PAYMENT_INTENT_INDEX, partitionKey: 'paymentIntentId', include: ['orderId'] }],
     });
     const environment = props.stripeApiUrl ? { STRIPE_API_URL: props.stripeApiUrl } : undefined;
-    const withApiKey = (name: string, entry: string, description: string, invokedBy: Invoker) =>
+    const withApiKey = (
+      name: string,
+      entry: string,
+      description: string,
+      invokedBy: Invoker,
+      timeout = Duration.seconds(30),
+    ) =>
       new ServiceFunction(this, name, {
         entry,
         service: 'payments',
         description,
         invokedBy,
         ...(environment ? { environment } : {}),
-        timeout: Duration.seconds(30),
+        timeout,
         ...(invokedBy === 'saga' && props.taskConcurrency
           ? { reservedConcurrency: props.taskConcurrency }
           : {}),
@@ -94,6 +100,8 @@ export class PaymentsService extends Construct {
       'functions/payments/refund-charge.ts',
       "Invoked by the webhook, which holds no API key: refund a PaymentIntent's charge in full, once",
       'function',
+      // At most three Stripe calls of 5 s: it answers (or fails) well inside the webhook's 30 s.
+      Duration.seconds(20),
     );
 
     this.webhook = new ServiceFunction(this, 'StripeWebhook', {

@@ -32,7 +32,15 @@ function orderEvents(orderId: string, count: number): CloudEvent[] {
 }
 
 /** Records every publish; fails the ids in `failing`; each PubAck comes after `delayMs`. */
-function fakePublisher(options: { failing?: ReadonlySet<string>; delayMs?: number; alive?: boolean } = {}) {
+function fakePublisher(
+  options: {
+    failing?: ReadonlySet<string>;
+    delayMs?: number;
+    alive?: boolean;
+    /** Ids the stream holds already: answered with a duplicate PubAck. */
+    stored?: ReadonlySet<string>;
+  } = {},
+) {
   const sent: OutgoingMessage[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -45,7 +53,7 @@ function fakePublisher(options: { failing?: ReadonlySet<string>; delayMs?: numbe
       inFlight -= 1;
       if (options.failing?.has(message.id)) throw new Error('no PubAck within 5000 ms');
       sent.push(message);
-      return { stream: 'ORDERS', seq: sent.length, duplicate: false };
+      return { stream: 'ORDERS', seq: sent.length, duplicate: options.stored?.has(message.id) ?? false };
     },
     isAlive: async () => options.alive ?? true,
     isClosed: () => closed,
@@ -173,6 +181,17 @@ describe('the bridge', () => {
     failing.clear();
     await bridge.handle({ Records: records });
     expect(published.sort()).toEqual([...a, ...b].map((event) => event.id).sort());
+  });
+
+  it('does not report an event the stream already held (a duplicate PubAck): it was published before', async () => {
+    const [first, second] = orderEvents('o-d', 2);
+    const published: string[] = [];
+    const { bridge } = bridgeWith([fakePublisher({ stored: new Set([first!.id]) }).publisher], {
+      onPublished: (_record, event) => published.push(event.id),
+    });
+    const response = await bridge.handle({ Records: [outboxRecord(first!), outboxRecord(second!)] });
+    expect(response.batchItemFailures).toEqual([]);
+    expect(published).toEqual([second!.id]);
   });
 
   it('forwards an event written under an older schema exactly as it was stored', async () => {

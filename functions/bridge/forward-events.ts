@@ -27,7 +27,7 @@ export interface BridgeOptions {
   /** A record that can never be published (no outbox event in it): skipped, and said loudly here. */
   onUnpublishable: (error: MalformedOutboxItemError, record: DynamoDBRecord) => void;
   onNotReached?: (records: DynamoDBRecord[]) => void;
-  /** JetStream acknowledged the record's event (once per event while this instance lives). */
+  /** JetStream stored the record's event (not called for a duplicate PubAck: it was stored already). */
   onPublished?: (record: DynamoDBRecord, event: StoredEvent) => void;
   /** A connection was replaced; `why` says what was wrong with it. */
   onReconnect?: (why: string) => void;
@@ -102,9 +102,10 @@ export function eventBridge(options: BridgeOptions) {
       return;
     }
     if (published.has(event.id)) return;
-    await current().publish({ subject: event.type, id: event.id, body: event.body });
+    const ack = await current().publish({ subject: event.type, id: event.id, body: event.body });
     published.add(event.id);
-    options.onPublished?.(record, event);
+    // A duplicate PubAck: the stream had it already (another instance, an earlier attempt).
+    if (!ack.duplicate) options.onPublished?.(record, event);
   };
 
   let active: EventPublisher | undefined;
