@@ -9,7 +9,7 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { parseEvent } from '../../events/envelope.ts';
 import { SagaOutcome } from '../../shared/saga.ts';
-import { startStripeEmulator, type StripeEmulator } from '../../infra/local/stripe-emulator.ts';
+import { startStripeEmulator, type StripeEmulator } from '../../infra/local/stripe-emulator/index.ts';
 import { createTables, tableName, templateTables } from '../../infra/local/tables.ts';
 import { synthesizeTemplate } from '../../infra/local/template.ts';
 import type { HttpHandler } from '../../shared/http.ts';

@@ -4,8 +4,9 @@ import type {
   APIGatewayProxyStructuredResultV2,
 } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JwtAuthorizer, JwtAuthorizerContext } from './auth.ts';
+import { BodyTooLargeError, listen, readBody } from './http-server.ts';
 import type { LambdaHost } from './lambda-host.ts';
 import type { RouteSpec } from './template.ts';
 
@@ -48,17 +49,6 @@ function compile(route: RouteSpec): CompiledRoute {
     })
     .join('/');
   return { route, pattern: new RegExp(`^${source}$`), names };
-}
-
-async function readBody(request: IncomingMessage): Promise<Buffer | 'too-large'> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_PAYLOAD_BYTES) return 'too-large';
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function toEvent(
@@ -173,69 +163,62 @@ export async function startHttpGateway(options: {
   onError?: (error: unknown) => void;
 }): Promise<HttpGateway> {
   const compiled = options.routes.map(compile);
-  const server: Server = createServer((request, response) => {
-    void (async () => {
-      const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
-      let found: { compiled: CompiledRoute; match: RegExpExecArray } | undefined;
-      for (const candidate of compiled) {
-        if (candidate.route.method !== request.method && candidate.route.method !== 'ANY') continue;
-        const match = candidate.pattern.exec(url.pathname);
-        if (match) {
-          found = { compiled: candidate, match };
-          break;
+  const server = await listen(
+    (request, response) => {
+      void (async () => {
+        const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
+        let found: { compiled: CompiledRoute; match: RegExpExecArray } | undefined;
+        for (const candidate of compiled) {
+          if (candidate.route.method !== request.method && candidate.route.method !== 'ANY') continue;
+          const match = candidate.pattern.exec(url.pathname);
+          if (match) {
+            found = { compiled: candidate, match };
+            break;
+          }
         }
-      }
-      const local = found ? undefined : options.staticRoutes?.find((route) => route.path === url.pathname);
-      if (local && request.method === 'GET') {
+        const local = found ? undefined : options.staticRoutes?.find((route) => route.path === url.pathname);
+        if (local && request.method === 'GET') {
+          try {
+            const { contentType, body } = await local.respond();
+            response.writeHead(200, { 'content-type': contentType });
+            return response.end(body);
+          } catch (error) {
+            options.onError?.(error);
+            return sendJson(response, 500, { message: 'Internal Server Error' });
+          }
+        }
+        if (!found) return sendJson(response, 404, { message: 'Not Found' });
         try {
-          const { contentType, body } = await local.respond();
-          response.writeHead(200, { 'content-type': contentType });
-          return response.end(body);
+          // Inside the try: a client that hangs up mid-body must not take the runtime down.
+          const body = await readBody(request, MAX_PAYLOAD_BYTES).catch((error: unknown) => {
+            if (error instanceof BodyTooLargeError) return undefined;
+            throw error;
+          });
+          if (!body) return sendJson(response, 413, { message: 'Request Entity Too Large' });
+          const { route } = found.compiled;
+          let authorizer: JwtAuthorizerContext | undefined;
+          if (options.jwtAuthorizer && route.authorizationType === 'JWT') {
+            const decision = await options.jwtAuthorizer.authorize(
+              request.headers.authorization,
+              route.authorizationScopes,
+            );
+            if (!decision.allowed)
+              return sendJson(response, decision.statusCode, decision.body, decision.headers);
+            authorizer = decision.authorizer;
+          }
+          const result = await options.lambdas.invoke(
+            route.functionId,
+            toEvent(request, url, found.compiled, found.match, body, authorizer),
+          );
+          send(response, result as APIGatewayProxyResultV2);
         } catch (error) {
           options.onError?.(error);
-          return sendJson(response, 500, { message: 'Internal Server Error' });
+          if (!response.headersSent && !response.destroyed)
+            sendJson(response, 500, { message: 'Internal Server Error' });
         }
-      }
-      if (!found) return sendJson(response, 404, { message: 'Not Found' });
-      try {
-        // Inside the try: a client that hangs up mid-body must not take the runtime down.
-        const body = await readBody(request);
-        if (body === 'too-large') return sendJson(response, 413, { message: 'Request Entity Too Large' });
-        const { route } = found.compiled;
-        let authorizer: JwtAuthorizerContext | undefined;
-        if (options.jwtAuthorizer && route.authorizationType === 'JWT') {
-          const decision = await options.jwtAuthorizer.authorize(
-            request.headers.authorization,
-            route.authorizationScopes,
-          );
-          if (!decision.allowed)
-            return sendJson(response, decision.statusCode, decision.body, decision.headers);
-          authorizer = decision.authorizer;
-        }
-        const result = await options.lambdas.invoke(
-          route.functionId,
-          toEvent(request, url, found.compiled, found.match, body, authorizer),
-        );
-        send(response, result as APIGatewayProxyResultV2);
-      } catch (error) {
-        options.onError?.(error);
-        if (!response.headersSent && !response.destroyed)
-          sendJson(response, 500, { message: 'Internal Server Error' });
-      }
-    })();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+      })();
+    },
+    { port: options.port },
+  );
+  return { url: server.url, close: server.close };
 }

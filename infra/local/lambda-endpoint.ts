@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { listen, readBody } from './http-server.ts';
 
 /*
  * A local stand-in for the Lambda Invoke API, so that a handler calling another function with the
@@ -32,20 +32,14 @@ function send(response: ServerResponse, status: number, body: string, headers: R
   response.end(body);
 }
 
-async function readBody(request: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /** `invoke` runs a function by name; it throws an Error named ResourceNotFoundException for an unknown one. */
 export async function startLambdaEndpoint(
   invoke: (functionName: string, payload: unknown) => Promise<unknown>,
 ): Promise<LambdaEndpoint> {
-  const server = createServer((request, response) => {
+  const server = await listen((request, response) => {
     void (async () => {
       const match = INVOKE_PATH.exec(new URL(request.url ?? '/', 'http://127.0.0.1').pathname);
-      const text = await readBody(request);
+      const text = (await readBody(request)).toString('utf8');
       if (request.method !== 'POST' || !match) {
         send(response, 404, JSON.stringify({ message: 'Unknown operation' }), {
           'x-amzn-ErrorType': 'UnknownOperationException',
@@ -98,20 +92,5 @@ export async function startLambdaEndpoint(
       if (!response.headersSent) send(response, 500, JSON.stringify({ message: String(error) }));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { url: server.url, close: server.close };
 }

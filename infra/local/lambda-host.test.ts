@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultInjector, type FaultContext, type FaultInjectorOptions } from './faults.ts';
 import { orderIdOf, startLambdaHost, type LambdaHost } from './lambda-host.ts';
-import { startStepFunctionsEndpoint } from './step-functions.ts';
+import { startStepFunctionsEndpoint } from './step-functions/index.ts';
 
 /** What the handler saw: its writes, as a saga handler's writes commit before it returns. */
 const RECORDED = 'lambdaHostTestWrites';

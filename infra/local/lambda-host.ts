@@ -6,7 +6,7 @@ import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { withLogScope, type LogScope } from '../../shared/logger.ts';
 import { withMetricsScope, type MetricsScope } from '../../shared/metrics.ts';
 import { noFaults, type FaultInjector } from './faults.ts';
-import type { TaskInvocation } from './step-functions.ts';
+import type { TaskInvocation } from './step-functions/index.ts';
 import type { FunctionSpec } from './template.ts';
 
 /*

@@ -16,9 +16,9 @@ import { startLambdaEndpoint } from './lambda-endpoint.ts';
 import { startLambdaHost, type LambdaHost } from './lambda-host.ts';
 import { metricsRoute, prometheusRegistry } from './prometheus.ts';
 import { resolveNats, startDynamoDbLocal, type LocalService } from './processes.ts';
-import { startStepFunctionsEndpoint } from './step-functions.ts';
+import { startStepFunctionsEndpoint } from './step-functions/index.ts';
 import { startStreamPoller, type StreamPoller } from './stream-poller.ts';
-import { startStripeEmulator } from './stripe-emulator.ts';
+import { startStripeEmulator } from './stripe-emulator/index.ts';
 import { createTables, tableName, templateTables } from './tables.ts';
 import {
   readTopology,

@@ -15,9 +15,10 @@
  *   (closed shards are followed to their children); different shards run concurrently.
  * - `startingPosition` TRIM_HORIZON / LATEST, `batchSize`, `maximumBatchingWindowMs`, and the 6 MB
  *   invocation payload limit (measured as the JSON size of the records).
- * - Filter criteria (see `matchesFilter`): a record is delivered if any filter matches; dropped
- *   records are never delivered, never retried and never count toward `batchSize`. Unknown
- *   operators or malformed patterns throw from `startStreamPoller`, as Lambda rejects the mapping.
+ * - Filter criteria, matched by `event-pattern.ts` against the Lambda-shaped record: a record is
+ *   delivered if any filter matches; dropped records are never delivered, never retried and never
+ *   count toward `batchSize`. An invalid pattern throws from `startStreamPoller`, as Lambda rejects
+ *   the mapping.
  * - Failures: a rejected `invoke` fails the whole batch, which is retried (after `retryDelayMs`,
  *   doubling up to 10 s). With `reportBatchItemFailures`, `{ batchItemFailures: [{ itemIdentifier }] }`
  *   checkpoints before the lowest failed sequence number and retries from there (later records are
@@ -34,10 +35,9 @@
  * - No `MaximumRecordAgeInSeconds`, `TumblingWindowInSeconds`, `ParallelizationFactor` > 1, on-failure
  *   destinations (use `onDiscard`), function timeouts, throttling, concurrency limits or metrics.
  * - Lambda's own retry backoff is unspecified; this one is `retryDelayMs` doubling up to 10 s.
- * - Filters: any top-level key may be filtered on (Lambda documents only `dynamodb`); there is no
- *   limit on the number of filters; `wildcard`, `cidr` and `$or` nested inside operators are not
- *   supported (they throw). As in EventBridge's matcher, `numeric` only matches JSON numbers, so it
- *   never matches DynamoDB `N` values (they are strings): match those with exact strings or `prefix`.
+ * - Filters: any top-level key may be filtered on (Lambda documents only `dynamodb`), and there is
+ *   no limit on the number of filters. DynamoDB `N` values are strings in the record, so `numeric`
+ *   never matches them: match those with exact strings or `prefix`.
  * - LATEST means "from when the poller got its first iterator", which happens shortly after
  *   `startStreamPoller` returns (await `drained()` to be sure), not from when the mapping was created.
  * - `stop()` aborts in-flight Streams API calls and clears its timers; the client is the caller's to
@@ -58,6 +58,7 @@ import {
   type _Record,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { AttributeValue, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { matchesFilter, parseFilterPattern } from './event-pattern.ts';
 
 export interface StreamPollerOptions {
   client: DynamoDBStreamsClient;
@@ -100,235 +101,6 @@ export interface StreamPoller {
   stop(): Promise<void>;
   /** resolves when every record written so far has been delivered (or filtered out) — handy for tests */
   drained(): Promise<void>;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* Filter patterns (Lambda's filter-criteria syntax, the EventBridge pattern subset Lambda documents) */
-/* ------------------------------------------------------------------------------------------------ */
-
-/** A parsed, validated filter pattern. */
-export type FilterPattern = { readonly [key: string]: unknown };
-
-const NUMERIC_OPERATORS = new Set(['=', '<', '<=', '>', '>=']);
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function invalid(path: string, message: string): never {
-  throw new Error(`Invalid filter pattern at ${path || '<root>'}: ${message}`);
-}
-
-function validateObject(pattern: unknown, path: string): void {
-  if (!isPlainObject(pattern)) invalid(path, 'expected a JSON object');
-  for (const [key, value] of Object.entries(pattern)) {
-    const at = path ? `${path}.${key}` : key;
-    if (key === '$or') {
-      if (!Array.isArray(value) || value.length === 0) invalid(at, '$or takes a non-empty array of patterns');
-      value.forEach((alternative, index) => validateObject(alternative, `${at}[${index}]`));
-    } else if (Array.isArray(value)) {
-      if (value.length === 0) invalid(at, 'a value list must not be empty');
-      value.forEach((condition, index) => validateCondition(condition, `${at}[${index}]`));
-    } else if (isPlainObject(value)) {
-      validateObject(value, at);
-    } else {
-      invalid(at, 'values must be arrays (e.g. ["x"]) or nested objects');
-    }
-  }
-}
-
-function validateCondition(condition: unknown, path: string): void {
-  if (condition === null || ['string', 'number', 'boolean'].includes(typeof condition)) {
-    if (typeof condition === 'number' && !Number.isFinite(condition)) invalid(path, 'numbers must be finite');
-    return;
-  }
-  if (!isPlainObject(condition)) invalid(path, 'expected a value or an operator object');
-  const entries = Object.entries(condition);
-  if (entries.length !== 1) invalid(path, 'an operator object has exactly one key');
-  const [operator, argument] = entries[0] as [string, unknown];
-  switch (operator) {
-    case 'prefix':
-    case 'suffix':
-    case 'equals-ignore-case':
-      if (typeof argument !== 'string') invalid(path, `${operator} takes a string`);
-      return;
-    case 'exists':
-      if (typeof argument !== 'boolean') invalid(path, 'exists takes true or false');
-      return;
-    case 'numeric':
-      validateNumeric(argument, path);
-      return;
-    case 'anything-but':
-      validateAnythingBut(argument, path);
-      return;
-    default:
-      invalid(path, `unsupported operator "${operator}"`);
-  }
-}
-
-function validateNumeric(argument: unknown, path: string): void {
-  if (!Array.isArray(argument) || (argument.length !== 2 && argument.length !== 4)) {
-    invalid(path, 'numeric takes [op, n] or [op, n, op, n]');
-  }
-  for (let i = 0; i < argument.length; i += 2) {
-    const op: unknown = argument[i];
-    const n: unknown = argument[i + 1];
-    if (typeof op !== 'string' || !NUMERIC_OPERATORS.has(op))
-      invalid(path, `unknown numeric operator ${String(op)}`);
-    if (typeof n !== 'number' || !Number.isFinite(n))
-      invalid(path, 'numeric operands must be finite numbers');
-  }
-  if (argument.length === 4) {
-    const [low, , high] = argument as [string, number, string, number];
-    if (!low.startsWith('>') || !high.startsWith('<'))
-      invalid(path, 'a numeric range is [">"|">=", n, "<"|"<=", m]');
-  }
-}
-
-function validateAnythingBut(argument: unknown, path: string): void {
-  if (typeof argument === 'string' || (typeof argument === 'number' && Number.isFinite(argument))) return;
-  if (Array.isArray(argument)) {
-    if (argument.length === 0) invalid(path, 'anything-but list must not be empty');
-    const allStrings = argument.every((v) => typeof v === 'string');
-    const allNumbers = argument.every((v) => typeof v === 'number' && Number.isFinite(v));
-    if (!allStrings && !allNumbers) invalid(path, 'anything-but list must be all strings or all numbers');
-    return;
-  }
-  if (isPlainObject(argument)) {
-    const entries = Object.entries(argument);
-    const [operator, value] = (entries[0] ?? []) as [string | undefined, unknown];
-    if (entries.length === 1 && (operator === 'prefix' || operator === 'suffix') && typeof value === 'string')
-      return;
-    if (
-      entries.length === 1 &&
-      operator === 'equals-ignore-case' &&
-      (typeof value === 'string' ||
-        (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')))
-    ) {
-      return;
-    }
-    invalid(path, `unsupported anything-but operand ${JSON.stringify(argument)}`);
-  }
-  invalid(path, 'anything-but takes a value, a list of values, or {prefix|suffix|equals-ignore-case}');
-}
-
-/** Parses and validates a filter pattern; throws on malformed JSON, unknown operators or bad operands. */
-export function parseFilterPattern(pattern: string | FilterPattern): FilterPattern {
-  let parsed: unknown = pattern;
-  if (typeof pattern === 'string') {
-    try {
-      parsed = JSON.parse(pattern);
-    } catch (error) {
-      throw new Error(`Invalid filter pattern: not JSON (${(error as Error).message})`, { cause: error });
-    }
-  }
-  validateObject(parsed, '');
-  return parsed as FilterPattern;
-}
-
-function fieldOf(value: unknown, key: string): unknown {
-  return isPlainObject(value) && Object.hasOwn(value, key) ? value[key] : undefined;
-}
-
-/** Leaf values at a path: scalars (null included), or the scalar elements of an array. */
-function leavesOf(value: unknown): unknown[] {
-  if (value === undefined || isPlainObject(value)) return [];
-  if (Array.isArray(value))
-    return value.flatMap((element) => (isPlainObject(element) ? [] : leavesOf(element)));
-  return [value];
-}
-
-function compareNumeric(op: string, left: number, right: number): boolean {
-  switch (op) {
-    case '=':
-      return left === right;
-    case '<':
-      return left < right;
-    case '<=':
-      return left <= right;
-    case '>':
-      return left > right;
-    default:
-      return left >= right;
-  }
-}
-
-function matchOperator(operator: string, argument: unknown, leaf: unknown): boolean {
-  switch (operator) {
-    case 'prefix':
-      return typeof leaf === 'string' && leaf.startsWith(argument as string);
-    case 'suffix':
-      return typeof leaf === 'string' && leaf.endsWith(argument as string);
-    case 'equals-ignore-case':
-      return typeof leaf === 'string' && leaf.toLowerCase() === (argument as string).toLowerCase();
-    case 'numeric': {
-      if (typeof leaf !== 'number') return false;
-      const terms = argument as Array<string | number>;
-      for (let i = 0; i < terms.length; i += 2) {
-        if (!compareNumeric(terms[i] as string, leaf, terms[i + 1] as number)) return false;
-      }
-      return true;
-    }
-    case 'anything-but': {
-      if (isPlainObject(argument)) {
-        const [inner, operand] = Object.entries(argument)[0] as [string, unknown];
-        if (inner === 'equals-ignore-case') {
-          const values = (Array.isArray(operand) ? operand : [operand]) as string[];
-          return typeof leaf !== 'string' || !values.some((v) => v.toLowerCase() === leaf.toLowerCase());
-        }
-        return !matchOperator(inner, operand, leaf);
-      }
-      const excluded = Array.isArray(argument) ? argument : [argument];
-      return !excluded.includes(leaf);
-    }
-    default:
-      return false;
-  }
-}
-
-function matchValueList(conditions: readonly unknown[], value: unknown): boolean {
-  const leaves = leavesOf(value);
-  return conditions.some((condition) => {
-    if (!isPlainObject(condition)) return leaves.some((leaf) => leaf === condition);
-    const [operator, argument] = Object.entries(condition)[0] as [string, unknown];
-    if (operator === 'exists') return argument === true ? leaves.length > 0 : leaves.length === 0;
-    return leaves.some((leaf) => matchOperator(operator, argument, leaf));
-  });
-}
-
-function matchObject(pattern: FilterPattern, value: unknown): boolean {
-  for (const [key, sub] of Object.entries(pattern)) {
-    if (key === '$or') {
-      if (!(sub as FilterPattern[]).some((alternative) => matchObject(alternative, value))) return false;
-      continue;
-    }
-    const child = fieldOf(value, key);
-    if (Array.isArray(sub)) {
-      if (!matchValueList(sub, child)) return false;
-    } else if (Array.isArray(child)) {
-      const objects = child.filter(isPlainObject);
-      const ok =
-        objects.length === 0
-          ? matchObject(sub as FilterPattern, undefined)
-          : objects.some((element) => matchObject(sub as FilterPattern, element));
-      if (!ok) return false;
-    } else if (!matchObject(sub as FilterPattern, child)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-/**
- * Whether `record` (any JSON value, e.g. a Lambda-shaped `DynamoDBRecord`) matches one Lambda
- * filter pattern. Supported: exact values (strings, numbers, booleans, null) in arrays, `prefix`,
- * `suffix`, `equals-ignore-case`, `anything-but` (value, list, or {prefix|suffix|equals-ignore-case}),
- * `numeric` ([op, n] or a range), `exists`, nested objects and `$or`. Matching is on leaves, as in
- * EventBridge: an array in the record matches if any element does, and `exists` looks for a scalar
- * at that path. Throws if the pattern is invalid.
- */
-export function matchesFilter(pattern: string | FilterPattern, record: unknown): boolean {
-  return matchObject(parseFilterPattern(pattern), record);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -444,6 +216,10 @@ function intInRange(name: string, value: number, min: number, max: number): numb
     throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
   }
   return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function errorName(error: unknown): string {
@@ -627,7 +403,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
         record,
         sequence: BigInt(sequenceNumber),
         sequenceNumber,
-        matches: filters.length === 0 || filters.some((pattern) => matchObject(pattern, record)),
+        matches: filters.length === 0 || filters.some((pattern) => matchesFilter(pattern, record)),
         bytes: Buffer.byteLength(JSON.stringify(record)),
         bufferedAt: Date.now(),
       });

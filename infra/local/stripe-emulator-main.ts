@@ -10,7 +10,7 @@ import {
   preflightStripeEmulator,
   systemProbes,
 } from './preflight.ts';
-import { startStripeEmulator } from './stripe-emulator.ts';
+import { startStripeEmulator } from './stripe-emulator/index.ts';
 
 /**
  * `npm run stripe:emulator`: the local Stripe emulator on its own, for a deployed stack (LocalStack)

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLocalRuntimeInfo } from '../local/runtime-info.ts';
-import { startStepFunctionsEndpoint, type StepFunctionsEndpoint } from '../local/step-functions.ts';
+import { startStepFunctionsEndpoint, type StepFunctionsEndpoint } from '../local/step-functions/index.ts';
 import { runSagaRedrive } from './saga-redrive.ts';
 
 /** Orders whose downstream has been fixed; until then their Fulfil step fails. */

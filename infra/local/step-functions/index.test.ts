@@ -13,11 +13,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import {
-  startStepFunctionsEndpoint,
-  type InvokeFunction,
-  type StepFunctionsEndpoint,
-} from './step-functions.ts';
+import { startStepFunctionsEndpoint, type InvokeFunction, type StepFunctionsEndpoint } from './index.ts';
 
 const fn = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
 

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { STRIPE_MAXIMUM_CHARGE, STRIPE_MINIMUM_CHARGE } from '../../functions/payments/stripe-limits.ts';
-import { faultInjector, type FaultContext, type FaultName, type FaultSpec } from './faults.ts';
-import { startStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from './stripe-emulator.ts';
+import { STRIPE_MAXIMUM_CHARGE, STRIPE_MINIMUM_CHARGE } from '../../../functions/payments/stripe-limits.ts';
+import { faultInjector, type FaultContext, type FaultName, type FaultSpec } from '../faults.ts';
+import { startStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from './index.ts';
 
 const SECRET = 'whsec_emulator_test_secret';
 
@@ -296,6 +296,24 @@ describe('requests', () => {
     const live = await rejectionOf(clientFor(emulator, 'sk_live_nope').paymentIntents.retrieve('pi_x'));
     expect(live).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
     expect(live.statusCode).toBe(401);
+  });
+
+  it('answers a body over 1 MiB with 400 invalid_request_error, before looking at the key', async () => {
+    const { emulator } = await setUp();
+    const body = `description=${'a'.repeat(1024 * 1024)}`;
+    for (const headers of [{ Authorization: 'Bearer sk_test_emulator' }, {}]) {
+      const answer = await fetch(`${emulator.url}/v1/payment_intents`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+        body,
+      });
+      expect(answer.status).toBe(400);
+      expect(await answer.json()).toEqual({
+        error: { type: 'invalid_request_error', message: 'Request body too large.' },
+      });
+    }
+    const list = await clientFor(emulator).paymentIntents.list();
+    expect(list.data).toEqual([]);
   });
 
   it('lets a publishable key retrieve and confirm an intent with its client secret, as Stripe.js does, and nothing else', async () => {
