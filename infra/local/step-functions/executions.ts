@@ -6,9 +6,10 @@ import {
   type StateMachine,
 } from 'aws-local-stepfunctions';
 import { haltedError, isRecord, namedError, runtimeError, toJson, type Json } from './common.ts';
-import { consume, record, recordTerminal, type HistoryEvent, type LibraryEvent } from './history.ts';
+import type { Execution, ExecutionStatus } from './execution.ts';
+import { consume, record, recordTerminal, type LibraryEvent } from './history.ts';
 import { libraryStartingAt, taskTimeoutMs, type Machine, type TaskInfo } from './state-machines.ts';
-import { newToken, type TaskToken, type TaskTokens } from './task-tokens.ts';
+import { newToken, type TaskTokens } from './task-tokens.ts';
 
 /*
  * Executions and their runner: each attempt (the first, then every redrive) is one run of the
@@ -27,39 +28,6 @@ export type InvokeFunction = (
   payload: unknown,
   task: TaskInvocation,
 ) => Promise<unknown>;
-
-export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
-
-export interface Execution {
-  arn: string;
-  name: string;
-  machine: Machine;
-  input: string;
-  status: ExecutionStatus;
-  startDate: number;
-  stopDate?: number;
-  output?: string;
-  error?: string;
-  cause?: string;
-  history: HistoryEvent[];
-  /** Also the attempt number: the run of attempt N settles only attempt N. */
-  redriveCount: number;
-  redriveDate?: number;
-  /** The top-level state entered last, with its input: where a redrive restarts. */
-  lastEntered?: { name: string; input: Json };
-  /** Client tokens of successful redrives, newest last (at most REDRIVE_TOKENS_KEPT). */
-  redriveTokens: Array<{ token: string; usedAt: number; redriveDate: number }>;
-  /** The token `$$.Task.Token` currently reads as; rotated whenever a waitForTaskToken task takes it. */
-  currentToken: string;
-  openTokens: Set<TaskToken>;
-  /** Aborted when the execution ends: pending Task overrides reject at once, so library timers clear. */
-  halt: AbortController;
-  abortRun: () => void;
-  /** Resolves when the library's event log is drained. */
-  consumed: Promise<void>;
-  /** Resolves when the history is final (terminal event appended). */
-  historyComplete: Promise<void>;
-}
 
 export interface Runner {
   /** Every execution started, by ARN. */

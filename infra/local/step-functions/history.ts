@@ -1,19 +1,11 @@
 import { isRecord, seconds, toJson } from './common.ts';
-import type { Execution, ExecutionStatus } from './executions.ts';
+import type { Execution, ExecutionStatus, HistoryEvent } from './execution.ts';
 import { describeResource } from './state-machines.ts';
 
 /*
  * Execution history: the AWS-shaped events recorded from the library's event log (ids in order,
  * previousEventId the preceding event, timestamps in ms until GetExecutionHistory answers in seconds).
  */
-
-export interface HistoryEvent {
-  id: number;
-  previousEventId: number;
-  timestamp: number;
-  type: string;
-  [details: string]: unknown;
-}
 
 /** The fields of the library's event log entries this endpoint reads. */
 export interface LibraryEvent {
