@@ -599,7 +599,7 @@ function paths(): Json {
             in: 'header',
             required: true,
             description:
-              "`t=<unix time>,v1=<HMAC-SHA256 hex>`, signed with the endpoint secret (`STRIPE_WEBHOOK_SECRET` locally, the Stripe secret's `webhookSecret` on AWS). While a secret is rolled the header carries one `v1` per secret; it verifies when any one matches a configured secret (several may be configured, comma-separated).",
+              '`t=<unix time>,v1=<HMAC-SHA256 hex>`, signed with the endpoint secret (`STRIPE_WEBHOOK_SECRET` locally, the webhook signing secret, `StripeWebhookSecretArn`, on AWS). A header that is missing, not `t=…,v1=…`, or dated more than 300 s from now is refused before any secret is read. While a secret is rolled the header carries one `v1` per secret; it verifies when any one matches a configured secret (several may be configured, comma-separated).',
             schema: { type: 'string' },
           },
         ],

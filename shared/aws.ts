@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { tracer } from './tracer.ts';
 
@@ -28,4 +28,25 @@ export function stepFunctionsClient(): SFNClient {
 export function lambdaClient(): LambdaClient {
   lambda ??= tracer.captureAWSv3Client(new LambdaClient({}));
   return lambda;
+}
+
+/**
+ * Invokes a function synchronously (RequestResponse) and answers its parsed result. A failed call,
+ * or the function failing (`FunctionError`, its error payload quoted), is thrown as `unavailable`
+ * makes it: the caller names the fault its own callers retry on.
+ */
+export async function invokeFunction(
+  client: LambdaClient,
+  functionName: string,
+  payload: unknown,
+  unavailable: (message: string, options?: ErrorOptions) => Error,
+): Promise<unknown> {
+  const response = await client
+    .send(new InvokeCommand({ FunctionName: functionName, Payload: JSON.stringify(payload) }))
+    .catch((error: unknown) => {
+      throw unavailable(`Invoking ${functionName} failed`, { cause: error });
+    });
+  const text = response.Payload ? Buffer.from(response.Payload).toString('utf8') : 'null';
+  if (response.FunctionError) throw unavailable(`${functionName} failed: ${text.slice(0, 500)}`);
+  return JSON.parse(text) as unknown;
 }

@@ -1,6 +1,7 @@
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { invokeFunction } from '../../shared/aws.ts';
 import { PaymentLastErrorSchema } from '../../shared/saga.ts';
 import type { CheckoutView } from './order.ts';
 
@@ -48,18 +49,13 @@ export function lambdaOrderPayments(client: LambdaClient, functionName: string):
       }
     }
   };
-  const invokeOnce = async (request: { action: 'cancel' | 'clientSecret'; orderId: string }) => {
-    const response = await client
-      .send(new InvokeCommand({ FunctionName: functionName, Payload: JSON.stringify(request) }))
-      .catch((error: unknown) => {
-        throw new PaymentsUnavailableError(`Invoking ${functionName} failed`, { cause: error });
-      });
-    const text = response.Payload ? Buffer.from(response.Payload).toString('utf8') : 'null';
-    if (response.FunctionError) {
-      throw new PaymentsUnavailableError(`${functionName} failed (${request.action}): ${text.slice(0, 500)}`);
-    }
-    return JSON.parse(text) as unknown;
-  };
+  const invokeOnce = (request: { action: 'cancel' | 'clientSecret'; orderId: string }) =>
+    invokeFunction(
+      client,
+      functionName,
+      request,
+      (message, options) => new PaymentsUnavailableError(`${message} (${request.action})`, options),
+    );
   return {
     async cancelForCustomer(orderId) {
       return CancelAnswerSchema.parse(await invoke({ action: 'cancel', orderId })).outcome;

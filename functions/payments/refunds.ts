@@ -1,4 +1,5 @@
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import { invokeFunction } from '../../shared/aws.ts';
 import { z } from 'zod';
 import { OrderIdSchema } from '../../events/common.ts';
 import type { PaymentGateway } from './stripe-gateway.ts';
@@ -29,17 +30,14 @@ export function lambdaRefunds(client: LambdaClient, functionName: string): Pick<
   return {
     async refund(orderId, paymentIntentId) {
       const request: RefundRequest = { orderId, paymentIntentId };
-      const response = await client
-        .send(new InvokeCommand({ FunctionName: functionName, Payload: JSON.stringify(request) }))
-        .catch((error: unknown) => {
-          throw new RefundUnavailableError(`Invoking ${functionName} failed`, { cause: error });
-        });
-      const text = response.Payload ? Buffer.from(response.Payload).toString('utf8') : 'null';
-      if (response.FunctionError)
-        throw new RefundUnavailableError(
-          `${functionName} failed to refund ${paymentIntentId}: ${text.slice(0, 500)}`,
-        );
-      return RefundAnswerSchema.parse(JSON.parse(text));
+      const answer = await invokeFunction(
+        client,
+        functionName,
+        request,
+        (message, options) =>
+          new RefundUnavailableError(`${message} (refund of ${paymentIntentId})`, options),
+      );
+      return RefundAnswerSchema.parse(answer);
     },
   };
 }

@@ -94,34 +94,13 @@ describe('refunds the webhook asks for', () => {
   });
 
   it('a second PaymentIntent that took money for a paid order is refunded in full; the order keeps its one charge', async () => {
-    const sku = customer.sku();
-    await customer.putProduct(sku, 5);
-    const placed = await customer.placeOrder({
-      customerId: `c-${randomUUID()}`,
-      items: [{ sku, quantity: 1 }],
-    });
-    await customer.payInBrowser(placed.orderId);
-    const completed = await customer.settled(placed.orderId);
-    expect(completed.status).toBe('COMPLETED');
-
-    // Someone charges the customer again for the same order, outside the saga.
-    const stray = await customer.stripe.paymentIntents.create({
-      amount: 1250,
-      currency: 'usd',
-      metadata: { orderId: placed.orderId },
-      payment_method: 'pm_card_visa',
-      confirm: true,
-    });
+    const { orderId, stray } = await strayChargeOnAPaidOrder();
     expect(stray.status).toBe('succeeded');
-
-    const money = await pollUntil(
-      `the stray charge of ${placed.orderId} is refunded`,
-      () => customer.moneyAtStripe(placed.orderId),
-      (held) => held.intents.find((intent) => intent.id === stray.id)?.refunded === 1250,
-    );
+    const money = await refunded(orderId, stray.id);
+    expect(money.intents.find((intent) => intent.id === stray.id)?.refunded).toBe(1250);
     expect(money.kept).toBe(1250);
     expect(money.intents).toHaveLength(2);
-    expect((await customer.getOrder(placed.orderId)).status).toBe('COMPLETED');
+    expect((await customer.getOrder(orderId)).status).toBe('COMPLETED');
   });
 
   it('answers an unsigned webhook 400 before anything is read', async () => {
